@@ -1,0 +1,89 @@
+"""The `kgen` command. Each command group lives in its own module and registers itself here.
+
+Import discipline: nothing here (or in any kgen.cli module at import time) may import torch,
+triton, numpy or aiohttp, so that `kgen --help` stays fast. Heavy imports happen inside commands.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from kgen import __version__
+from kgen.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, KgenError
+
+app = typer.Typer(
+    name="kgen",
+    help="Distributed AI kernel generation: PyTorch reference ops in, verified Triton kernels out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+_state = {"debug": bool(os.environ.get("KGEN_DEBUG"))}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"kgen {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.", envvar="KGEN_DEBUG"),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    _state["debug"] = _state["debug"] or debug
+
+
+def _register_all() -> None:
+    # One module per command group; each exposes register(app).
+    from kgen.cli import (  # noqa: PLC0415
+        verify_cmd,
+        run_cmd,
+        gateway_cmd,
+        node_cmd,
+        worker_cmd,
+        job_cmd,
+        config_cmd,
+        docs_cmd,
+    )
+
+    for module in (verify_cmd, run_cmd, job_cmd, worker_cmd, gateway_cmd, node_cmd, config_cmd, docs_cmd):
+        module.register(app)
+
+
+_register_all()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: maps expected errors to one-line messages and exit codes."""
+    from typer._click.exceptions import ClickException  # typer >= 0.26 vendors click
+
+    try:
+        rv = app(args=argv, prog_name="kgen", standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        print("kgen: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+    except KgenError as exc:
+        if _state["debug"]:
+            traceback.print_exc()
+        print(f"kgen: error: {exc.message}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # an unexpected bug: say so in one line unless --debug
+        if _state["debug"]:
+            traceback.print_exc()
+        else:
+            print(f"kgen: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,179 @@
+"""Configuration: one TOML file, a typed key schema, and flag > env > config > default resolution.
+
+Every resolved value carries where it came from, so commands can say which address they use
+and why (DESIGN.md section 5: never fall back silently to a stale address).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from kgen.core.errors import BadInput, ConfigError
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str                 # dotted, e.g. "gateway.port"
+    type: type                # str | int | float | bool
+    default: Any
+    env: str | None = None    # environment variable that overrides the file
+    help: str = ""
+    check: Callable[[Any], str | None] | None = None  # returns an error text or None
+
+
+def _port(v: int) -> str | None:
+    return None if 0 <= v <= 65535 else "must be a port number 0-65535"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _backend(v: str) -> str | None:
+    return None if v in ("cpu", "cuda") else "must be 'cpu' or 'cuda'"
+
+
+def _url(v: str) -> str | None:
+    return None if v.startswith(("http://", "https://")) else "must be an http:// or https:// URL"
+
+
+KEYS: dict[str, Key] = {k.name: k for k in [
+    Key("gateway.url", str, "http://127.0.0.1:8000", "KGEN_GATEWAY_URL", "gateway the client commands talk to", _url),
+    Key("gateway.host", str, "127.0.0.1", "KGEN_GATEWAY_HOST", "address the gateway binds"),
+    Key("gateway.port", int, 8000, "KGEN_GATEWAY_PORT", "port the gateway binds", _port),
+    Key("gateway.db", str, "", "KGEN_GATEWAY_DB", "gateway SQLite file (default: <state dir>/gateway.db)"),
+    Key("gateway.max_queue", int, 256, None, "queued jobs before submits get 429", _positive),
+    Key("gateway.heartbeat_ttl_s", float, 30.0, None, "worker heartbeat TTL in seconds", _positive),
+    Key("gateway.max_attempts", int, 3, None, "tries of one candidate on different nodes", _positive),
+    Key("node.host", str, "127.0.0.1", "KGEN_NODE_HOST", "address the node binds"),
+    Key("node.port", int, 9001, "KGEN_NODE_PORT", "port the node binds", _port),
+    Key("node.backend", str, "cpu", "KGEN_NODE_BACKEND", "cpu (Triton interpreter) or cuda", _backend),
+    Key("node.arch", str, "", "KGEN_NODE_ARCH", "arch label, e.g. h100 (default: detected)"),
+    Key("node.devices", str, "", "KGEN_NODE_DEVICES", "device ids, e.g. 0,1 (cpu: number of slots)"),
+    Key("node.gateway", str, "", "KGEN_NODE_GATEWAY", "gateway URL to self-register with"),
+    Key("store.path", str, "", "KGEN_STORE", "local-mode SQLite file (default: <home>/kgen.db)"),
+    Key("verify.timeout_s", float, 300.0, "KGEN_VERIFY_TIMEOUT", "per-candidate timeout in seconds", _positive),
+    Key("verify.memory_mb", int, 8192, "KGEN_VERIFY_MEMORY_MB", "per-candidate address-space limit", _positive),
+    Key("llm.base_url", str, "", "KGEN_LLM_BASE_URL", "OpenAI-compatible endpoint, e.g. https://host/v1"),
+    Key("llm.model", str, "", "KGEN_LLM_MODEL", "model name for the llm generator"),
+    Key("llm.api_key", str, "", "KGEN_LLM_API_KEY", "API key for the llm endpoint (prefer the env var)"),
+]}
+
+
+def kgen_home() -> Path:
+    """$KGEN_HOME, else the platform config dir (XDG on Linux)."""
+    if os.environ.get("KGEN_HOME"):
+        return Path(os.environ["KGEN_HOME"]).expanduser()
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / "kgen"
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "kgen"
+
+
+def config_path() -> Path:
+    # systemd's ConfigurationDirectory= wins for daemons started by a unit.
+    if os.environ.get("CONFIGURATION_DIRECTORY") and not os.environ.get("KGEN_HOME"):
+        return Path(os.environ["CONFIGURATION_DIRECTORY"].split(":")[0]) / "config.toml"
+    return kgen_home() / "config.toml"
+
+
+def state_dir() -> Path:
+    """Where daemons keep databases: systemd's STATE_DIRECTORY, else the kgen home."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    return kgen_home()
+
+
+def token_path() -> Path:
+    return config_path().parent / "token"
+
+
+def coerce(key: Key, raw: Any, origin: str) -> Any:
+    """Convert and validate one value; a bad one is a one-line error naming the key and origin."""
+    try:
+        if key.type is bool:
+            if isinstance(raw, bool):
+                value = raw
+            elif str(raw).lower() in ("1", "true", "yes", "on"):
+                value = True
+            elif str(raw).lower() in ("0", "false", "no", "off"):
+                value = False
+            else:
+                raise ValueError(raw)
+        elif key.type is int and isinstance(raw, bool):
+            raise ValueError(raw)
+        else:
+            value = key.type(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{key.name} in {origin}: expected {key.type.__name__}, got {raw!r}") from None
+    problem = key.check(value) if key.check and value != "" else None
+    if problem:
+        raise ConfigError(f"{key.name} in {origin}: {problem} (got {value!r})")
+    return value
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in data.items():
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            flat.update(_flatten(v, name + "."))
+        else:
+            flat[name] = v
+    return flat
+
+
+def load_file(path: Path | None = None) -> dict[str, Any]:
+    """The config file as a flat {dotted key: validated value}; missing file = empty."""
+    path = path or config_path()
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    flat = _flatten(data)
+    values = {}
+    for name, raw in flat.items():
+        if name not in KEYS:
+            raise ConfigError(f"unknown key {name!r} in {path}")
+        values[name] = coerce(KEYS[name], raw, str(path))
+    return values
+
+
+def resolve(name: str, flag: Any = None, *, file_values: dict[str, Any] | None = None) -> tuple[Any, str]:
+    """(value, source) for a key: flag > env > config file > default."""
+    if name not in KEYS:
+        raise BadInput(f"unknown config key {name!r}")
+    key = KEYS[name]
+    if flag is not None:
+        return coerce(key, flag, "command-line flag"), "flag"
+    if key.env and os.environ.get(key.env) not in (None, ""):
+        return coerce(key, os.environ[key.env], f"${key.env}"), f"env {key.env}"
+    values = load_file() if file_values is None else file_values
+    if name in values:
+        return values[name], f"config {config_path()}"
+    return key.default, "default"
+
+
+def get(name: str, flag: Any = None) -> Any:
+    return resolve(name, flag)[0]
+
+
+def resolve_token(flag: str | None = None) -> tuple[str | None, str]:
+    """Bearer token: --token, $KGEN_TOKEN, then the token file. (None, 'none') when absent."""
+    if flag:
+        return flag, "flag"
+    if os.environ.get("KGEN_TOKEN"):
+        return os.environ["KGEN_TOKEN"], "env KGEN_TOKEN"
+    path = token_path()
+    if path.exists():
+        text = path.read_text().strip()
+        if text:
+            return text, f"file {path}"
+    return None, "none"

@@ -1,0 +1,75 @@
+"""The verdict: what kgen says about one candidate on one device kind (DESIGN.md section 1).
+
+A plain dataclass that round-trips through JSON unchanged: it crosses process boundaries
+(runner -> verifier), HTTP (node -> gateway) and the SQLite store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+STATUSES = ("correct", "incorrect", "compile_error", "runtime_error", "timeout", "crashed", "rejected")
+
+
+@dataclass
+class Trial:
+    seed: int
+    ok: bool
+    max_abs_err: float | None = None
+    max_rel_err: float | None = None
+    message: str = ""
+
+
+@dataclass
+class Timing:
+    """GPU: milliseconds per call (median). CPU interpreter: wall ms, never called a speedup."""
+
+    kind: str  # "gpu" | "interpreter"
+    candidate_ms: float | None = None
+    eager_ms: float | None = None
+    compile_ms: float | None = None
+    speedup_eager: float | None = None      # set on GPU only
+    speedup_compile: float | None = None    # set on GPU only
+    repeats: int = 0
+
+
+@dataclass
+class Verdict:
+    status: str
+    message: str = ""
+    task_id: str = ""
+    candidate_sha: str = ""
+    device: str = "cpu"           # "cpu" or "cuda:N"
+    device_name: str = ""         # e.g. "NVIDIA H100 80GB HBM3" or "cpu (triton interpreter)"
+    trials: list[Trial] = field(default_factory=list)
+    trials_run: int = 0
+    kernels_launched: int = 0
+    torch_ops: list[str] = field(default_factory=list)   # torch compute ops the candidate called
+    pure: bool = False
+    atol: float | None = None
+    rtol: float | None = None
+    timing: Timing | None = None
+    wall_s: float = 0.0
+    peak_mem_bytes: int = 0
+    log_tail: str = ""            # last lines of the candidate's stdout/stderr, for feedback
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown verdict status {self.status!r}")
+
+    @property
+    def correct(self) -> bool:
+        return self.status == "correct"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Verdict":
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in data.items() if k in known}
+        kw["trials"] = [Trial(**t) if isinstance(t, dict) else t for t in kw.get("trials") or []]
+        if isinstance(kw.get("timing"), dict):
+            kw["timing"] = Timing(**kw["timing"])
+        return cls(**kw)
