@@ -1,7 +1,54 @@
-"""Placeholder: this command group is being written; replace register() with the real commands."""
+"""`kgen gateway start`: run the gateway in the foreground (as systemd expects)."""
+
+from __future__ import annotations
+
+from typing import Optional
 
 import typer
 
+from kgen.core.errors import ConfigError
+
+gateway_app = typer.Typer(help="Run the gateway (job API, scheduler, worker registry).", no_args_is_help=True)
+
+NO_TOKEN = "no token: run `kgen init` or set KGEN_TOKEN"
+
+
+@gateway_app.command("start")
+def start(
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (env KGEN_GATEWAY_HOST; default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port to bind, 0 for any free one (env KGEN_GATEWAY_PORT; default 8000)."),
+    db: Optional[str] = typer.Option(None, "--db", help="SQLite file (env KGEN_GATEWAY_DB; default <state dir>/gateway.db)."),
+    token: Optional[str] = typer.Option(None, "--token", help="Cluster token (else KGEN_TOKEN, else the token file)."),
+    max_queue: Optional[int] = typer.Option(None, "--max-queue", help="Queued jobs before submits get 429 (default 256)."),
+    heartbeat_ttl: Optional[float] = typer.Option(None, "--heartbeat-ttl", help="Worker heartbeat TTL in seconds (default 30)."),
+    max_running: int = typer.Option(4, "--max-running", min=1, max=256, help="Jobs run at the same time."),
+    stream_heartbeat: float = typer.Option(15.0, "--stream-heartbeat", min=0.05, max=3600,
+                                           help="Seconds between heartbeat lines on idle event streams."),
+) -> None:
+    """Start the gateway and block until SIGTERM/SIGINT."""
+    from kgen.core.config import get, resolve_token, state_dir
+
+    resolved_token, _ = resolve_token(token)
+    if not resolved_token:
+        raise ConfigError(NO_TOKEN)
+    db_value = get("gateway.db", db) or str(state_dir() / "gateway.db")
+
+    from kgen.daemon.gateway.server import GatewayConfig, GatewayService
+
+    config = GatewayConfig(
+        db_path=db_value,
+        token=resolved_token,
+        host=get("gateway.host", host),
+        port=get("gateway.port", port),
+        max_queue=get("gateway.max_queue", max_queue),
+        max_running=max_running,
+        heartbeat_ttl_s=get("gateway.heartbeat_ttl_s", heartbeat_ttl),
+        max_attempts=get("gateway.max_attempts"),
+        default_timeout_s=get("verify.timeout_s"),
+        stream_heartbeat_s=stream_heartbeat,
+    )
+    raise typer.Exit(GatewayService(config).run())
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(gateway_app, name="gateway")

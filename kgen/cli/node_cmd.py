@@ -1,7 +1,62 @@
-"""Placeholder: this command group is being written; replace register() with the real commands."""
+"""`kgen node start`: run a verification node in the foreground (as systemd expects)."""
+
+from __future__ import annotations
+
+from typing import Optional
 
 import typer
 
+from kgen.core.errors import ConfigError
+
+node_app = typer.Typer(help="Run a verification node (device pool + verify/profile API).", no_args_is_help=True)
+
+NO_TOKEN = "no token: run `kgen init` or set KGEN_TOKEN"
+
+
+@node_app.command("start")
+def start(
+    host: Optional[str] = typer.Option(None, "--host", help="Address to bind (env KGEN_NODE_HOST; default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port to bind, 0 for any free one (env KGEN_NODE_PORT; default 9001)."),
+    gateway: Optional[str] = typer.Option(None, "--gateway", help="Gateway URL to self-register with (env KGEN_NODE_GATEWAY)."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="cpu (Triton interpreter) or cuda (env KGEN_NODE_BACKEND)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Arch label, e.g. h100 (env KGEN_NODE_ARCH; default detected)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="cuda: device ids 0,1,...; cpu: number of slots (env KGEN_NODE_DEVICES)."),
+    token: Optional[str] = typer.Option(None, "--token", help="Cluster token (else KGEN_TOKEN, else the token file)."),
+    advertise_url: Optional[str] = typer.Option(None, "--advertise-url", help="URL the gateway should use to reach this node (default: the bound address)."),
+) -> None:
+    """Start a node and block until SIGTERM/SIGINT."""
+    from kgen.core.config import get, resolve_token
+
+    resolved_token, _ = resolve_token(token)
+    if not resolved_token:
+        raise ConfigError(NO_TOKEN)
+    backend_value = get("node.backend", backend)
+    gateway_value = get("node.gateway", gateway)
+    if gateway_value and not gateway_value.startswith(("http://", "https://")):
+        raise ConfigError(f"--gateway must be an http:// or https:// URL, got {gateway_value!r}")
+    if advertise_url and not advertise_url.startswith(("http://", "https://")):
+        raise ConfigError(f"--advertise-url must be an http:// or https:// URL, got {advertise_url!r}")
+
+    from kgen.daemon.node.service import NodeConfig, NodeService
+
+    config = NodeConfig(
+        host=get("node.host", host),
+        port=get("node.port", port),
+        backend=backend_value,
+        arch=get("node.arch", arch),
+        devices=get("node.devices", devices),
+        gateway=gateway_value,
+        token=resolved_token,
+        advertise_url=advertise_url or "",
+        default_timeout_s=get("verify.timeout_s"),
+        memory_mb=get("verify.memory_mb"),
+    )
+    try:
+        code = NodeService(config).run()
+    except OSError as exc:  # e.g. the port is taken
+        raise ConfigError(f"cannot bind {config.host}:{config.port}: {exc.strerror or exc}") from None
+    raise typer.Exit(code)
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(node_app, name="node")

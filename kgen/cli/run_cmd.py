@@ -1,7 +1,167 @@
-"""Placeholder: this command group is being written; replace register() with the real commands."""
+"""`kgen run TASK.py`: local mode. Generate, verify (and evolve) on this machine, no daemons.
+
+Progress goes to stderr, the summary table (or --json) to stdout. Exit 0 when a correct kernel
+was found, 1 when none was, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
 
 import typer
 
+from kgen.cli._output import err, out, print_json
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if abs(value) < 1e-3 or abs(value) >= 1e4 else f"{value:.{digits}f}"
+    return str(value)
+
+
+class _Progress:
+    """Turns store events into rich progress on stderr: a bar of verified candidates plus one line each."""
+
+    def __init__(self, expected: int):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), console=err(), transient=True)
+        self.bar = self.progress.add_task("generating", total=expected)
+
+    def __call__(self, event: dict) -> None:
+        kind, say = event["type"], self.progress.console.print
+        if kind == "round_started":
+            what = f"repair attempt {event['round'] - 1}" if event.get("repair_of") else f"round {event['round']}"
+            self.progress.update(self.bar, description=f"{what}: generating")
+        elif kind == "candidate_generated":
+            self.progress.update(self.bar, description=f"round {event['round']}: verifying")
+        elif kind == "candidate_verified":
+            self.progress.advance(self.bar)
+            detail = event.get("message", "").strip().splitlines()[:1]
+            ms = event.get("candidate_ms")
+            timing = f", {ms:.1f} ms ({'GPU' if event.get('timing_kind') == 'gpu' else 'interpreter'})" if ms else ""
+            say(f"  candidate {event['candidate_id'][:8]} (round {event['round']}.{event['index']}): "
+                f"{event['status']}{timing}{': ' + detail[0][:160] if detail and event['status'] != 'correct' else ''}",
+                soft_wrap=True)
+        elif kind in ("generator_error", "converged", "repair_gave_up"):
+            say(f"  {kind.replace('_', ' ')}: {event.get('error') or event.get('reason') or ''}".rstrip(": "),
+                soft_wrap=True)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+
+_RAN = ("correct", "incorrect", "rejected")
+
+
+def _table(result: dict, job: dict) -> None:
+    from rich.table import Table
+
+    rows = result["candidates"]
+    gpu = any((c["verdict"] or {}).get("timing") and c["verdict"]["timing"].get("kind") == "gpu" for c in rows)
+    table = Table(title=f"kgen run {job['op_name']} ({job['job_type']}, job {job['job_id'][:12]})")
+    for col in ("candidate", "round", "status", "pure", "kernels", "max err"):
+        table.add_column(col, justify="right" if col in ("round", "kernels", "max err") else "left")
+    for col in (("GPU ms", "vs eager", "vs compile") if gpu else ("interp ms",)):
+        table.add_column(col, justify="right")
+    for c in rows:
+        v = c["verdict"] or {}
+        timing = v.get("timing") or {}
+        errs = [t.get("max_abs_err") for t in v.get("trials") or [] if t.get("max_abs_err") is not None]
+        mark = "*" if c["candidate_id"] == job["best_candidate_id"] else " "
+        cells = [f"{mark}{c['candidate_id'][:8]}", f"{c['round']}.{c['index']}", v.get("status", "unverified"),
+                 "yes" if v.get("pure") else ("no" if v.get("status") in _RAN else "-"), _fmt(v.get("kernels_launched")), _fmt(max(errs) if errs else None)]
+        if gpu:
+            speed = [timing.get("speedup_eager"), timing.get("speedup_compile")]
+            cells += [_fmt(timing.get("candidate_ms")), *[f"{s:.2f}x" if s else "-" for s in speed]]
+        else:
+            cells.append(_fmt(timing.get("candidate_ms"), 1))
+        table.add_row(*cells)
+    console = out()
+    console.print(table)
+    if result["best"]["path"]:
+        console.print(f"best kernel (*) written to {result['best']['path']}")
+    else:
+        console.print(f"no correct kernel: {job['error'] or job['status']}")
+    if not gpu and rows:
+        console.print("timings are Triton interpreter timings on the CPU, not GPU speedups")
+
+
+def run(
+    task_path: Path = typer.Argument(..., metavar="TASK.py", help="KernelBench-style task: Model, get_inputs, get_init_inputs."),
+    backend: str = typer.Option("cpu", "--backend", help="cpu (Triton interpreter) or cuda."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda: GPU ids such as 0,1; cpu: number of slots."),
+    job_type: str = typer.Option("single", "--job-type", help="single (one candidate + repairs) or evolve."),
+    max_rounds: Optional[int] = typer.Option(None, "--max-rounds", help="Evolve rounds (1-50, default 3)."),
+    parallel_num: Optional[int] = typer.Option(None, "--parallel-num", help="Candidates per evolve round (1-64, default 4)."),
+    max_repairs: Optional[int] = typer.Option(None, "--max-repairs", help="Repairs of a failed single candidate (0-10, default 2)."),
+    generator: str = typer.Option("builtin", "--generator", help="builtin (offline) or llm."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the best kernel (default <task>_kgen.py)."),
+    timeout_s: Optional[float] = typer.Option(None, "--timeout", help="Per-candidate timeout in seconds."),
+    atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default: per dtype)."),
+    rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default: per dtype)."),
+    early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop",
+                                              help="Stop evolving at the first correct kernel (default: on for cpu)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {job_id, status, best, candidates} as JSON."),
+) -> None:
+    """Generate, verify and (with --job-type evolve) evolve a Triton kernel for TASK.py on this machine."""
+    from kgen.core import config
+    from kgen.core.errors import JobFailed
+    from kgen.core.evolve import validate_spec
+    from kgen.core.generate import GENERATORS, get_generator
+    from kgen.core.local import job_result, resolve_devices, run_local
+    from kgen.core.store import Store, default_store_path
+    from kgen.core.task import check_task, load_task
+    from kgen.core.errors import BadInput
+
+    if generator not in GENERATORS:
+        raise BadInput(f"--generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
+    if timeout_s is None:
+        timeout_s = config.get("verify.timeout_s")
+    spec = validate_spec({"job_type": job_type, "max_rounds": max_rounds, "parallel_num": parallel_num,
+                          "max_repairs": max_repairs, "backend": backend, "generator": generator,
+                          "atol": atol, "rtol": rtol, "timeout_s": timeout_s, "early_stop": early_stop})
+    devices = resolve_devices(spec["backend"], device)
+    task = load_task(task_path)
+    gen = get_generator(generator)
+    diag = err()
+    with diag.status(f"checking that {task_path.name}'s Model runs on its own inputs"):
+        check_task(task)
+    output = output if output is not None else Path.cwd() / f"{task.op_name}_kgen.py"
+    store = Store(default_store_path())
+    try:
+        expected = spec["max_rounds"] * spec["parallel_num"] if spec["job_type"] == "evolve" else 1 + spec["max_repairs"]
+        diag.print(f"kgen run: {task.op_name} ({spec['job_type']}, generator {generator}, "
+                   f"{len(devices)} {spec['backend']} slot(s)); store {store.path}", soft_wrap=True)
+        view = _Progress(expected)
+        store.add_listener(view)
+        try:
+            with view:
+                job = run_local(store, task, spec, gen, devices)
+        except KeyboardInterrupt:
+            jobs = store.list_jobs(limit=1)
+            diag.print(f"kgen: interrupted; job {jobs[0]['job_id'][:12] if jobs else '?'} cancelled", soft_wrap=True)
+            raise
+        finally:
+            store.remove_listener(view)
+        result = job_result(store, job["job_id"], output)
+        if as_json:
+            print_json(result)
+        else:
+            _table(result, store.get_job(job["job_id"]))
+    finally:
+        store.close()
+    if result["status"] != "succeeded":
+        raise JobFailed(f"job {job['job_id'][:12]} {result['status']}: {job['error'] or 'no correct kernel'}")
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("run", no_args_is_help=True)(run)

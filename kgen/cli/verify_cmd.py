@@ -1,7 +1,102 @@
-"""Placeholder: this command group is being written; replace register() with the real commands."""
+"""`kgen verify TASK.py CANDIDATE.py`: one candidate, one device, one verdict.
+
+Exit codes: 0 correct, 1 any other verdict, 2 bad input (missing file, bad task, bad device).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
 
+from kgen.core.errors import EXIT_FAILED, BadInput
+
+
+def _read_candidate(path: Path) -> str:
+    if not path.exists():
+        raise BadInput(f"candidate file not found: {path}")
+    if not path.is_file():
+        raise BadInput(f"candidate path is not a file: {path}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise BadInput(f"candidate file is not UTF-8 text: {path}") from None
+    except OSError as exc:
+        raise BadInput(f"cannot read candidate file {path}: {exc.strerror}") from None
+
+
+def _fmt(x: float | None, spec: str = ".3g") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _render(verdict) -> None:
+    from rich.table import Table
+
+    from kgen.cli._output import out
+
+    con = out()
+    colour = "green" if verdict.status == "correct" else "red"
+    con.print(f"[bold {colour}]{verdict.status}[/]  {verdict.message}")
+    con.print(f"device: {verdict.device_name or verdict.device}   task: {verdict.task_id[:12]}   "
+              f"candidate: {verdict.candidate_sha[:12]}")
+    if verdict.trials:
+        table = Table(title=None, show_edge=False)
+        for col in ("seed", "ok", "max abs err", "max rel err", "note"):
+            table.add_column(col)
+        for t in verdict.trials:
+            table.add_row(str(t.seed), "yes" if t.ok else "no", _fmt(t.max_abs_err), _fmt(t.max_rel_err), t.message)
+        con.print(table)
+    if verdict.atol is not None:
+        con.print(f"tolerance: atol={verdict.atol:g} rtol={verdict.rtol:g}")
+    con.print(f"kernels launched: {verdict.kernels_launched}   "
+              f"torch compute ops: {', '.join(verdict.torch_ops) if verdict.torch_ops else 'none (pure)'}")
+    if verdict.static_torch_calls:
+        con.print(f"static scan found torch calls in host code: {', '.join(verdict.static_torch_calls)}")
+    t = verdict.timing
+    if t is not None and t.kind == "gpu":
+        con.print(f"timing (GPU, median of {t.repeats}): candidate {_fmt(t.candidate_ms, '.4f')} ms, "
+                  f"eager {_fmt(t.eager_ms, '.4f')} ms, torch.compile {_fmt(t.compile_ms, '.4f')} ms; "
+                  f"speedup vs eager {_fmt(t.speedup_eager, '.2f')}x, vs compile {_fmt(t.speedup_compile, '.2f')}x")
+    elif t is not None:
+        con.print(f"interpreter wall time (not a GPU measure): candidate {_fmt(t.candidate_ms, '.2f')} ms, "
+                  f"eager reference {_fmt(t.eager_ms, '.2f')} ms")
+    con.print(f"wall: {verdict.wall_s:.2f} s   peak memory: {verdict.peak_mem_bytes / 2**20:.0f} MiB")
+    if verdict.status not in ("correct", "incorrect", "rejected") and verdict.log_tail.strip():
+        con.print("[dim]--- candidate output (tail) ---[/]")
+        con.print(verdict.log_tail.strip()[-1500:], markup=False)
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    @app.command("verify")
+    def verify_cmd(
+        task_file: Path = typer.Argument(..., help="KernelBench-format task (Model, get_inputs, get_init_inputs)."),
+        candidate_file: Path = typer.Argument(..., help="Candidate module defining ModelNew."),
+        device: str = typer.Option("cpu", "--device", "-d", help="cpu (Triton interpreter) or cuda:N."),
+        timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds per run (default: config verify.timeout_s)."),
+        atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default: per dtype)."),
+        rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default: per dtype)."),
+        trials: int = typer.Option(3, "--trials", min=3, help="Trials with fresh seeded inputs (>= 3)."),
+        allow_op: List[str] = typer.Option([], "--allow-op", help="Aten op admitted as a torch fallback, e.g. aten.sort.default (repeatable)."),
+        no_profile: bool = typer.Option(False, "--no-profile", help="Skip timing."),
+        as_json: bool = typer.Option(False, "--json", help="Print the verdict object as JSON."),
+    ) -> None:
+        """Verify a candidate Triton kernel module against a task, in a sandboxed child process."""
+        from kgen.core.task import load_task
+        from kgen.core.verify import parse_device, verify
+
+        task = load_task(task_file)
+        source = _read_candidate(candidate_file)
+        parse_device(device)  # bad device -> one-line error before any work starts
+        if timeout is not None and timeout <= 0:
+            raise BadInput("--timeout must be > 0 seconds")
+        verdict = verify(task, source, device=device, timeout_s=timeout, atol=atol, rtol=rtol,
+                         trials=trials, profile=not no_profile, allow_ops=tuple(allow_op))
+        if as_json:
+            from kgen.cli._output import print_json
+
+            print_json(verdict.to_dict())
+        else:
+            _render(verdict)
+        if verdict.status != "correct":
+            raise typer.Exit(EXIT_FAILED)

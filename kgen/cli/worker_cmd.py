@@ -1,7 +1,79 @@
-"""Placeholder: this command group is being written; replace register() with the real commands."""
+"""`kgen worker register|list|remove`: the nodes a gateway dispatches to."""
+
+from __future__ import annotations
+
+from typing import Optional
 
 import typer
 
+from kgen.cli.job_cmd import GATEWAY_OPTION, TOKEN_OPTION, gateway_client
+from kgen.core.errors import BadInput
+
+worker_app = typer.Typer(help="Register, list and remove the nodes of a gateway.", no_args_is_help=True)
+
+
+@worker_app.command("register")
+def register_worker(
+    node_url: str = typer.Argument(..., help="The node's URL, e.g. http://10.0.0.5:9001."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="cpu or cuda (default: asked from the node)."),
+    arch: Optional[str] = typer.Option(None, "--arch", help="Arch label (default: asked from the node)."),
+    capacity: Optional[int] = typer.Option(None, "--capacity", min=1, help="Concurrent candidates (default: asked from the node)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    gateway: Optional[str] = GATEWAY_OPTION,
+    token: Optional[str] = TOKEN_OPTION,
+) -> None:
+    """Register a running node with the gateway (static registration; nodes started with --gateway do it themselves)."""
+    from kgen.cli._output import print_json
+
+    if not node_url.startswith(("http://", "https://")):
+        raise BadInput(f"node URL must start with http:// or https://, got {node_url!r}")
+    if backend is not None and backend not in ("cpu", "cuda"):
+        raise BadInput(f"--backend must be cpu or cuda, got {backend!r}")
+    answer = gateway_client(gateway, token).register_worker(node_url, backend=backend, arch=arch, capacity=capacity)
+    if as_json:
+        print_json(answer)
+    else:
+        typer.echo(answer["worker_id"])
+
+
+@worker_app.command("list")
+def list_workers(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON document."),
+    jsonl: bool = typer.Option(False, "--jsonl", help="One JSON worker per line."),
+    gateway: Optional[str] = GATEWAY_OPTION,
+    token: Optional[str] = TOKEN_OPTION,
+) -> None:
+    """List registered workers with their health and load."""
+    from rich.table import Table
+
+    from kgen.cli._output import out, print_json, print_jsonl
+
+    workers = gateway_client(gateway, token).list_workers()
+    if as_json:
+        print_json({"workers": workers})
+        return
+    if jsonl:
+        for worker in workers:
+            print_jsonl(worker)
+        return
+    table = Table("WORKER", "URL", "BACKEND", "ARCH", "LOAD", "HEALTHY", box=None)
+    for w in workers:
+        table.add_row(str(w.get("worker_id", "")), str(w.get("url", "")), str(w.get("backend", "")),
+                      str(w.get("arch", "")), f"{w.get('load', 0)}/{w.get('capacity', '?')}",
+                      "yes" if w.get("healthy") else "no")
+    out().print(table)
+
+
+@worker_app.command("remove")
+def remove_worker(
+    worker_id: str = typer.Argument(..., help="Worker id (see `kgen worker list`)."),
+    gateway: Optional[str] = GATEWAY_OPTION,
+    token: Optional[str] = TOKEN_OPTION,
+) -> None:
+    """Remove a worker; the gateway stops dispatching to it."""
+    gateway_client(gateway, token).remove_worker(worker_id)
+    typer.echo(f"removed {worker_id}")
+
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(worker_app, name="worker")

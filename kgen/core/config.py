@@ -6,8 +6,11 @@ and why (DESIGN.md section 5: never fall back silently to a stale address).
 
 from __future__ import annotations
 
+import difflib
 import os
+import secrets
 import sys
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +27,7 @@ class Key:
     env: str | None = None    # environment variable that overrides the file
     help: str = ""
     check: Callable[[Any], str | None] | None = None  # returns an error text or None
+    secret: bool = False      # masked by `kgen config show` unless asked to reveal
 
 
 def _port(v: int) -> str | None:
@@ -61,7 +65,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("verify.memory_mb", int, 8192, "KGEN_VERIFY_MEMORY_MB", "per-candidate address-space limit", _positive),
     Key("llm.base_url", str, "", "KGEN_LLM_BASE_URL", "OpenAI-compatible endpoint, e.g. https://host/v1"),
     Key("llm.model", str, "", "KGEN_LLM_MODEL", "model name for the llm generator"),
-    Key("llm.api_key", str, "", "KGEN_LLM_API_KEY", "API key for the llm endpoint (prefer the env var)"),
+    Key("llm.api_key", str, "", "KGEN_LLM_API_KEY", "API key for the llm endpoint (prefer the env var)",
+        secret=True),
 ]}
 
 
@@ -146,11 +151,17 @@ def load_file(path: Path | None = None) -> dict[str, Any]:
     return values
 
 
+def _key(name: str) -> Key:
+    if name in KEYS:
+        return KEYS[name]
+    close = difflib.get_close_matches(name, list(KEYS), n=1)
+    hint = f" (did you mean {close[0]}?)" if close else " (`kgen config show` lists the keys)"
+    raise BadInput(f"unknown config key {name!r}{hint}")
+
+
 def resolve(name: str, flag: Any = None, *, file_values: dict[str, Any] | None = None) -> tuple[Any, str]:
     """(value, source) for a key: flag > env > config file > default."""
-    if name not in KEYS:
-        raise BadInput(f"unknown config key {name!r}")
-    key = KEYS[name]
+    key = _key(name)
     if flag is not None:
         return coerce(key, flag, "command-line flag"), "flag"
     if key.env and os.environ.get(key.env) not in (None, ""):
@@ -177,3 +188,116 @@ def resolve_token(flag: str | None = None) -> tuple[str | None, str]:
         if text:
             return text, f"file {path}"
     return None, "none"
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+_HEADER = "# kgen configuration. `kgen config show` lists every key, its value and where it came from.\n"
+
+
+def _atomic_write(path: Path, data: str, mode: int = 0o600) -> None:
+    """Write via a temp file in the same directory and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def load_raw(path: Path | None = None) -> dict[str, Any]:
+    """The config file as a flat {dotted key: raw value}, unvalidated (so `set` can repair a bad file)."""
+    path = path or config_path()
+    if not path.exists():
+        return {}
+    try:
+        return _flatten(tomllib.loads(path.read_text()))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
+def write_file(values: dict[str, Any], path: Path | None = None) -> Path:
+    """Write flat {dotted key: value} as nested TOML tables with tomli-w, atomically."""
+    import tomli_w  # only writers pay for it
+
+    path = path or config_path()
+    nested: dict[str, Any] = {}
+    for name in sorted(values):
+        *tables, leaf = name.split(".")
+        node = nested
+        for table in tables:
+            node = node.setdefault(table, {})
+        node[leaf] = values[name]
+    _atomic_write(path, _HEADER + tomli_w.dumps(nested))
+    return path
+
+
+def set_value(name: str, raw: Any, path: Path | None = None) -> Any:
+    """Validate and store one key in the config file; returns the stored (typed) value."""
+    key = _key(name)
+    path = path or config_path()
+    try:
+        value = coerce(key, raw, str(path))
+    except ConfigError as exc:  # a bad value typed by the user is bad input, not a broken daemon config
+        raise BadInput(exc.message) from None
+    values = load_raw(path)
+    values[name] = value
+    write_file(values, path)
+    return value
+
+
+def unset_value(name: str, path: Path | None = None) -> bool:
+    """Remove one key from the config file; False when it was not set there."""
+    _key(name)
+    path = path or config_path()
+    values = load_raw(path)
+    if name not in values:
+        return False
+    del values[name]
+    write_file(values, path)
+    return True
+
+
+def show(reveal: bool = False) -> list[dict[str, Any]]:
+    """Every key with its effective value and source (flag > env > config > default)."""
+    file_values = load_file()
+    rows = []
+    for name, key in KEYS.items():
+        value, source = resolve(name, file_values=file_values)
+        if key.secret and value and not reveal:
+            value = "********"
+        rows.append({"key": name, "value": value, "source": source, "env": key.env,
+                     "default": key.default, "type": key.type.__name__, "help": key.help})
+    return rows
+
+
+def init_home(force: bool = False) -> dict[str, Any]:
+    """Create the config file and the API token if missing. Idempotent; only `force` replaces a token."""
+    cfg, tok = config_path(), token_path()
+    home_created = not cfg.parent.exists()
+    cfg.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config_created = False
+    if not cfg.exists():
+        _atomic_write(cfg, _HEADER)
+        config_created = True
+    else:
+        load_file(cfg)  # an existing but broken file is reported now, not at daemon start
+    token_state = "kept"
+    if not tok.exists() or not tok.read_text().strip():
+        token_state = "created"
+    elif force:
+        token_state = "replaced"
+    if token_state != "kept":
+        _atomic_write(tok, secrets.token_urlsafe(32) + "\n", mode=0o600)
+    return {"home": str(cfg.parent), "home_created": home_created,
+            "config_path": str(cfg), "config_created": config_created,
+            "token_path": str(tok), "token": token_state}

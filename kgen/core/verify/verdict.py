@@ -53,6 +53,9 @@ class Verdict:
     wall_s: float = 0.0
     peak_mem_bytes: int = 0
     log_tail: str = ""            # last lines of the candidate's stdout/stderr, for feedback
+    # Torch compute calls a static scan found in the candidate's host code (kernels excluded).
+    # Evidence only: `torch_ops` (recorded at run time) decides `pure` and rejection.
+    static_torch_calls: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -1,0 +1,82 @@
+"""The builtin offline generator: a lowering of the reference's ATen graph to Triton.
+
+Export (export.py) -> fusion groups (fusion.py) -> one kernel per group from parametrised
+templates (emit_groups.py, kernel.py, ops.py) -> a standalone ModelNew module (module.py).
+Evolve rounds vary the schedule (schedule.py). No table of known problems: every op is lowered
+on its own terms, and anything without a lowering stays a declared torch fallback.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kgen.core.generate import Candidate
+from kgen.core.generate.builtin import schedule as sched
+
+if TYPE_CHECKING:
+    from kgen.core.task import Task
+    from kgen.core.verify.verdict import Verdict
+
+
+class BuiltinGenerator:
+    name = "builtin"
+
+    def __init__(self, seed: int = 0, **options: Any):
+        self.seed = int(seed)
+        self.options = options
+        self._captures: dict[str, Any] = {}
+
+    # --- Generator protocol ------------------------------------------------------------------
+    def initial(self, task: "Task", n: int) -> list[Candidate]:
+        schedules = sched.distinct(sched.DEFAULT, max(1, n), set(), self.seed)
+        return [self.generate(task, s) for s in schedules]
+
+    def mutate(self, task: "Task", best: list[tuple[Candidate, "Verdict"]], n: int) -> list[Candidate]:
+        tried = {sched.key(sched.normalise(c.params.get("schedule"))) for c, _ in best}
+        ranked = sorted(best, key=_rank)
+        base = ranked[0][0] if ranked else None
+        start = sched.normalise(base.params.get("schedule") if base else None)
+        out = []
+        for s in sched.distinct(start, n + 1, tried, self.seed + len(tried)):
+            if sched.key(s) in tried:
+                continue
+            out.append(self.generate(task, s, parent=base.sha if base else None))
+            if len(out) >= n:
+                break
+        return out
+
+    def repair(self, task: "Task", candidate: Candidate, verdict: "Verdict") -> Candidate | None:
+        current = sched.normalise(candidate.params.get("schedule"))
+        fallback = sched.safe()
+        if sched.key(current) == sched.key(fallback):
+            return None
+        return self.generate(task, fallback, parent=candidate.sha)
+
+    # --- the lowering ------------------------------------------------------------------------
+    def generate(self, task: "Task", schedule: dict, parent: str | None = None) -> Candidate:
+        from kgen.core.generate.builtin.export import capture
+        from kgen.core.generate.builtin.module import build_module
+
+        cap = self._captures.get(task.id)
+        if cap is None:
+            cap = capture(task.source, seed=self.seed)
+            self._captures = {task.id: cap}
+        schedule = sched.normalise(schedule)
+        built = build_module(task.source, cap, schedule)
+        params = {"schedule": schedule, "fallback_ops": built.fallback_ops, "kernels": built.kernels,
+                  "groups": [{"kind": g.kind, "ops": g.ops()} for g in built.groups]}
+        lowered = sum(1 for g in built.groups if g.kind != "fallback")
+        notes = f"{lowered} groups lowered to {built.kernels} Triton kernels"
+        if built.fallback_ops:
+            notes += f", torch fallback: {', '.join(built.fallback_ops)}"
+        return Candidate(source=built.source, params=params, origin="builtin", parent=parent, notes=notes)
+
+
+def _rank(pair: tuple[Candidate, "Verdict"]) -> tuple:
+    cand, verdict = pair
+    ok = 0 if verdict.status == "correct" else 1
+    ms = verdict.timing.candidate_ms if verdict.timing and verdict.timing.candidate_ms is not None else float("inf")
+    return (ok, 0 if verdict.pure else 1, ms)
+
+
+__all__ = ["BuiltinGenerator"]

@@ -1,0 +1,287 @@
+"""Fusion groups: which ATen nodes share one Triton kernel.
+
+One greedy pass in graph order. A node may only join the most recent group, which keeps the group
+order a valid schedule (everything a node reads is computed by an earlier group or inside the
+same one). Within a group, register values are indexed by a flat row-major position, so views
+that keep row-major order are free aliases; any other view forces the value through memory.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from kgen.core.generate.builtin import ops
+
+
+@dataclass
+class Group:
+    index: int
+    kind: str                       # pointwise | reduction | scan | matmul | fallback
+    pro: list[Any] = field(default_factory=list)    # per-element nodes (the whole body of a pointwise group)
+    core: list[Any] = field(default_factory=list)   # reductions / the scan / the matmul / the fallback call
+    epi: list[Any] = field(default_factory=list)    # nodes over the core's output positions
+    extra: list[Any] = field(default_factory=list)  # getitems riding along with a core node
+    numel: int = 0                  # element count of the per-element space (pointwise / prologue)
+    shape: tuple = ()               # reduction/scan input shape, matmul output shape, pointwise shape
+    dims: tuple = ()                # reduced dims (reduction) or (dim,) for a scan
+    out_numel: int = 0              # rows of a reduction; = numel for scans and matmuls
+
+    @property
+    def members(self) -> set:
+        return set(self.pro) | set(self.core) | set(self.epi) | set(self.extra)
+
+    def phase(self, node: Any) -> str | None:
+        if node in self.pro:
+            return "pro"
+        if node in self.core or node in self.extra:
+            return "core"
+        if node in self.epi:
+            return "epi"
+        return None
+
+    def ops(self) -> list[str]:
+        return [ops.op_name(n) for n in self.pro + self.core + self.epi]
+
+
+def numel(shape: Any) -> int:
+    return int(math.prod(int(s) for s in shape))
+
+
+def shape_of(node: Any) -> tuple:
+    return tuple(int(s) for s in node.meta["val"].shape)
+
+
+def trace(value: Any) -> tuple[Any, list[Any]]:
+    """Follow a chain of view nodes back to the node that owns the storage."""
+    chain = []
+    while hasattr(value, "op") and value.op == "call_function" and ops.packet(value) in ops.VIEW_OPS:
+        chain.append(value)
+        value = value.args[0]
+    return value, chain
+
+
+def tensor_args(node: Any) -> list[Any]:
+    out = []
+
+    def visit(a: Any) -> None:
+        if hasattr(a, "op"):
+            out.append(a)
+        elif isinstance(a, (list, tuple)):
+            for x in a:
+                visit(x)
+
+    for a in list(node.args) + list(node.kwargs.values()):
+        visit(a)
+    return out
+
+
+def _float_tensor(node: Any, *, allow_int: bool = True) -> bool:
+    import torch
+
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or str(val.dtype) not in ops.TL_TYPES:
+        return False
+    return allow_int or val.dtype.is_floating_point
+
+
+def reduction_spec(node: Any) -> tuple[Any, tuple, bool] | None:
+    """(input, reduced dims, keepdim) of a lowerable reduction node, else None."""
+    import torch
+
+    name = ops.packet(node)
+    if name not in ops.REDUCTION_OPS or not node.args:
+        return None
+    x = node.args[0]
+    if not hasattr(x, "meta") or not _float_tensor(x) or x.meta["val"].dtype == torch.bool and name not in (
+            "any", "all"):
+        return None
+    rank = x.meta["val"].dim()
+    overload = node.target._overloadname
+    dims: Any = None
+    keep = False
+    if getattr(node.target, "namespace", "") == "prims":
+        # prims reductions (left by some decompositions) always name their dims and never keep them
+        dims = node.args[1] if len(node.args) > 1 else None
+        if dims is None:
+            dims = list(range(rank))
+    elif name in ("argmax", "argmin"):
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
+        if dims is not None:
+            dims = [dims]
+    elif overload == "default" and name not in ("amax", "amin"):
+        dims = None
+    elif name in ("max", "min") and overload == "dim" or name == "prod" and overload == "dim_int" or \
+            name in ("any", "all") and overload == "dim":
+        dims = [node.args[1]]
+        keep = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
+    elif name == "var":
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = bool(node.kwargs.get("keepdim", False))
+    else:
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
+    if name in ("max", "min") and overload not in ("default", "dim"):
+        return None
+    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+        dims = list(range(rank))
+    if isinstance(dims, int):
+        dims = [dims]
+    norm = tuple(sorted({(int(d) % rank) if rank else 0 for d in dims})) if rank else ()
+    if name in ("sum", "mean", "prod") and node.kwargs.get("dtype") is not None and not _float_tensor(node, allow_int=True):
+        return None
+    out = node.meta.get("val")
+    vals = out if isinstance(out, (list, tuple)) else [out]
+    if not all(isinstance(v, torch.Tensor) and str(v.dtype) in ops.TL_TYPES for v in vals):
+        return None
+    return x, norm, keep
+
+
+def scan_spec(node: Any) -> tuple[Any, int] | None:
+    if ops.packet(node) not in ops.SCAN_OPS or not _float_tensor(node):
+        return None
+    x = node.args[0]
+    if not hasattr(x, "meta") or not _float_tensor(x):
+        return None
+    rank = x.meta["val"].dim()
+    return x, (int(node.args[1]) % rank) if rank else 0
+
+
+def matmul_ok(node: Any) -> bool:
+    import torch
+
+    if ops.packet(node) not in ops.MATMUL_OPS:
+        return False
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return False
+    return all(_float_tensor(a) for a in tensor_args(node))
+
+
+class Fuser:
+    def __init__(self, graph: Any, fuse: bool = True):
+        self.graph = graph
+        self.fuse = fuse
+        self.groups: list[Group] = []
+        self.group_of: dict[Any, Group] = {}
+        self.consts: set = set()
+
+    def run(self) -> list[Group]:
+        for node in self.graph.nodes:
+            if node.op != "call_function":
+                continue
+            name = ops.packet(node)
+            if name in ops.VIEW_OPS:
+                continue
+            if name == "getitem":
+                src = node.args[0]
+                g = self.group_of.get(src)
+                if g is not None:
+                    g.extra.append(node)
+                    self.group_of[node] = g
+                continue
+            if name in ops.DROPPED_OPS:
+                continue
+            if name in ops.CONST_OPS and _float_tensor(node) and (name == "full_like" or not tensor_args(node)):
+                self.consts.add(node)
+                continue
+            self._place(node, name)
+        return self.groups
+
+    # --- placement -------------------------------------------------------------------------
+    def _new(self, kind: str, **kw: Any) -> Group:
+        g = Group(index=len(self.groups), kind=kind, **kw)
+        self.groups.append(g)
+        return g
+
+    def _add(self, g: Group, node: Any, phase: str) -> None:
+        getattr(g, phase).append(node)
+        self.group_of[node] = g
+
+    def _place(self, node: Any, name: str) -> None:
+        last = self.groups[-1] if (self.groups and self.fuse) else None
+        if ops.can_lower_pointwise(node):
+            phase = self._pointwise_phase(last, node) if last else None
+            if phase:
+                self._add(last, node, phase)
+            else:
+                g = self._new("pointwise", numel=numel(shape_of(node)), shape=shape_of(node))
+                self._add(g, node, "pro")
+            return
+        spec = reduction_spec(node)
+        if spec is not None:
+            x, dims, _ = spec
+            self._place_reduction(last, node, "reduction", x, dims)
+            return
+        sspec = scan_spec(node)
+        if sspec is not None:
+            x, dim = sspec
+            self._place_reduction(last, node, "scan", x, (dim,))
+            return
+        if matmul_ok(node):
+            out = shape_of(node)
+            g = self._new("matmul", shape=out, numel=numel(out), out_numel=numel(out))
+            self._add(g, node, "core")
+            return
+        g = self._new("fallback")
+        self._add(g, node, "core")
+
+    def _internal(self, g: Group, arg: Any) -> tuple[str | None, bool]:
+        """(phase of arg's storage owner inside g or None, whether the view chain keeps order)."""
+        root, chain = trace(arg)
+        if root in self.consts or self.group_of.get(root) is not g:
+            return None, True
+        keeps = all(ops.packet(v) in ops.ORDER_KEEPING_VIEWS for v in chain)
+        return g.phase(root), keeps
+
+    def _pointwise_phase(self, g: Group, node: Any) -> str | None:
+        n = numel(shape_of(node))
+        phases = set()
+        for a in tensor_args(node):
+            phase, keeps = self._internal(g, a)
+            if phase is None:
+                continue
+            if not keeps or numel(shape_of(a)) != n:
+                return None
+            phases.add(phase)
+        if g.kind == "pointwise":
+            return "pro" if n == g.numel else None
+        if g.kind == "reduction":
+            if "core" in phases or "epi" in phases:
+                return "epi" if n == g.out_numel and "pro" not in phases else None
+            return "pro" if n == g.numel else None
+        if g.kind == "scan":
+            if n != g.numel:
+                return None
+            return "epi" if ("core" in phases or "epi" in phases) else "pro"
+        if g.kind == "matmul":
+            if n == g.out_numel and "pro" not in phases and phases:
+                return "epi"
+            return None
+        return None
+
+    def _place_reduction(self, last: Group | None, node: Any, kind: str, x: Any, dims: tuple) -> None:
+        shape = shape_of(x)
+        n = numel(shape)
+        out_numel = n if kind == "scan" else numel([s for i, s in enumerate(shape) if i not in dims])
+        if last is not None:
+            phase, keeps = self._internal(last, x)
+            ok_input = phase is None or (phase == "pro" and keeps)
+            if ok_input and last.kind == "pointwise" and last.numel == n:
+                last.kind, last.shape, last.dims, last.out_numel = kind, shape, dims, out_numel
+                self._add(last, node, "core")
+                return
+            if (ok_input and kind == "reduction" and last.kind == "reduction" and last.shape == shape
+                    and last.dims == dims and not last.epi):
+                self._add(last, node, "core")
+                return
+        g = self._new(kind, numel=n, shape=shape, dims=dims, out_numel=out_numel)
+        self._add(g, node, "core")
+
+
+def build_groups(graph: Any, fuse: bool = True) -> tuple[list[Group], set]:
+    f = Fuser(graph, fuse)
+    groups = f.run()
+    return groups, f.consts

@@ -1,0 +1,217 @@
+"""Kernel text building blocks: parameters, index contexts, loads, stores and node bodies.
+
+Shapes are compile-time constants (the module is specialised on the traced shapes and says so
+in a guard); strides are runtime arguments, so any input layout, broadcast (stride 0) or
+view works without a copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin.fusion import Group, numel, shape_of, trace
+
+
+def contiguous_strides(shape: tuple) -> list[int]:
+    out, acc = [], 1
+    for s in reversed(shape):
+        out.append(acc)
+        acc *= s
+    return list(reversed(out))
+
+
+@dataclass
+class Lit:
+    value: Any
+    dtype: Any
+
+
+@dataclass
+class Kernel:
+    name: str
+    params: list[str] = field(default_factory=list)          # kernel signature, in order
+    launch: list[str] = field(default_factory=list)          # python launch expressions, same order
+    constexprs: dict[str, int] = field(default_factory=dict)  # schedule constants
+    body: list[str] = field(default_factory=list)
+    loads: dict = field(default_factory=dict)                 # (python tensor, shape) -> param
+    outputs: dict = field(default_factory=dict)               # node -> param
+    prelude: list[str] = field(default_factory=list)          # python lines run before the launch
+    counter: int = 0
+
+    def var(self, prefix: str = "t") -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def emit(self, line: str, indent: int = 1) -> None:
+        self.body.append("    " * indent + line)
+
+    def tensor_param(self, py: str, shape: tuple, strides_known: bool = False) -> tuple[str, list[str | None]]:
+        """A pointer parameter for python tensor `py` broadcast to `shape`; stride params per dim."""
+        key = (py, shape)
+        if key in self.loads:
+            return self.loads[key]
+        p = f"in{len(self.loads)}"
+        self.params.append(p)
+        self.launch.append(py)
+        strides: list[str | None] = []
+        big = [d for d, s in enumerate(shape) if s > 1]
+        if big:
+            sv = f"{p}_st"
+            self.prelude.append(f"{sv} = _kgen_strides({py}, {tuple(shape)!r})")
+        for d, s in enumerate(shape):
+            if s > 1:
+                name = f"{p}_s{d}"
+                self.params.append(name)
+                self.launch.append(f"{p}_st[{d}]")
+                strides.append(name)
+            else:
+                strides.append(None)
+        self.loads[key] = (p, strides)
+        return p, strides
+
+    def source(self, doc: str) -> str:
+        sig = ", ".join(self.params + [f"{k}: tl.constexpr" for k in self.constexprs])
+        return "\n".join(["@triton.jit", f"def {self.name}({sig}):", f"    # {doc}"] + self.body) + "\n"
+
+
+class Ctx:
+    """Where a block of code runs: its mask, flat row-major index and per-dim indices."""
+
+    def __init__(self, k: Kernel, indent: int, mask: str, flat: str, natural: tuple | None = None,
+                 dim_idx: list[str | None] | None = None):
+        self.k, self.indent, self.mask, self.flat = k, indent, mask, flat
+        self.natural, self.dim_idx = natural, dim_idx
+        self.cache: dict[tuple, list[str | None]] = {}
+        self.values: dict[Any, tuple[str, Any]] = {}
+
+    def emit(self, line: str) -> None:
+        self.k.emit(line, self.indent)
+
+    def dims_for(self, shape: tuple) -> list[str | None]:
+        if self.natural is not None and tuple(shape) == tuple(self.natural) and self.dim_idx is not None:
+            return self.dim_idx
+        if shape in self.cache:
+            return self.cache[shape]
+        idx: list[str | None] = [None] * len(shape)
+        rest = self.flat
+        big = [d for d, s in enumerate(shape) if s > 1]
+        for pos, d in enumerate(reversed(big)):
+            v = self.k.var("i")
+            last = pos == len(big) - 1
+            self.emit(f"{v} = {rest}" if last else f"{v} = {rest} % {shape[d]}")
+            idx[d] = v
+            if not last:
+                q = self.k.var("q")
+                self.emit(f"{q} = {rest} // {shape[d]}")
+                rest = q
+        self.cache[shape] = idx
+        return idx
+
+    def offset(self, dim_idx: list[str | None], strides: list[str | None]) -> str:
+        terms = [f"{i} * {s}" for i, s in zip(dim_idx, strides) if i is not None and s is not None]
+        return " + ".join(terms) if terms else "0"
+
+    def load(self, py: str, shape: tuple, dtype: Any) -> str:
+        key = (py, tuple(shape), str(dtype))
+        if key in self.cache:
+            return self.cache[key]
+        p, strides = self.k.tensor_param(py, tuple(shape))
+        off = self.offset(self.dims_for(tuple(shape)), strides)
+        v = self.k.var("x")
+        self.emit(f"{v} = tl.load({p} + {off}, mask={self.mask}, other=0).to({ops.tl_type(ops.compute_dtype(dtype))})")
+        self.cache[key] = v
+        return v
+
+    def store(self, param: str, value: str, dtype: Any) -> None:
+        self.emit(f"tl.store({param} + {self.flat}, ({value}).to({ops.tl_type(dtype)}), mask={self.mask})")
+
+
+class BodyWriter:
+    """Emits the ATen nodes of one group into a context, resolving operands to registers or loads."""
+
+    def __init__(self, group: Group, consts: set, pyname: Callable[[Any], str]):
+        self.group = group
+        self.consts = consts
+        self.pyname = pyname
+
+    def value(self, ctx: Ctx, arg: Any, consumer_shape: tuple) -> tuple[str, Any] | Lit:
+        root, _ = trace(arg)
+        if root in self.consts:
+            return Lit(ops.const_fill(root), arg.meta["val"].dtype)
+        if root in ctx.values:
+            return ctx.values[root]
+        dtype = arg.meta["val"].dtype
+        # a scalar-shaped operand broadcasts; everything else is viewed at the consumer's shape
+        shape = tuple(consumer_shape)
+        return ctx.load(self.pyname(arg), shape, dtype), dtype
+
+    def pointwise(self, ctx: Ctx, node: Any) -> None:
+        shape = shape_of(node)
+
+        def resolve(a: Any) -> Any:
+            return self.value(ctx, a, shape)
+
+        o = _LitOperands(node, resolve)
+        text = ops.POINTWISE[ops.packet(node)](o)
+        v = ctx.k.var("v")
+        dtype = node.meta["val"].dtype
+        ctx.emit(f"{v} = ({text}).to({ops.tl_type(ops.compute_dtype(dtype))})")
+        ctx.values[node] = (v, dtype)
+
+    def nodes(self, ctx: Ctx, nodes: list[Any]) -> None:
+        for n in nodes:
+            self.pointwise(ctx, n)
+
+
+class _LitOperands(ops.Operands):
+    """Operands that may resolve to inlined constants (aten.full) instead of registers."""
+
+    def expr(self, a: Any, to: Any = None) -> str:
+        if self.is_tensor(a):
+            got = self._value(a)
+            if isinstance(got, Lit):
+                target = ops.compute_dtype(to if to is not None else self.out)
+                val = got.value
+                if target.is_floating_point:
+                    return ops.literal(float(val))
+                if str(target) == "torch.bool":
+                    return ops.literal(bool(val))
+                return ops.literal(int(val))
+        return super().expr(a, to)
+
+
+def stored_nodes(group: Group, outputs: set) -> list[Any]:
+    """Members whose value is needed outside the group (through any view chain)."""
+    members = group.members
+
+    def needed(node: Any) -> bool:
+        if node in outputs:
+            return True
+        for u in node.users:
+            if ops.packet(u) in ops.VIEW_OPS and u.op == "call_function":
+                if needed(u):
+                    return True
+            elif u not in members:
+                return True
+        return False
+
+    out = []
+    for n in group.pro + group.core + group.epi + group.extra:
+        val = n.meta.get("val")
+        if isinstance(val, (list, tuple)):
+            continue
+        if needed(n):
+            out.append(n)
+    return out
+
+
+def next_pow2(n: int) -> int:
+    p = 1
+    while p < n:
+        p *= 2
+    return p
+
+
+__all__ = ["Kernel", "Ctx", "BodyWriter", "Lit", "stored_nodes", "next_pow2", "contiguous_strides", "numel"]

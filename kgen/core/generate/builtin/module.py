@@ -1,0 +1,250 @@
+"""Assembling the standalone ModelNew module: kernels, allocations, launches and the forward.
+
+ModelNew inherits the reference class (renamed), so the constructor signature, the parameter
+and buffer names and their initialisation are the reference's own; only forward is replaced.
+The kernels are specialised on the traced shapes, dtypes and constructor arguments, and the
+module checks all three instead of computing garbage for inputs it was not built for.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from kgen.core.generate.builtin import emit_groups, ops
+from kgen.core.generate.builtin.export import Captured, reference_prelude, signature_text
+from kgen.core.generate.builtin.fusion import Group, build_groups, shape_of, trace
+from kgen.core.generate.builtin.kernel import stored_nodes
+
+BASE = "_KgenReference"
+
+RUNTIME = '''
+def _kgen_strides(t, shape):
+    """Element strides of `t` broadcast to `shape` (0 where it broadcasts), without a torch op."""
+    lead = len(shape) - t.dim()
+    out = []
+    for d, size in enumerate(shape):
+        i = d - lead
+        out.append(0 if i < 0 or t.shape[i] != size else t.stride(i))
+    return out
+
+
+def _kgen_attr(obj, path):
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _kgen_check(name, value, shape, dtype):
+    if tuple(value.shape) != shape or value.dtype != dtype:
+        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+                         f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
+'''
+
+
+@dataclass
+class Built:
+    source: str
+    groups: list[Group]
+    fallback_ops: list[str] = field(default_factory=list)
+    kernels: int = 0
+
+
+def _simple(value: Any) -> bool:
+    if isinstance(value, (bool, int, float, str, type(None))):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_simple(v) for v in value)
+    return False
+
+
+class ForwardWriter:
+    def __init__(self, cap: Captured, consts: set, groups: list[Group]):
+        self.cap = cap
+        self.consts = consts
+        self.groups = groups
+        self.lines: list[str] = []
+        self.names: dict[Any, str] = {}
+        self.group_of = {n: g for g in groups for n in g.members}
+
+    def emit(self, line: str) -> None:
+        self.lines.append("        " + line)
+
+    def pyname(self, node: Any) -> str:
+        if node in self.names:
+            return self.names[node]
+        if node.op == "call_function" and ops.packet(node) in ops.VIEW_OPS:
+            src = self.pyname(node.args[0])
+            name = f"t_{node.name}"
+            rest = ", ".join(self.arg(a) for a in node.args[1:])
+            if ops.packet(node) in ("view", "_unsafe_view", "reshape"):
+                self.emit(f"{name} = {src}.reshape({rest})")
+            else:
+                extra = ", ".join(f"{k}={self.arg(v)}" for k, v in node.kwargs.items())
+                args = ", ".join(x for x in (src, rest, extra) if x)
+                self.emit(f"{name} = torch.ops.{node.target}({args})")
+            self.names[node] = name
+            return name
+        if node in self.consts:
+            name = f"t_{node.name}"
+            val = node.meta["val"]
+            fill = ops.const_fill(node)
+            self.emit(f"{name} = torch.full({tuple(val.shape)!r}, {fill!r}, dtype={val.dtype}, device=dev)")
+            self.names[node] = name
+            return name
+        raise KeyError(f"value {node.name} is not available in forward")
+
+    def arg(self, a: Any) -> str:
+        import torch
+
+        if hasattr(a, "op"):
+            return self.pyname(a)
+        if isinstance(a, (list, tuple)):
+            inner = ", ".join(self.arg(x) for x in a)
+            return f"[{inner}]"
+        if isinstance(a, torch.device):
+            return "dev"
+        if isinstance(a, torch.dtype):
+            return str(a)
+        if isinstance(a, float) and (a != a or a in (float("inf"), float("-inf"))):
+            return f"float({str(a)!r})"
+        return repr(a)
+
+
+def _out_expr(fw: ForwardWriter, cap: Captured, out_node: Any) -> tuple[str, str]:
+    flat = out_node.args[0]
+    leaves = [fw.arg(a) if hasattr(a, "op") else repr(a) for a in flat]
+    spec = cap.out_spec
+    children = getattr(spec, "children_specs", None) or []
+    if spec.is_leaf():
+        return leaves[0], ""
+    if spec.type in (tuple, list) and all(c.is_leaf() for c in children):
+        if spec.type is tuple:
+            return "(" + ", ".join(leaves) + ("," if len(leaves) == 1 else "") + ")", ""
+        return "[" + ", ".join(leaves) + "]", ""
+    import torch.utils._pytree as pytree
+
+    return (f"torch.utils._pytree.tree_unflatten([{', '.join(leaves)}], _OUT_SPEC)",
+            f"_OUT_SPEC = torch.utils._pytree.treespec_loads({pytree.treespec_dumps(spec)!r})\n")
+
+
+def build_module(source: str, cap: Captured, schedule: dict) -> Built:
+    groups, consts = build_groups(cap.graph, fuse=bool(schedule.get("fuse", True)))
+    fw = ForwardWriter(cap, consts, groups)
+    graph_nodes = list(cap.graph.nodes)
+    out_node = next(n for n in graph_nodes if n.op == "output")
+    outputs = {trace(a)[0] for a in out_node.args[0] if hasattr(a, "op")}
+    outputs |= {a for a in out_node.args[0] if hasattr(a, "op")}
+
+    # forward signature and input guards
+    fsig = signature_text(source, "forward")
+    user_ph = [n for n in graph_nodes if n.op == "placeholder" and n.name in cap.user_inputs]
+    positional = fsig[1] if fsig else []
+    plain = [p for p in positional if not p.startswith("*") and "=" not in p]
+    use_names = fsig is not None and len(plain) >= len(user_ph) and not any(p.startswith("*") for p in positional[:len(user_ph)])
+    params_text = fsig[0] if use_names else "self, *args"
+    dev_src = None
+    for i, ph in enumerate(user_ph):
+        name = plain[i] if use_names else f"args[{i}]"
+        val = ph.meta.get("val")
+        fw.names[ph] = name
+        if hasattr(val, "shape"):
+            fw.emit(f"_kgen_check({name!r}, {name}, {tuple(int(s) for s in val.shape)!r}, {val.dtype})")
+            dev_src = dev_src or name
+        elif _simple(val):
+            fw.emit(f"if {name} != {val!r}:")
+            fw.emit(f"    raise ValueError('ModelNew was generated for {name}={val!r}')")
+    for n in graph_nodes:
+        if n.op == "placeholder" and n not in fw.names:
+            kind, target = cap.input_kinds.get(n.name, ("", None))
+            var = f"p_{n.name}" if not n.name.startswith("p_") else n.name
+            fw.emit(f"{var} = _kgen_attr(self, {target!r})")
+            fw.names[n] = var
+            dev_src = dev_src or var
+        elif n.op == "get_attr":
+            var = f"a_{n.name}"
+            fw.emit(f"{var} = _kgen_attr(self, {n.target!r})")
+            fw.names[n] = var
+    fw.emit(f"dev = {dev_src}.device" if dev_src else "dev = torch.device('cpu')")
+
+    kernels: list[str] = []
+    fallback: list[str] = []
+    summary: list[str] = []
+    for g in groups:
+        if g.kind == "fallback":
+            node = g.core[0]
+            args = ", ".join([fw.arg(a) for a in node.args] + [f"{k}={fw.arg(v)}" for k, v in node.kwargs.items()])
+            name = f"t_{node.name}"
+            fw.emit(f"# torch fallback: {ops.op_name(node)} has no Triton lowering yet")
+            fw.emit(f"{name} = torch.ops.{node.target}({args})")
+            fw.names[node] = name
+            for gi in g.extra:
+                fw.emit(f"t_{gi.name} = {name}[{gi.args[1]}]")
+                fw.names[gi] = f"t_{gi.name}"
+            fallback.append(ops.op_name(node))
+            continue
+        stored = stored_nodes(g, outputs)
+        kname = f"k{g.index}_{g.kind}"
+        sched = schedule[g.kind if g.kind != "scan" else "reduction"]
+        launch = emit_groups.EMITTERS[g.kind](g, kname, sched, consts, fw.pyname, stored)
+        doc = f"{g.kind} group {g.index} fuses: {', '.join(g.ops())}"
+        kernels.append(launch.kernel.source(doc))
+        summary.append(f"{g.kind}[{len(g.ops())}]")
+        fw.emit(f"# {doc}")
+        for n in stored:
+            val = n.meta["val"]
+            fw.emit(f"t_{n.name} = torch.empty({tuple(int(s) for s in val.shape)!r}, dtype={val.dtype}, device=dev)")
+            fw.names[n] = f"t_{n.name}"
+        for line in launch.kernel.prelude:
+            fw.emit(line)
+        largs = [fw.names[next(x for x in stored if x.name == a[1:])] if a.startswith("@") else a
+                 for a in launch.kernel.launch]
+        meta = [f"{k}={v}" for k, v in launch.kernel.constexprs.items()] + [f"{k}={v}" for k, v in launch.meta.items()]
+        fw.emit(f"{kname}[{launch.grid}](")
+        fw.emit("    " + ", ".join(largs + meta) + ")")
+    ret, extra_top = _out_expr(fw, cap, out_node)
+    fw.emit(f"return {ret}")
+
+    init_block = _init_block(source, cap)
+    notes = f"{len(kernels)} kernels ({', '.join(summary)})"
+    if fallback:
+        notes += f"; torch fallback: {', '.join(sorted(set(fallback)))}"
+    header = (f'"""Generated by kgen (builtin generator): {notes}.\n\n'
+              "ModelNew inherits the reference class for its constructor and parameters and replaces\n"
+              'forward with the Triton kernels below. Specialised on the traced shapes and dtypes."""\n')
+    parts = [header, "import torch\nimport triton\nimport triton.language as tl\n",
+             "# ---- the reference (constructor and parameters are inherited from it) ----",
+             reference_prelude(source, BASE),
+             "# ---- generated kernels ----", ops.HELPERS, RUNTIME, extra_top] + kernels + [
+        f"\nclass ModelNew({BASE}):",
+        init_block,
+        f"    def forward({params_text}):",
+        "\n".join(fw.lines), ""]
+    text = "\n".join(p for p in parts if p is not None)
+    return Built(source=text, groups=groups, fallback_ops=sorted(set(fallback)), kernels=len(kernels))
+
+
+def _init_block(source: str, cap: Captured) -> str:
+    sig = signature_text(source, "__init__")
+    if sig is None:
+        return ""
+    text, call = sig
+    init = cap.module_ns["Model"].__init__
+    try:
+        bound = inspect.signature(init).bind(None, *cap.init_inputs)
+        bound.apply_defaults()
+    except (TypeError, ValueError):
+        return ""
+    traced = {k: v for k, v in list(bound.arguments.items())[1:] if _simple(v)}
+    checks = ", ".join(f"{k!r}: {k}" for k in traced if k in text)
+    lines = [f"    def __init__({text}):",
+             f"        super().__init__({', '.join(call)})"]
+    if checks:
+        lines += [f"        traced = {traced!r}",
+                  f"        got = {{{checks}}}",
+                  "        for key, value in got.items():",
+                  "            if value != traced[key]:",
+                  "                raise ValueError(f'ModelNew was generated for {key}={traced[key]!r}, got {value!r}; '",
+                  "                                 'generate again for these constructor arguments')"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,414 @@
+"""ATen op classes and the lowering of each pointwise ATen op to a Triton expression.
+
+An op missing here is not an error: the fusion pass turns it into a torch fallback that the
+generated module calls and declares in `params["fallback_ops"]`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+VIEW_OPS = {
+    "view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t", "unsqueeze", "squeeze",
+    "alias", "broadcast_in_dim", "slice", "select", "as_strided", "unfold", "diagonal", "lift_fresh_copy", "detach",
+}
+# Views that keep row-major element order: inside a fused group they are free register aliases.
+ORDER_KEEPING_VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "alias", "detach",
+                       "lift_fresh_copy"}
+REDUCTION_OPS = {"sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "prod", "var", "any", "all"}
+SCAN_OPS = {"cumsum", "cumprod"}
+MATMUL_OPS = {"mm", "bmm", "addmm"}
+CONST_OPS = {"full", "scalar_tensor", "full_like"}
+# runtime assertions export leaves behind; they compute nothing
+DROPPED_OPS = {"_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size"}
+
+
+def const_fill(node: Any) -> Any:
+    return node.args[0] if packet(node) == "scalar_tensor" else node.args[1]
+
+
+def packet(node: Any) -> str:
+    target = node.target
+    p = getattr(target, "_overloadpacket", None)
+    return p.__name__ if p is not None else getattr(target, "__name__", str(target))
+
+
+def op_name(node: Any) -> str:
+    return str(node.target)
+
+
+TL_TYPES = {
+    "torch.float32": "tl.float32", "torch.float16": "tl.float16", "torch.bfloat16": "tl.bfloat16",
+    "torch.float64": "tl.float64", "torch.int8": "tl.int8", "torch.int16": "tl.int16",
+    "torch.int32": "tl.int32", "torch.int64": "tl.int64", "torch.uint8": "tl.uint8", "torch.bool": "tl.int1",
+}
+
+
+def tl_type(dtype: Any) -> str:
+    try:
+        return TL_TYPES[str(dtype)]
+    except KeyError:
+        raise NotImplementedError(f"dtype {dtype} has no Triton lowering") from None
+
+
+def compute_dtype(dtype: Any) -> Any:
+    """Half types compute in fp32 inside a kernel and round only when stored."""
+    import torch
+
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def is_float(dtype: Any) -> bool:
+    return dtype.is_floating_point
+
+
+def literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return 'float("nan")'
+        if math.isinf(value):
+            return 'float("inf")' if value > 0 else 'float("-inf")'
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value)
+    raise NotImplementedError(f"cannot inline the constant {value!r}")
+
+
+class Operands:
+    """What a pointwise lowering sees: the node, its operand expressions and dtype helpers."""
+
+    def __init__(self, node: Any, value: Callable[[Any], tuple[str, Any]]):
+        self.node = node
+        self._value = value
+        self.out = node.meta["val"].dtype
+
+    def arg(self, i: int, name: str | None = None, default: Any = None) -> Any:
+        if i < len(self.node.args):
+            return self.node.args[i]
+        if name is not None and name in self.node.kwargs:
+            return self.node.kwargs[name]
+        return default
+
+    def is_tensor(self, a: Any) -> bool:
+        return hasattr(a, "meta") and "val" in a.meta
+
+    def dtype_of(self, a: Any) -> Any:
+        import torch
+
+        if self.is_tensor(a):
+            return a.meta["val"].dtype
+        if isinstance(a, bool):
+            return torch.bool
+        if isinstance(a, int):
+            return torch.int64
+        return torch.float32
+
+    def expr(self, a: Any, to: Any = None) -> str:
+        """Operand `a` as an expression, converted to compute dtype of `to` (default: the output)."""
+        target = compute_dtype(to if to is not None else self.out)
+        if not self.is_tensor(a):
+            if target.is_floating_point and isinstance(a, (int, float)) and not isinstance(a, bool):
+                return literal(float(a))
+            return literal(a)
+        text, dtype = self._value(a)
+        if compute_dtype(dtype) == target:
+            return text
+        return f"{text}.to({tl_type(target)})"
+
+    def common(self, *args: Any) -> Any:
+        """The dtype torch promotes these operands to (tensors beat scalars of the same category)."""
+        import torch
+
+        probes = []
+        for a in args:
+            if self.is_tensor(a):
+                v = a.meta["val"]
+                probes.append(torch.empty((1,) if v.dim() else (), dtype=v.dtype))
+            else:
+                probes.append(a)
+        out = probes[0]
+        dtype = None
+        for p in probes[1:]:
+            dtype = torch.result_type(out, p) if dtype is None else torch.promote_types(dtype, torch.result_type(
+                torch.empty((1,), dtype=dtype), p))
+        if dtype is None:
+            dtype = out.dtype if isinstance(out, torch.Tensor) else self.dtype_of(out)
+        return dtype
+
+
+def _unary(fmt: str, float_only: bool = True) -> Callable[[Operands], str]:
+    def lower(o: Operands) -> str:
+        if float_only and not is_float(o.out):
+            raise NotImplementedError("integer input")
+        return fmt.format(x=o.expr(o.arg(0)))
+    return lower
+
+
+def _binary(fmt: str) -> Callable[[Operands], str]:
+    def lower(o: Operands) -> str:
+        return fmt.format(a=o.expr(o.arg(0)), b=o.expr(o.arg(1)))
+    return lower
+
+
+def _compare(sym: str) -> Callable[[Operands], str]:
+    def lower(o: Operands) -> str:
+        dt = o.common(o.arg(0), o.arg(1))
+        return f"({o.expr(o.arg(0), dt)} {sym} {o.expr(o.arg(1), dt)})"
+    return lower
+
+
+def _logical(sym: str) -> Callable[[Operands], str]:
+    def lower(o: Operands) -> str:
+        import torch
+
+        return f"(({o.expr(o.arg(0), torch.bool)} != 0) {sym} ({o.expr(o.arg(1), torch.bool)} != 0))"
+    return lower
+
+
+def _add(o: Operands, sign: str = "+") -> str:
+    alpha = o.arg(2, "alpha", 1)
+    b = o.expr(o.arg(1))
+    if alpha != 1:
+        b = f"({b} * {o.expr(alpha)})"
+    return f"({o.expr(o.arg(0))} {sign} {b})"
+
+
+def _div(o: Operands) -> str:
+    mode = o.node.kwargs.get("rounding_mode")
+    if getattr(o.node.target, "namespace", "") == "prims" and not is_float(o.out):
+        mode = "trunc"
+    a, b = o.expr(o.arg(0)), o.expr(o.arg(1))
+    if mode is None:
+        return f"({a} / {b})"
+    if not is_float(o.out):
+        raise NotImplementedError("integer division with rounding")
+    if mode == "floor":
+        return f"tl.floor({a} / {b})"
+    return f"_kgen_trunc({a} / {b})"
+
+
+def _int_power(x: str, n: int) -> str:
+    if n == 0:
+        return f"({x} * 0 + 1)"
+    body = " * ".join([f"({x})"] * abs(n))
+    return f"({body})" if n > 0 else f"(1.0 / ({body}))"
+
+
+def _pow(o: Operands) -> str:
+    base, exp = o.arg(0), o.arg(1)
+    if not o.is_tensor(exp):
+        e = float(exp)
+        x = o.expr(base)
+        if e.is_integer() and abs(e) <= 8 and (e >= 0 or is_float(o.out)):
+            return _int_power(x, int(e))
+        if not is_float(o.out):
+            raise NotImplementedError("integer pow")
+        if e == 0.5:
+            return f"tl.sqrt({x})"
+        if e == -0.5:
+            return f"tl.rsqrt({x})"
+        return f"tl.exp({literal(e)} * tl.log({x}))"
+    if not is_float(o.out):
+        raise NotImplementedError("integer pow")
+    b = o.expr(exp)
+    if not o.is_tensor(base):
+        logb = literal(math.log(float(base))) if float(base) > 0 else 'float("nan")'
+        return f"tl.exp({b} * {logb})"
+    return f"_kgen_pow({o.expr(base)}, {b})"
+
+
+def _clamp(o: Operands) -> str:
+    x = o.expr(o.arg(0))
+    lo, hi = o.arg(1, "min"), o.arg(2, "max")
+    if lo is not None:
+        x = f"tl.maximum({x}, {o.expr(lo)})"
+    if hi is not None:
+        x = f"tl.minimum({x}, {o.expr(hi)})"
+    return x
+
+
+def _where(o: Operands) -> str:
+    import torch
+
+    return f"tl.where({o.expr(o.arg(0), torch.bool)} != 0, {o.expr(o.arg(1))}, {o.expr(o.arg(2))})"
+
+
+def _to_copy(o: Operands) -> str:
+    import torch
+
+    src = o.arg(0)
+    if o.out == torch.bool:
+        return f"({o.expr(src, o.dtype_of(src))} != 0)"
+    if is_float(o.dtype_of(src)) and not is_float(o.out):
+        return f"_kgen_trunc({o.expr(src, o.dtype_of(src))}).to({tl_type(o.out)})"
+    return o.expr(src)
+
+
+def _remainder(o: Operands) -> str:
+    if not is_float(o.out):
+        raise NotImplementedError("integer remainder")
+    a, b = o.expr(o.arg(0)), o.expr(o.arg(1))
+    return f"({a} - {b} * tl.floor({a} / {b}))"
+
+
+def _fmod(o: Operands) -> str:
+    if not is_float(o.out):
+        raise NotImplementedError("integer fmod")
+    a, b = o.expr(o.arg(0)), o.expr(o.arg(1))
+    return f"({a} - {b} * _kgen_trunc({a} / {b}))"
+
+
+def _sign(o: Operands) -> str:
+    x = o.expr(o.arg(0))
+    return f"(({x} > 0).to({tl_type(compute_dtype(o.out))}) - ({x} < 0).to({tl_type(compute_dtype(o.out))}))"
+
+
+def _relu(o: Operands) -> str:
+    return f"tl.maximum({o.expr(o.arg(0))}, 0)"
+
+
+def _abs(o: Operands) -> str:
+    x = o.expr(o.arg(0))
+    return f"tl.where({x} < 0, -{x}, {x})"
+
+
+def _bool_unary(fmt: str) -> Callable[[Operands], str]:
+    def lower(o: Operands) -> str:
+        a = o.arg(0)
+        return fmt.format(x=o.expr(a, o.dtype_of(a)))
+    return lower
+
+
+POINTWISE: dict[str, Callable[[Operands], str]] = {
+    "add": _add,
+    "sub": lambda o: _add(o, "-"),
+    "mul": _binary("({a} * {b})"),
+    "div": _div,
+    "true_divide": _div,
+    "maximum": _binary("tl.maximum({a}, {b})"),
+    "minimum": _binary("tl.minimum({a}, {b})"),
+    "pow": _pow,
+    "neg": lambda o: f"(-{o.expr(o.arg(0))})",
+    "abs": _abs,
+    "exp": _unary("tl.exp({x})"),
+    "exp2": _unary("tl.exp2({x})"),
+    "log": _unary("tl.log({x})"),
+    "log2": _unary("tl.log2({x})"),
+    "log10": _unary("(tl.log({x}) * 0.4342944819032518)"),
+    "log1p": _unary("tl.log(1.0 + {x})"),
+    "expm1": _unary("(tl.exp({x}) - 1.0)"),
+    "sqrt": _unary("tl.sqrt({x})"),
+    "rsqrt": _unary("tl.rsqrt({x})"),
+    "sin": _unary("tl.sin({x})"),
+    "cos": _unary("tl.cos({x})"),
+    "tan": _unary("(tl.sin({x}) / tl.cos({x}))"),
+    "tanh": _unary("_kgen_tanh({x})"),
+    "sigmoid": _unary("(1.0 / (1.0 + tl.exp(-{x})))"),
+    "erf": _unary("tl.erf({x})"),
+    "floor": _unary("tl.floor({x})", float_only=False),
+    "ceil": _unary("tl.ceil({x})", float_only=False),
+    "trunc": _unary("_kgen_trunc({x})"),
+    "round": _unary("_kgen_round({x})"),
+    "reciprocal": _unary("(1.0 / {x})"),
+    "sign": _sign,
+    "relu": _relu,
+    "clamp": _clamp,
+    "clamp_min": lambda o: f"tl.maximum({o.expr(o.arg(0))}, {o.expr(o.arg(1))})",
+    "clamp_max": lambda o: f"tl.minimum({o.expr(o.arg(0))}, {o.expr(o.arg(1))})",
+    "where": _where,
+    "eq": _compare("=="), "ne": _compare("!="), "lt": _compare("<"),
+    "le": _compare("<="), "gt": _compare(">"), "ge": _compare(">="),
+    "logical_and": _logical("&"), "logical_or": _logical("|"), "logical_xor": _logical("^"),
+    "logical_not": _bool_unary("({x} == 0)"),
+    "bitwise_and": _binary("({a} & {b})"), "bitwise_or": _binary("({a} | {b})"),
+    "bitwise_xor": _binary("({a} ^ {b})"), "bitwise_not": lambda o: (
+        f"({o.expr(o.arg(0))} == 0)" if str(o.out) == "torch.bool" else f"(~{o.expr(o.arg(0))})"),
+    "isnan": _bool_unary("({x} != {x})"),
+    "isinf": _bool_unary("(({x} == float(\"inf\")) | ({x} == float(\"-inf\")))"),
+    "remainder": _remainder,
+    "fmod": _fmod,
+    "_to_copy": _to_copy,
+    "convert_element_type": _to_copy,
+    "clone": lambda o: o.expr(o.arg(0)),
+    "copy": lambda o: o.expr(o.arg(1)),
+}
+
+# Small @triton.jit helpers the pointwise expressions above call; emitted once per module.
+HELPERS = '''
+@triton.jit
+def _kgen_tanh(x):
+    # 1 - 2/(exp(2x)+1) saturates cleanly at both ends without a libdevice call
+    return 1.0 - 2.0 / (tl.exp(2.0 * x) + 1.0)
+
+
+@triton.jit
+def _kgen_trunc(x):
+    return tl.where(x < 0, tl.ceil(x), tl.floor(x))
+
+
+@triton.jit
+def _kgen_round(x):
+    # round half to even, as torch.round does
+    r = tl.floor(x + 0.5)
+    tie = (r - x) == 0.5
+    odd = (r - 2.0 * tl.floor(r * 0.5)) != 0
+    return tl.where(tie & odd, r - 1.0, r)
+
+
+@triton.jit
+def _kgen_pow(a, b):
+    mag = tl.exp(b * tl.log(tl.abs(a)))
+    b_int = tl.floor(b) == b
+    b_odd = b_int & ((b - 2.0 * tl.floor(b * 0.5)) != 0)
+    res = tl.where(a < 0, tl.where(b_int, tl.where(b_odd, -mag, mag), float("nan")), mag)
+    return tl.where(b == 0, 1.0, res)
+
+
+@triton.jit
+def _kgen_mul(a, b):
+    return a * b
+
+
+@triton.jit
+def _kgen_or(a, b):
+    return a | b
+
+
+@triton.jit
+def _kgen_and(a, b):
+    return a & b
+'''
+
+
+def can_lower_pointwise(node: Any) -> bool:
+    import torch
+
+    name = packet(node)
+    if name not in POINTWISE:
+        return False
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or str(val.dtype) not in TL_TYPES:
+        return False
+    for a in list(node.args) + list(node.kwargs.values()):
+        if hasattr(a, "meta"):
+            v = a.meta.get("val")
+            if not isinstance(v, torch.Tensor) or str(v.dtype) not in TL_TYPES:
+                return False
+        elif isinstance(a, (list, tuple)) or (a is not None and not isinstance(a, (int, float, bool, torch.dtype,
+                                                                                    torch.device, str,
+                                                                                    torch.memory_format,
+                                                                                    torch.layout))):
+            return False
+    if name == "_to_copy" and node.kwargs.get("device") is not None:
+        src = node.args[0].meta["val"].device
+        if str(node.kwargs["device"]) != str(src):
+            return False
+    try:
+        Operands(node, lambda a: ("x", a.meta["val"].dtype)).out  # noqa: B018 - dtype probe
+        POINTWISE[name](Operands(node, lambda a: ("x", a.meta["val"].dtype)))
+    except NotImplementedError:
+        return False
+    return True

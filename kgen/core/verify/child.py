@@ -1,0 +1,288 @@
+"""The two roles a forked run can play. Files in, files out; the verifier decides.
+
+- reference: imports the task (never a candidate), builds the init inputs and one input set per
+  trial seed, runs Model, and writes inputs, the state_dict and reference outputs. Reference
+  outputs are read once by the verifier and deleted; they never sit where a candidate runs.
+- candidate: imports the candidate, builds ModelNew under the same seed as Model was built,
+  loads the reference state_dict when its keys and shapes match exactly (the rule generated
+  modules rely on to hold parameters "the same way the reference does"), then runs ONE
+  instance over all trials (fresh seeded inputs each time, so memoising fails), recording Triton
+  launches and torch ops, and writes the outputs and the post-call inputs.
+
+Every outcome is a result.json; an exception escaping here is a crash of the run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import sys
+import time
+import traceback
+
+RESULT = "result.json"
+
+
+def seed_all(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % (2**32))
+    except ImportError:
+        pass
+
+
+def _write_result(workdir: str, data: dict) -> None:
+    tmp = os.path.join(workdir, RESULT + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, os.path.join(workdir, RESULT))
+
+
+def _import_file(path: str, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _tb_tail(limit: int = 2000) -> str:
+    return traceback.format_exc()[-limit:]
+
+
+def _is_compile_error(exc: BaseException) -> bool:
+    for cls in type(exc).__mro__:
+        if cls.__name__ in ("CompilationError", "CompileTimeAssertionFailure", "UnsupportedLanguageConstruct"):
+            return True
+    return isinstance(exc, (SyntaxError, ImportError))
+
+
+def _failure(phase: str, exc: BaseException, **extra) -> dict:
+    msg = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, MemoryError):
+        msg = "MemoryError: out of memory (the run's memory limit was reached)"
+    return {"ok": False, "phase": phase, "error_type": type(exc).__name__, "error": msg[:2000],
+            "compile": _is_compile_error(exc), "traceback": _tb_tail(), **extra}
+
+
+def _device(config: dict):
+    import torch
+
+    dev = config.get("device", "cpu")
+    if dev.startswith("cuda"):
+        torch.cuda.set_device(0)  # CUDA_VISIBLE_DEVICES already names the one device we own
+        frac = config.get("cuda_memory_fraction")
+        if frac:
+            torch.cuda.set_per_process_memory_fraction(float(frac), 0)
+        return torch.device("cuda", 0)
+    return torch.device("cpu")
+
+
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _to_device(values, device):
+    import torch
+
+    return [v.to(device) if isinstance(v, torch.Tensor) else v for v in values]
+
+
+def _snapshot(values) -> list:
+    import torch
+
+    return [v.detach().to("cpu").clone() if isinstance(v, torch.Tensor) else None for v in values]
+
+
+def _flatten_output(out) -> tuple[str, list]:
+    """-> (structure, tensors); raises TypeError for anything but a tensor or tuple/list of tensors."""
+    import torch
+
+    def plain(t):
+        if type(t) not in (torch.Tensor, torch.nn.Parameter):
+            raise TypeError(f"output is a {type(t).__name__}, not a plain torch.Tensor")
+        return t
+
+    if isinstance(out, torch.Tensor):
+        return "tensor", [plain(out)]
+    if isinstance(out, (tuple, list)) and out and all(isinstance(o, torch.Tensor) for o in out):
+        return type(out).__name__ if type(out) in (tuple, list) else "tuple", [plain(o) for o in out]
+    raise TypeError(f"forward returned {type(out).__name__}; expected a tensor or a tuple/list of tensors")
+
+
+def _out_specs(device, tensors) -> list[dict]:
+    return [{"shape": list(t.shape), "dtype": str(t.dtype).replace("torch.", ""), "device": t.device.type}
+            for t in tensors]
+
+
+def _load(path: str):
+    import torch
+
+    return torch.load(path, weights_only=True)
+
+
+def run_reference(workdir: str, config: dict) -> dict:
+    import torch
+
+    try:
+        task = _import_file(os.path.join(workdir, "task.py"), "kgen_task")
+    except BaseException as exc:  # noqa: BLE001
+        return _failure("import", exc)
+    for name in ("Model", "get_inputs", "get_init_inputs"):
+        if not callable(getattr(task, name, None)):
+            return {"ok": False, "phase": "import", "error": f"task does not define a callable {name}"}
+    try:
+        device = _device(config)
+        seed_all(int(config["init_seed"]))
+        init_inputs = list(task.get_init_inputs())
+        torch.save(init_inputs, os.path.join(workdir, "init.pt"))
+        seed_all(int(config["init_seed"]))
+        model = task.Model(*init_inputs)
+        torch.save({k: v.detach().to("cpu") for k, v in model.state_dict().items()},
+                   os.path.join(workdir, "state.pt"))
+        model = model.to(device)
+    except BaseException as exc:  # noqa: BLE001
+        return _failure("construct", exc)
+
+    result: dict = {"ok": True, "trials": [], "device_name": _device_name(device)}
+    for seed in config["seeds"]:
+        try:
+            seed_all(int(seed))
+            inputs = task.get_inputs()
+            if not isinstance(inputs, (list, tuple)):
+                raise TypeError(f"get_inputs() returned {type(inputs).__name__}, expected a list")
+            inputs = list(inputs)
+            torch.save(inputs, os.path.join(workdir, f"inputs_{seed}.pt"))
+            dev_inputs = _to_device(inputs, device)
+            seed_all(int(seed))
+            _sync(device)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                out = model(*dev_inputs)
+            _sync(device)
+            ms = (time.perf_counter() - t0) * 1000.0
+        except BaseException as exc:  # noqa: BLE001
+            return _failure("forward", exc, seed=seed)
+        try:
+            structure, tensors = _flatten_output(out)
+        except TypeError as exc:
+            return _failure("output", exc, seed=seed)
+        torch.save({"outputs": [t.detach().to("cpu").clone() for t in tensors],
+                    "inputs_after": _snapshot(dev_inputs)},
+                   os.path.join(workdir, f"ref_{seed}.pt"))
+        result["structure"] = structure
+        result["outputs"] = _out_specs(device, tensors)
+        result["trials"].append({"seed": seed, "ms": ms})
+
+    if config.get("profile_gpu") and device.type == "cuda":
+        from kgen.core.verify import gpu_timing
+
+        inputs = _to_device(_load(os.path.join(workdir, f"inputs_{config['seeds'][0]}.pt")), device)
+        result["gpu"] = gpu_timing.time_reference(model, inputs, repeats=int(config.get("repeats", 20)))
+    return result
+
+
+def _device_name(device) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return "cpu (triton interpreter)"
+
+
+def run_candidate(workdir: str, config: dict) -> dict:
+    import torch
+
+    from kgen.core.verify.instrument import LaunchCounter, OpRecorder
+
+    counter = LaunchCounter()
+    counter.install()
+    try:
+        mod = _import_file(os.path.join(workdir, "candidate.py"), "kgen_candidate")
+    except BaseException as exc:  # noqa: BLE001
+        res = _failure("import", exc)
+        res["compile"] = True
+        return res
+    if not callable(getattr(mod, "ModelNew", None)):
+        return {"ok": False, "phase": "import", "compile": True,
+                "error": "candidate does not define class ModelNew"}
+    try:
+        device = _device(config)
+        init_inputs = _load(os.path.join(workdir, "init.pt"))
+        ref_state = _load(os.path.join(workdir, "state.pt"))
+        seed_all(int(config["init_seed"]))
+        model = mod.ModelNew(*init_inputs)
+        own = model.state_dict() if isinstance(model, torch.nn.Module) else {}
+        if own and set(own) == set(ref_state) and all(
+                tuple(own[k].shape) == tuple(ref_state[k].shape) for k in own):
+            model.load_state_dict(ref_state)
+        if isinstance(model, torch.nn.Module):
+            model = model.to(device)
+    except BaseException as exc:  # noqa: BLE001
+        return _failure("construct", exc)
+
+    trials = []
+    for seed in config["seeds"]:
+        try:
+            inputs = _to_device(_load(os.path.join(workdir, f"inputs_{seed}.pt")), device)
+        except BaseException as exc:  # noqa: BLE001
+            return _failure("harness", exc, seed=seed)
+        recorder = OpRecorder()
+        counter.recorder = recorder
+        launches_before = counter.count
+        try:
+            seed_all(int(seed))
+            _sync(device)
+            t0 = time.perf_counter()
+            with torch.no_grad(), recorder:
+                out = model(*inputs)
+            _sync(device)
+            ms = (time.perf_counter() - t0) * 1000.0
+        except BaseException as exc:  # noqa: BLE001
+            return _failure("forward", exc, seed=seed, trials=trials)
+        finally:
+            counter.recorder = None
+        try:
+            structure, tensors = _flatten_output(out)
+        except TypeError as exc:
+            return _failure("output", exc, seed=seed, trials=trials)
+        torch.save({"outputs": [t.detach().to("cpu").clone() for t in tensors],
+                    "inputs_after": _snapshot(inputs)},
+                   os.path.join(workdir, f"cand_{seed}.pt"))
+        trials.append({"seed": seed, "ms": ms, "launches": counter.count - launches_before,
+                       "ops": dict(recorder.ops), "structure": structure,
+                       "outputs": _out_specs(device, tensors)})
+
+    result: dict = {"ok": True, "trials": trials}
+    if config.get("profile_gpu") and device.type == "cuda":
+        from kgen.core.verify import gpu_timing
+
+        inputs = _to_device(_load(os.path.join(workdir, f"inputs_{config['seeds'][0]}.pt")), device)
+        try:
+            result["gpu"] = gpu_timing.time_candidate(model, inputs, repeats=int(config.get("repeats", 20)))
+        except BaseException as exc:  # noqa: BLE001 - a timing failure is reported, not fatal
+            result["gpu_error"] = f"{type(exc).__name__}: {exc}"[:500]
+        result["peak_cuda_bytes"] = int(torch.cuda.max_memory_allocated())
+    return result
+
+
+def main(role: str, workdir: str, config: dict) -> int:
+    runner = {"reference": run_reference, "candidate": run_candidate}[role]
+    try:
+        result = runner(workdir, config)
+    except BaseException as exc:  # noqa: BLE001
+        result = _failure("harness", exc)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _write_result(workdir, result)
+    return 0

@@ -1,0 +1,285 @@
+"""Dispatch of candidates to nodes: placement, per-worker in-flight accounting and retries.
+
+Placement: a healthy worker serving the job's backend (and arch, when the job names one),
+with the most free capacity (capacity minus this gateway's in-flight dispatches to it).
+A node that cannot be reached, times out or fails is left out for that candidate and the
+candidate is retried on another node, up to `max_attempts`; each retry is a job event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from kgen.core.verify.verdict import Verdict
+
+from kgen.daemon.gateway.registry import Registry, Worker
+
+API_VERSION = "v1"
+
+
+@dataclass
+class DispatchContext:
+    """What the scheduler needs to know about the job a candidate belongs to."""
+
+    job_id: str
+    task_source: str
+    op_name: str
+    backend: str
+    arch: str | None
+    timeout_s: float
+    atol: float | None = None
+    rtol: float | None = None
+    allow_cpu_fallback: bool = False
+    candidate_id: Callable[[str], str | None] = lambda source: None
+    add_event: Callable[[str, dict], Any] = lambda type_, data: None
+    cancel: asyncio.Event | None = None
+    extra: dict = field(default_factory=dict)
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, *, exclude: bool, unreachable: bool = False, wait_s: float = 0.0):
+        super().__init__(reason)
+        self.reason, self.exclude, self.unreachable, self.wait_s = reason, exclude, unreachable, wait_s
+
+
+class Scheduler:
+    def __init__(self, registry: Registry, token: str, metrics, *, max_attempts: int = 3,
+                 call_margin_s: float = 60.0, no_worker_wait_s: float | None = None,
+                 max_busy_retries: int = 30, log: Callable[..., None] | None = None):
+        self.registry = registry
+        self.token = token
+        self.metrics = metrics
+        self.max_attempts = max_attempts
+        self.call_margin_s = call_margin_s
+        # How long a candidate waits for a matching worker to (re)appear before giving up.
+        self.no_worker_wait_s = no_worker_wait_s if no_worker_wait_s is not None else 2 * registry.ttl
+        self.max_busy_retries = max_busy_retries
+        self._log = log or (lambda *a, **k: None)
+        self._inflight: dict[str, int] = {}
+        self._changed: asyncio.Event | None = None
+        self._session = None
+
+    # -- lifecycle --------------------------------------------------------------
+    async def start(self) -> None:
+        import aiohttp
+
+        self._changed = asyncio.Event()
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def notify(self) -> None:
+        """Capacity may have changed (a release, a registration, a heartbeat)."""
+        if self._changed is not None:
+            self._changed.set()
+
+    def inflight(self, worker_id: str) -> int:
+        return self._inflight.get(worker_id, 0)
+
+    @property
+    def session(self):
+        return self._session
+
+    # -- placement ----------------------------------------------------------------
+    def matching(self, backend: str, arch: str | None) -> list[Worker]:
+        return [w for w in self.registry.healthy()
+                if w.backend == backend and (not arch or w.arch == arch)]
+
+    def pick(self, backend: str, arch: str | None, exclude: set[str] = frozenset()) -> Worker | None:
+        best, best_key = None, None
+        for w in self.matching(backend, arch):
+            if w.worker_id in exclude:
+                continue
+            free = w.capacity - self.inflight(w.worker_id)
+            if free <= 0:
+                continue
+            key = (free, -self.inflight(w.worker_id), random.random())
+            if best_key is None or key > best_key:
+                best, best_key = w, key
+        return best
+
+    async def _acquire(self, ctx: DispatchContext, exclude: set[str]) -> Worker | None:
+        """A worker slot, waiting while matching workers are all busy; None when no worker
+        that is not excluded has served the backend for `no_worker_wait_s`."""
+        absent_since: float | None = None
+        while True:
+            if ctx.cancel is not None and ctx.cancel.is_set():
+                raise asyncio.CancelledError()
+            worker = self.pick(ctx.backend, ctx.arch, exclude)
+            if worker is not None:
+                self._inflight[worker.worker_id] = self.inflight(worker.worker_id) + 1
+                return worker
+            candidates = [w for w in self.matching(ctx.backend, ctx.arch) if w.worker_id not in exclude]
+            if candidates:
+                absent_since = None
+            else:
+                absent_since = absent_since or time.monotonic()
+                if time.monotonic() - absent_since >= self.no_worker_wait_s:
+                    return None
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=0.5)
+            except asyncio.TimeoutError:
+                pass
+
+    def _release(self, worker_id: str) -> None:
+        left = self.inflight(worker_id) - 1
+        if left > 0:
+            self._inflight[worker_id] = left
+        else:
+            self._inflight.pop(worker_id, None)
+        self.notify()
+
+    # -- dispatch -------------------------------------------------------------------
+    async def dispatch(self, ctx: DispatchContext, candidate_source: str, *,
+                       allow_ops: list[str] | None = None) -> Verdict:
+        """The node's verdict for one candidate, retried on other nodes when a node fails."""
+        exclude: set[str] = set()
+        failures: list[str] = []
+        attempt, busy = 0, 0
+        candidate_id = None
+        while attempt < self.max_attempts:
+            worker = await self._acquire(ctx, exclude)
+            if worker is None:
+                failures.append("no healthy worker serves "
+                                f"backend={ctx.backend} arch={ctx.arch or 'any'}")
+                break
+            if candidate_id is None:
+                candidate_id = ctx.candidate_id(candidate_source)
+            try:
+                ctx.add_event("candidate_dispatched", {"candidate_id": candidate_id,
+                                                       "worker_id": worker.worker_id})
+                verdict = await self._call_node(worker, ctx, candidate_source, allow_ops)
+                self.metrics.inc("kgen_gateway_dispatches_total", result="ok")
+                return verdict
+            except _Retry as retry:
+                self.metrics.inc("kgen_gateway_dispatch_errors_total", reason=retry.reason)
+                if retry.reason == "busy":
+                    busy += 1
+                    if busy > self.max_busy_retries:
+                        failures.append(f"{worker.url}: busy")
+                        break
+                else:
+                    attempt += 1
+                    failures.append(f"{worker.url}: {retry.reason}")
+                if retry.unreachable:
+                    self.registry.mark_unreachable(worker.worker_id)
+                if retry.exclude:
+                    exclude.add(worker.worker_id)
+                if retry.reason != "busy":
+                    ctx.add_event("candidate_retry", {"candidate_id": candidate_id, "worker_id": worker.worker_id,
+                                                      "reason": retry.reason, "attempt": attempt})
+                    self._log("dispatch_retry", job_id=ctx.job_id, worker_id=worker.worker_id,
+                              reason=retry.reason, attempt=attempt)
+                if retry.wait_s:
+                    await asyncio.sleep(retry.wait_s)
+            finally:
+                self._release(worker.worker_id)
+        self.metrics.inc("kgen_gateway_dispatches_total", result="failed")
+        return Verdict(status="crashed", device="",
+                       message="no node could verify the candidate: " + "; ".join(failures[-5:]))
+
+    async def _call_node(self, worker: Worker, ctx: DispatchContext, candidate_source: str,
+                         allow_ops: list[str] | None) -> Verdict:
+        import aiohttp
+
+        body: dict[str, Any] = {"api_version": API_VERSION, "task": ctx.task_source,
+                                "candidate": candidate_source, "timeout_s": ctx.timeout_s,
+                                "op_name": ctx.op_name}
+        if ctx.atol is not None:
+            body["atol"] = ctx.atol
+        if ctx.rtol is not None:
+            body["rtol"] = ctx.rtol
+        if allow_ops:
+            body["allow_ops"] = list(allow_ops)
+        timeout = aiohttp.ClientTimeout(total=ctx.timeout_s + self.call_margin_s)
+        lease = None
+        try:
+            if ctx.allow_cpu_fallback:
+                lease = await self._acquire_lease(worker, ctx)
+                body["lease_id"] = lease
+            async with self._session.post(f"{worker.url}/api/v1/verify", json=body, timeout=timeout) as resp:
+                data = await _json_or_none(resp)
+                return _verdict_from_response(resp.status, resp.headers, data)
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError) as exc:
+            raise _Retry("unreachable", exclude=True, unreachable=True) from exc
+        except asyncio.TimeoutError as exc:
+            raise _Retry("timeout", exclude=True, unreachable=True) from exc
+        finally:
+            if lease:
+                await self._release_lease(worker, lease)
+
+    async def _acquire_lease(self, worker: Worker, ctx: DispatchContext) -> str:
+        import aiohttp
+
+        body = {"api_version": API_VERSION, "ttl_s": ctx.timeout_s + self.call_margin_s,
+                "allow_cpu_fallback": True}
+        async with self._session.post(f"{worker.url}/api/v1/acquire_device", json=body,
+                                      timeout=aiohttp.ClientTimeout(total=30)) as resp:
+            data = await _json_or_none(resp)
+            if resp.status == 200 and isinstance(data, dict) and data.get("lease_id"):
+                return data["lease_id"]
+            _raise_for_status(resp.status, resp.headers, data)
+            raise _Retry("bad_response", exclude=True)
+
+    async def _release_lease(self, worker: Worker, lease_id: str) -> None:
+        import aiohttp
+
+        try:
+            async with self._session.post(f"{worker.url}/api/v1/release_device",
+                                          json={"api_version": API_VERSION, "lease_id": lease_id},
+                                          timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+            pass  # the node expires the lease on its own
+
+
+async def _json_or_none(resp) -> Any:
+    try:
+        return await resp.json(content_type=None)
+    except ValueError:
+        return None
+
+
+def _error_message(data: Any) -> str:
+    if isinstance(data, dict) and isinstance(data.get("error"), dict):
+        return str(data["error"].get("message", ""))[:300]
+    return ""
+
+
+def _raise_for_status(status: int, headers, data: Any) -> None:
+    if status == 503:
+        try:
+            wait = min(float(headers.get("Retry-After", "1")), 5.0)
+        except ValueError:
+            wait = 1.0
+        raise _Retry("busy", exclude=False, wait_s=max(wait, 0.05))
+    if status in (401, 403):
+        raise _Retry("unauthorised", exclude=True, unreachable=True)
+    if status >= 500:
+        raise _Retry(f"node_error_{status}", exclude=True)
+
+
+def _verdict_from_response(status: int, headers, data: Any) -> Verdict:
+    if status == 200:
+        if isinstance(data, dict) and isinstance(data.get("verdict"), dict):
+            try:
+                return Verdict.from_dict(data["verdict"])
+            except (TypeError, ValueError):
+                pass
+        raise _Retry("bad_response", exclude=True)
+    _raise_for_status(status, headers, data)
+    if status == 413:
+        return Verdict(status="rejected", device="", message="candidate is larger than the node accepts")
+    # Any other 4xx: the node refused this request; another node would refuse it too.
+    return Verdict(status="crashed", device="",
+                   message=f"node refused the candidate (HTTP {status}): {_error_message(data)}")

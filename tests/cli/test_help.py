@@ -1,0 +1,81 @@
+"""Every `kgen ... --help` in the tree works and stays light; usage errors are one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from kgen.cli._docs.tree import command_tree
+
+HEAVY = ("torch", "triton", "numpy", "aiohttp")
+TREE = command_tree()
+
+# Runs each --help of one subtree in a fresh interpreter, and after each one checks that no heavy
+# module got imported; prints the failures as JSON.
+_PROBE = textwrap.dedent("""
+    import io, json, sys, contextlib
+    heavy, paths = json.loads(sys.argv[1])
+    problems = []
+    from kgen.cli import main
+    for path in paths:
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            try:
+                main([*path, "--help"])
+                code = 0
+            except SystemExit as exc:
+                code = exc.code
+        loaded = [m for m in heavy if m in sys.modules]
+        if code != 0 or loaded or "Usage" not in buf.getvalue():
+            problems.append({"path": path, "code": code, "loaded": loaded})
+    print(json.dumps(problems))
+""")
+
+
+def _env(tmp_path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KGEN_")}
+    env.update(KGEN_HOME=str(tmp_path), NO_COLOR="1", COLUMNS="100")
+    return env
+
+
+@pytest.mark.parametrize("top", [c.name for c in TREE.commands] + ["<root>"])
+def test_every_help_succeeds_without_heavy_imports(top, tmp_path):
+    if top == "<root>":
+        paths = [[]]
+    else:
+        sub = next(c for c in TREE.commands if c.name == top)
+        paths = [c.path[1:] for c in sub.walk()]
+    done = subprocess.run([sys.executable, "-c", _PROBE, json.dumps([HEAVY, paths])], env=_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_importing_the_cli_imports_nothing_heavy(tmp_path):
+    code = "import sys, kgen.cli; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    done = subprocess.run([sys.executable, "-c", code], env=_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "", done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    ["no-such-command"],
+    ["--no-such-option"],
+    ["config", "get"],
+    ["config", "set", "node.port"],
+    ["completions"],
+    ["completions", "tcsh"],
+    ["systemd", "router"],
+    ["man"],
+])
+def test_usage_errors_exit_2_with_one_line(argv, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "kgen", *argv], env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,61 @@
+"""kill -9 of the gateway loses no job and no event, re-queues what was running, keeps seqs."""
+
+from gw_helpers import read_events, request, start_gateway, start_node, submit_body, wait_until
+
+
+def _events_in_db(db, job_id):
+    from kgen.core.store import Store
+
+    with Store(db) as store:
+        return store.get_job(job_id)["status"], store.events(job_id)
+
+
+def test_kill9_and_restart_on_the_same_db(tmp_path):
+    db = tmp_path / "gateway.db"
+    first = start_gateway(tmp_path, db, "--max-running", "1", "--heartbeat-ttl", "30")
+    port = first.port
+    node = start_node(tmp_path)
+    restarted = None
+    try:
+        reg = request(f"{first.url}/api/v1/workers/register", "POST", {"api_version": "v1", "url": node.url})
+        assert reg.status == 200, reg.body
+        worker_id = reg.json()["worker_id"]
+        jobs = []
+        for i in range(3):
+            reply = request(f"{first.url}/api/v1/jobs", "POST", submit_body(op_name=f"op{i}"))
+            assert reply.status == 201, reply.body
+            jobs.append(reply.json()["job_id"])
+        # Kill as soon as the first job is running: the others are still queued behind it.
+        assert wait_until(lambda: any(e["type"] == "running" for e in read_events(first.url, jobs[0])), 60)
+        first.kill9()
+
+        before = {job_id: _events_in_db(db, job_id) for job_id in jobs}
+        assert all(events[0]["seq"] == 1 and events[0]["type"] == "queued" for _, events in before.values())
+
+        restarted = start_gateway(tmp_path, db, "--port", str(port), "--max-running", "1")
+        assert restarted.url == first.url
+        # The worker survived the restart in the store (its heartbeat is recent).
+        workers = request(f"{restarted.url}/api/v1/workers").json()["workers"]
+        assert [w["worker_id"] for w in workers] == [worker_id]
+        listed = {j["job_id"] for j in request(f"{restarted.url}/api/v1/jobs").json()["jobs"]}
+        assert set(jobs) <= listed
+
+        for job_id in jobs:
+            status_at_kill, old = before[job_id]
+            lines = read_events(restarted.url, job_id, follow=True, timeout=280)
+            assert lines[-1]["type"] == "end"
+            events = [e for e in lines if e["type"] not in ("heartbeat", "end")]
+            # Nothing lost, nothing renumbered: the old events are a prefix, new ones continue the seq.
+            strip = lambda e: {k: v for k, v in e.items() if k != "job_id"}  # noqa: E731
+            assert [strip(e) for e in old] == events[:len(old)]
+            assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+            if status_at_kill == "running":
+                requeue = events[len(old)]
+                assert requeue["type"] == "queued" and "restarted" in requeue["reason"]
+            assert events[-1]["type"] == lines[-1]["status"]
+        assert before[jobs[0]][0] in ("running", "succeeded", "failed")
+    finally:
+        node.stop()
+        if restarted is not None:
+            assert restarted.stop() == 0
+        first.stop()

@@ -1,0 +1,118 @@
+"""Device pool: leases, expiry of vanished holders, CPU fallback by free memory (seed 004)."""
+
+import threading
+
+import pytest
+
+from kgen.core.errors import ConfigError
+from kgen.daemon.node.pool import (Device, DevicePool, InsufficientMemory, NoDevice, UnknownLease, cpu_devices,
+                                   parse_devices)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def fake_gpus(*free_bytes):
+    # Stand-ins for CUDA devices (no GPU here): the pool only needs ids, names and free memory.
+    return [Device(f"cuda:{i}", "test gpu", 16 << 30, (lambda f=f: f)) for i, f in enumerate(free_bytes)]
+
+
+def test_cpu_slots_from_devices_flag():
+    assert [d.id for d in parse_devices("cpu", "")] == ["cpu:0", "cpu:1"]
+    assert [d.id for d in parse_devices("cpu", "3")] == ["cpu:0", "cpu:1", "cpu:2"]
+    assert len(parse_devices("cpu", "0,1,2,3")) == 4
+    with pytest.raises(ConfigError):
+        parse_devices("cpu", "abc")
+    with pytest.raises(ConfigError):
+        parse_devices("cpu", "0")
+
+
+def test_acquire_until_exhausted_then_release():
+    pool = DevicePool(cpu_devices(2))
+    a = pool.acquire()
+    b = pool.acquire()
+    assert {a.device.id, b.device.id} == {"cpu:0", "cpu:1"}
+    assert pool.load == 2
+    with pytest.raises(NoDevice):
+        pool.acquire()
+    assert pool.release(a.lease_id) is True
+    assert pool.release(a.lease_id) is False
+    c = pool.acquire()
+    assert c.device.id == a.device.id
+    snap = {d["id"]: d["leased"] for d in pool.snapshot()}
+    assert snap == {"cpu:0": True, "cpu:1": True}
+
+
+def test_lease_of_vanished_holder_expires_and_renew_extends():
+    clock = Clock()
+    pool = DevicePool(cpu_devices(1), clock=clock)
+    lease = pool.acquire(ttl_s=10)
+    clock.now += 8
+    pool.renew(lease.lease_id)
+    clock.now += 8
+    assert pool.sweep() == []          # renewed: still alive
+    clock.now += 3
+    assert pool.sweep() == [lease.lease_id]
+    with pytest.raises(UnknownLease):
+        pool.renew(lease.lease_id)
+    assert pool.acquire().device.id == "cpu:0"
+
+
+def test_running_call_keeps_lease_past_expiry_and_release_waits_for_it():
+    clock = Clock()
+    pool = DevicePool(cpu_devices(1), clock=clock)
+    lease = pool.acquire(ttl_s=5)
+    pool.begin_call(lease.lease_id)
+    clock.now += 60
+    assert pool.sweep() == []
+    assert pool.release(lease.lease_id) is True
+    with pytest.raises(NoDevice):       # the call still runs on the device
+        pool.acquire()
+    pool.end_call(lease.lease_id)
+    clock.now += 6
+    pool.sweep()
+    assert pool.acquire().device.id == "cpu:0"
+
+
+def test_memory_need_picks_the_device_with_room():
+    pool = DevicePool(fake_gpus(2 << 30, 10 << 30) + cpu_devices(1, fallback_only=True))
+    lease = pool.acquire(min_free_memory_bytes=4 << 30)
+    assert lease.device.id == "cuda:1"
+    assert pool.capacity == 2
+
+
+def test_cpu_fallback_only_when_allowed():
+    pool = DevicePool(fake_gpus(1 << 30) + cpu_devices(1, fallback_only=True))
+    with pytest.raises(InsufficientMemory) as err:
+        pool.acquire(min_free_memory_bytes=8 << 30)
+    assert "allow CPU fallback" in err.value.message
+    lease = pool.acquire(min_free_memory_bytes=8 << 30, allow_cpu_fallback=True)
+    assert lease.device.id == "cpu:0"
+    # The fallback slot never serves ordinary work.
+    first = pool.acquire()
+    assert first.device.id == "cuda:0"
+    with pytest.raises(NoDevice):
+        pool.acquire()
+
+
+def test_concurrent_acquires_never_share_a_device():
+    pool = DevicePool(cpu_devices(8))
+    got, errors = [], []
+
+    def grab():
+        try:
+            got.append(pool.acquire().device.id)
+        except NoDevice:
+            errors.append(1)
+
+    threads = [threading.Thread(target=grab) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and len(set(got)) == 8 and len(errors) == 12
