@@ -14,46 +14,46 @@ _kgen_commands() {
 
 _kgen_options() {
     case "$1" in
-        'kgen') echo '--debug --version --help -h' ;;
-        'kgen verify') echo '--device -d --timeout --atol --rtol --trials --allow-op --no-profile --json --help -h' ;;
-        'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --early-stop --no-early-stop --json --help -h' ;;
-        'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --wait --json --gateway --token --help -h' ;;
-        'kgen tail') echo '--jsonl --no-follow --after --gateway --token --help -h' ;;
-        'kgen init') echo '--force --json --help -h' ;;
-        'kgen completions') echo '--help -h' ;;
-        'kgen man') echo '--output -o --json --help -h' ;;
-        'kgen systemd') echo '--user --env-file --help -h' ;;
-        'kgen job') echo '--help -h' ;;
-        'kgen job list') echo '--status --limit --json --jsonl --gateway --token --help -h' ;;
-        'kgen job status') echo '--json --gateway --token --help -h' ;;
-        'kgen job cancel') echo '--json --gateway --token --help -h' ;;
-        'kgen job result') echo '-o --output --json --gateway --token --help -h' ;;
-        'kgen job submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --wait --json --gateway --token --help -h' ;;
-        'kgen job tail') echo '--jsonl --no-follow --after --gateway --token --help -h' ;;
-        'kgen worker') echo '--help -h' ;;
-        'kgen worker register') echo '--backend --arch --capacity --json --gateway --token --help -h' ;;
-        'kgen worker list') echo '--json --jsonl --gateway --token --help -h' ;;
-        'kgen worker remove') echo '--gateway --token --help -h' ;;
-        'kgen gateway') echo '--help -h' ;;
-        'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --stream-heartbeat --help -h' ;;
-        'kgen node') echo '--help -h' ;;
-        'kgen node start') echo '--host --port --gateway --backend --arch --devices --token --advertise-url --help -h' ;;
-        'kgen config') echo '--help -h' ;;
-        'kgen config path') echo '--json --help -h' ;;
-        'kgen config show') echo '--reveal --json --help -h' ;;
-        'kgen config get') echo '--json --help -h' ;;
-        'kgen config set') echo '--json --help -h' ;;
-        'kgen config unset') echo '--json --help -h' ;;
+        'kgen') echo '--debug --version -h --help' ;;
+        'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op --no-profile --json -h --help' ;;
+        'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --early-stop --no-early-stop --json -h --help' ;;
+        'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --wait --json --gateway --token -h --help' ;;
+        'kgen tail') echo '--jsonl --no-follow --after --gateway --token -h --help' ;;
+        'kgen init') echo '--force --json -h --help' ;;
+        'kgen completions') echo '-h --help' ;;
+        'kgen man') echo '-o --output --json -h --help' ;;
+        'kgen systemd') echo '--user --env-file -h --help' ;;
+        'kgen job') echo '-h --help' ;;
+        'kgen job list') echo '--status --limit --json --jsonl --gateway --token -h --help' ;;
+        'kgen job status') echo '--json --gateway --token -h --help' ;;
+        'kgen job cancel') echo '--json --gateway --token -h --help' ;;
+        'kgen job result') echo '-o --output --json --gateway --token -h --help' ;;
+        'kgen job submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --wait --json --gateway --token -h --help' ;;
+        'kgen job tail') echo '--jsonl --no-follow --after --gateway --token -h --help' ;;
+        'kgen worker') echo '-h --help' ;;
+        'kgen worker register') echo '--backend --arch --capacity --json --gateway --token -h --help' ;;
+        'kgen worker list') echo '--json --jsonl --gateway --token -h --help' ;;
+        'kgen worker remove') echo '--gateway --token -h --help' ;;
+        'kgen gateway') echo '-h --help' ;;
+        'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --stream-heartbeat -h --help' ;;
+        'kgen node') echo '-h --help' ;;
+        'kgen node start') echo '--host --port --gateway --backend --arch --devices --token --advertise-url -h --help' ;;
+        'kgen config') echo '-h --help' ;;
+        'kgen config path') echo '--json -h --help' ;;
+        'kgen config show') echo '--reveal --json -h --help' ;;
+        'kgen config get') echo '--json -h --help' ;;
+        'kgen config set') echo '--json -h --help' ;;
+        'kgen config unset') echo '--json -h --help' ;;
     esac
 }
 
 _kgen_value_options() {
     case "$1" in
-        'kgen verify') echo '--device -d --timeout --atol --rtol --trials --allow-op' ;;
+        'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op' ;;
         'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol' ;;
         'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --gateway --token' ;;
         'kgen tail') echo '--after --gateway --token' ;;
-        'kgen man') echo '--output -o' ;;
+        'kgen man') echo '-o --output' ;;
         'kgen systemd') echo '--user --env-file' ;;
         'kgen job list') echo '--status --limit --gateway --token' ;;
         'kgen job status') echo '--gateway --token' ;;
@@ -73,8 +73,8 @@ _kgen_option_values() {
     case "$1|$2" in
         'kgen run|-o') echo '@file' ;;
         'kgen run|--output') echo '@file' ;;
-        'kgen man|--output') echo '@file' ;;
         'kgen man|-o') echo '@file' ;;
+        'kgen man|--output') echo '@file' ;;
         'kgen job result|-o') echo '@file' ;;
         'kgen job result|--output') echo '@file' ;;
     esac

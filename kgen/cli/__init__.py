@@ -73,7 +73,11 @@ def main(argv: list[str] | None = None) -> None:
         print("kgen: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except ClickException as exc:
-        exc.show()
+        # One line, like every other error; the usage text is one --help away.
+        message = " ".join(exc.format_message().split())
+        ctx = getattr(exc, "ctx", None)
+        hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+        print(f"kgen: error: {message}{hint}", file=sys.stderr)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
     except KgenError as exc:
         if _state["debug"]:

@@ -122,6 +122,14 @@ def run(
     from kgen.core.task import check_task, load_task
     from kgen.core.errors import BadInput
 
+    import warnings
+
+    from kgen.cli import _state
+
+    if not _state["debug"]:
+        # torch.export's deprecation chatter is not something a `kgen run` user can act on.
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
     if generator not in GENERATORS:
         raise BadInput(f"--generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
     if timeout_s is None:

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
 }
 _INT_BOUNDS = {"max_rounds": (1, 50), "parallel_num": (1, 64), "max_repairs": (0, 10)}
 _FLOAT_BOUNDS = {"atol": (0.0, 1.0), "rtol": (0.0, 1.0), "timeout_s": (1.0, 3600.0)}
+OPTIONAL_VERIFY_KEYWORDS = ("allow_ops", "candidate_id")
 SHOW_BEST = 4   # how many of the best (candidate, verdict) pairs a mutate round is shown
 # Lower is better among candidates that are not correct: the closer to working, the better a seed.
 STATUS_RANK = {"correct": 0, "incorrect": 1, "rejected": 2, "runtime_error": 3, "timeout": 4,
@@ -141,19 +142,23 @@ class _Cancelled(Exception):
     pass
 
 
-def _accepts_allow_ops(fn: Callable) -> bool:
+def _extra_keywords(fn: Callable) -> set[str]:
+    """Which optional keywords (allow_ops, candidate_id) a VerifyFn takes: the two-argument
+    contract stays valid, richer verifiers opt in by naming the keyword (or taking **kwargs)."""
     try:
-        params = inspect.signature(fn).parameters.values()
+        params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
-        return False
-    return any(p.name == "allow_ops" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+        return set()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return set(OPTIONAL_VERIFY_KEYWORDS)
+    return {p.name for p in params if p.name in OPTIONAL_VERIFY_KEYWORDS}
 
 
 class _Engine:
     def __init__(self, store, job_id, task, spec, generator, verify, cancel):
         self.store, self.job_id, self.task, self.spec = store, job_id, task, spec
         self.generator, self.verify, self.cancel = generator, verify, cancel or asyncio.Event()
-        self.pass_allow_ops = _accepts_allow_ops(verify)
+        self.verify_keywords = _extra_keywords(verify)
         self.entries: list[Entry] = []
         self.best: Entry | None = None
         self.generator_error: str | None = None
@@ -206,10 +211,13 @@ class _Engine:
 
     async def check(self, entry: Entry) -> None:
         attempt = self.entries.index(entry)
-        kwargs = {}
-        if self.pass_allow_ops:
+        kwargs: dict[str, Any] = {}
+        if "allow_ops" in self.verify_keywords:
+            # Only the builtin generator's declared fallbacks are allowed; llm output earns none.
             fallback = entry.candidate.params.get("fallback_ops", []) if entry.candidate.origin == "builtin" else []
             kwargs["allow_ops"] = list(fallback or [])
+        if "candidate_id" in self.verify_keywords:
+            kwargs["candidate_id"] = entry.candidate_id
         try:
             verdict = await self.verify(entry.candidate.source, attempt, **kwargs)
             if isinstance(verdict, dict):
@@ -332,8 +340,9 @@ async def run_job(store, job_id: str, task, spec: dict[str, Any], generator, ver
     """Run (or resume) one job to its end state; returns the final job dict.
 
     `verify(source, attempt)` gets `attempt` = the candidate's 0-based ordinal in the job (stable
-    across restarts). If it also accepts `allow_ops` (or **kwargs), builtin candidates' declared
-    torch fallbacks are passed as `allow_ops=[...]`. If the task running this coroutine is
+    across restarts). Optional keywords, passed only to a verify that names them (or takes
+    **kwargs): `allow_ops=[...]` (a builtin candidate's declared torch fallbacks, [] otherwise) and
+    `candidate_id` (the stored candidate being verified). If the task running this coroutine is
     cancelled (process shutdown) the job is left `running`, to be re-queued and resumed.
     """
     from kgen.core.store import TERMINAL

@@ -141,3 +141,20 @@ def test_zsh_script_offers_the_same_candidates(script):
     assert done.returncode == 0 and done.stderr == "", done.stderr
     for (line, want), got in zip(cases, done.stdout.split("\n")):
         assert want <= set(got.split()), f"{line!r}: offered {got!r}, want {sorted(want)}"
+
+
+def test_generated_files_do_not_depend_on_the_hash_seed(tmp_path):
+    """Staleness checks are only meaningful if two runs render the same bytes."""
+    import json
+    import os
+    import sys
+
+    code = "import json; from kgen.cli._docs.regen import expected_files; print(json.dumps(expected_files()))"
+    outputs = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, KGEN_HOME=str(tmp_path))
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        outputs.append(json.loads(done.stdout))
+    differing = [name for name in outputs[0] if outputs[0][name] != outputs[1].get(name)]
+    assert not differing, f"rendering depends on PYTHONHASHSEED: {differing}"

@@ -35,7 +35,13 @@ def test_incorrect_candidate_human_summary_exit_1(capsys):
     code, out, _ = run(capsys, TASK, str(CANDIDATES / "memoise.py"))
     assert code == 1
     assert out.startswith("incorrect")
-    assert "seed" in out and "interpreter wall time" in out and "speedup" not in out
+    assert "seed" in out and "1000" in out and "speedup" not in out
+
+
+def test_correct_candidate_human_summary_never_says_speedup(capsys):
+    code, out, _ = run(capsys, TASK, str(CANDIDATES / "good.py"))
+    assert code == 0 and out.startswith("correct")
+    assert "interpreter wall time" in out and "speedup" not in out
 
 
 def test_rejected_candidate_and_allow_op(capsys):

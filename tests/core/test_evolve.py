@@ -227,6 +227,15 @@ def test_builtin_fallbacks_reach_a_verifier_that_takes_them(store, task):
     run(store, task, {}, hc.ScriptedGenerator([GOOD], origin="llm", params={"fallback_ops": ["aten.sort"]}), verify)
     assert got == [["aten.sort"], []]
 
+    ids = []
+
+    async def verify_kw(source, attempt, **kw):
+        ids.append(kw)
+        return await asyncio.to_thread(hc.in_process_verify, task, source)
+
+    job = run(store, task, {}, hc.ScriptedGenerator([GOOD], origin="builtin"), verify_kw)
+    assert ids == [{"allow_ops": [], "candidate_id": store.candidates(job["job_id"])[0]["candidate_id"]}]
+
 
 def test_llm_style_generators_get_a_message_sink(store, task):
     class Chatty(hc.ScriptedGenerator):

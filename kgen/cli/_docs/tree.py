@@ -67,6 +67,10 @@ def _choices(param, ctx) -> list[str]:
     return list(source()) if source else []
 
 
+def _spelling_order(opt: str) -> tuple[bool, str]:
+    return (opt.startswith("--"), opt)
+
+
 def _param(param, ctx) -> Param | None:
     if getattr(param, "hidden", False):
         return None
@@ -76,7 +80,9 @@ def _param(param, ctx) -> Param | None:
     if param.param_type_name == "option":
         label, help_text = param.get_help_record(ctx) or ("", "")
         takes_value = not (getattr(param, "is_flag", False) or getattr(param, "count", False))
-        return Param("option", param.name, [*param.opts, *param.secondary_opts], takes_value, label,
+        # Click keeps some spellings (the help option's) in a set: sort so output is reproducible.
+        opts = sorted(param.opts, key=_spelling_order) + sorted(param.secondary_opts, key=_spelling_order)
+        return Param("option", param.name, opts, takes_value, label,
                      " ".join(help_text.split()), _choices(param, ctx), is_path, param.required, many)
     record = param.get_help_record(ctx)
     label = param.metavar or param.name.upper()

@@ -88,7 +88,7 @@ def gateway_unit(command: list[str] | None = None, user: str = DEFAULT_USER,
         f"User={user}",
         "StateDirectory=kgen",
         "ConfigurationDirectory=kgen",
-        "ConfigurationDirectoryMode=0750",
+        "ConfigurationDirectoryMode=0755",
         "Restart=on-failure",
         "RestartSec=2s",
         "# 78 = bad configuration: restarting cannot fix it.",
@@ -140,7 +140,7 @@ def node_unit(command: list[str] | None = None, user: str = DEFAULT_USER,
         "StateDirectory=kgen/node-%i",
         "CacheDirectory=kgen/node-%i",
         "ConfigurationDirectory=kgen",
-        "ConfigurationDirectoryMode=0750",
+        "ConfigurationDirectoryMode=0755",
         "Restart=on-failure",
         "RestartSec=2s",
         "# 78 = bad configuration: restarting cannot fix it.",
@@ -174,6 +174,8 @@ def env_example(keys: dict) -> str:
         if key.env:
             default = key.default if not isinstance(key.default, bool) else str(key.default).lower()
             lines += [f"# {key.name}: {key.help}", f"#{key.env}={default}"]
+            if key.env == "KGEN_NODE_PORT":
+                lines.insert(-1, "# (node units take it from the instance name: set it only in node-<instance>.env)")
     return "\n".join(lines) + "\n"
 
 

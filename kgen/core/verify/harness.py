@@ -154,6 +154,7 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
            trials=3, profile=True, pool=None, allow_ops=()) -> Verdict:
     """Verify one candidate against a task on one device. Never raises for a bad candidate;
     raises TaskError for a bad task and BadInput for a bad device or tolerance."""
+    from kgen.core.verify.reference import StaleReference
     from kgen.core.verify.sandbox import default_pool
 
     canonical, key = parse_device(device)
@@ -188,7 +189,12 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
     try:
         with open(os.path.join(workdir, "candidate.py"), "w") as fh:
             fh.write(candidate_source)
-        ref.copy_inputs_to(workdir)
+        try:
+            ref.copy_inputs_to(workdir)
+        except (StaleReference, OSError):
+            pool.references.invalidate((task.id, key, tuple(seeds)))
+            ref = _reference(task, key, seeds, float(timeout_s), pool, profile_gpu)
+            ref.copy_inputs_to(workdir)
         outcome = pool.run(key, "candidate", workdir, _run_config(key, seeds, profile_gpu), float(timeout_s))
         _judge(verdict, ref, workdir, outcome, float(timeout_s), atol, rtol, allow_ops, candidate_source)
         if profile and verdict.status == "correct":

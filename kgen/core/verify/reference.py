@@ -23,6 +23,10 @@ from kgen.core.errors import TaskError
 MAX_ENTRIES = 32
 
 
+class StaleReference(Exception):
+    """A cached input file no longer matches its hash (someone wrote to it): recompute."""
+
+
 def _sha256(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -52,7 +56,7 @@ class Reference:
             dst = os.path.join(workdir, name)
             shutil.copyfile(src, dst)
             if _sha256(dst) != digest:
-                raise RuntimeError(f"cached reference input {name} was modified on disk")
+                raise StaleReference(f"cached reference input {name} was modified on disk")
 
 
 def describe_failure(result: dict | None, outcome, timeout_s: float) -> str:
@@ -81,6 +85,12 @@ class ReferenceCache:
         self._entries: OrderedDict[tuple, Reference] = OrderedDict()
         self._lock = threading.Lock()
         self._key_locks: dict[tuple, threading.Lock] = {}
+
+    def invalidate(self, key: tuple) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+        if old is not None:
+            shutil.rmtree(old.files_dir, ignore_errors=True)
 
     def get_or_compute(self, key: tuple, compute) -> Reference:
         with self._lock:

@@ -142,6 +142,11 @@ class Runner:
                 self._cond.wait(min(left, 1.0))
             msg = self._exits.pop(rid, None)
         if msg is not None:
+            # Processes the run left behind in its group (daemonised helpers) go with it.
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
             return Outcome(msg.get("exit"), msg.get("signal"), int(msg.get("maxrss") or 0),
                            wall_s=time.monotonic() - start)
         if not self.dead:  # timed out: kill the group, let the zygote reap it

@@ -140,8 +140,16 @@ class Runners:
     def close(self) -> None:
         with self._lock:
             pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
+
+        def close_one(pool) -> None:
             try:
                 pool.close()
             except Exception:  # closing must not stop the node from exiting
                 pass
+
+        # Each pool waits for its runner process to exit; close them side by side.
+        threads = [threading.Thread(target=close_one, args=(pool,), daemon=True) for pool in pools]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)

@@ -102,3 +102,10 @@ def test_task_whose_model_fails_raises_task_error(runner_pool):
 def test_tolerance_override_is_applied(task, runner_pool):
     v = verify(task, source("good"), pool=runner_pool, atol=1e-3, rtol=0.0)
     assert v.status == "correct" and (v.atol, v.rtol) == (1e-3, 0.0)
+
+
+def test_reference_outputs_are_out_of_reach_and_poisoned_inputs_are_recomputed(task, runner_pool):
+    v = verify(task, source("snoop_and_tamper"), pool=runner_pool)
+    assert v.status == "incorrect", v.message
+    after = verify(task, source("good"), pool=runner_pool)
+    assert after.status == "correct", after.message

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from node_helpers import TASK_SRC, TOKEN
+from node_helpers import HONEST_SRC, TASK_SRC, TOKEN
 from kgen.core.client import ApiError, NodeClient
 from kgen.core.errors import BadInput, NotFound, Unauthorised
 
@@ -113,3 +113,20 @@ def test_leases_exhaust_then_release(node):
 def test_bad_task_source_is_400(node):
     with pytest.raises(BadInput):
         NodeClient(node.url, TOKEN).verify("def broken(:\n", "x = 1", timeout_s=30)
+
+
+def test_verify_and_profile_on_a_leased_device(node):
+    client = NodeClient(node.url, TOKEN)
+    lease = client.acquire(ttl_s=60)
+    try:
+        verdict = client.verify(TASK_SRC, HONEST_SRC, lease_id=lease["lease_id"], timeout_s=60)
+        assert verdict["status"] == "correct", verdict["message"]
+        assert verdict["kernels_launched"] >= 1 and verdict["trials_run"] >= 3
+        profiled = client.profile(TASK_SRC, HONEST_SRC, lease_id=lease["lease_id"], timeout_s=60)
+        assert profiled["status"] == "correct"
+        assert client.status()["load"] == 1          # the lease is still held by its holder
+        wrong = HONEST_SRC.replace("* 2.0", "* 3.0")
+        assert client.verify(TASK_SRC, wrong, lease_id=lease["lease_id"], timeout_s=60)["status"] == "incorrect"
+    finally:
+        client.release(lease["lease_id"])
+    assert client.status()["load"] == 0

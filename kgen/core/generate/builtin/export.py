@@ -91,6 +91,11 @@ def capture(source: str, seed: int = 0) -> Captured:
     except Exception as exc:  # noqa: BLE001
         raise TaskError(f"cannot build the reference: {type(exc).__name__}: {exc}") from None
     try:
+        with torch.no_grad():
+            model(*inputs)
+    except Exception as exc:  # noqa: BLE001
+        raise TaskError(f"Model fails on its own inputs: {type(exc).__name__}: {exc}") from None
+    try:
         ep = torch.export.export(model, tuple(inputs), strict=False)
         ep = ep.run_decompositions(decomposition_table())
     except Exception as exc:  # noqa: BLE001

@@ -78,7 +78,15 @@ class ForwardWriter:
             src = self.pyname(node.args[0])
             name = f"t_{node.name}"
             rest = ", ".join(self.arg(a) for a in node.args[1:])
-            if ops.packet(node) in ("view", "_unsafe_view", "reshape"):
+            if ops.packet(node) == "broadcast_in_dim":
+                # prims.broadcast_in_dim as plain aten views: reshape in the kept dims, expand the rest
+                src_shape = shape_of(node.args[0])
+                target, bdims = list(node.args[1]), list(node.args[2])
+                kept = [1] * len(target)
+                for i, d in enumerate(bdims):
+                    kept[d] = src_shape[i]
+                self.emit(f"{name} = {src}.reshape({kept!r}).expand({target!r})")
+            elif ops.packet(node) in ("view", "_unsafe_view", "reshape"):
                 self.emit(f"{name} = {src}.reshape({rest})")
             else:
                 extra = ", ".join(f"{k}={self.arg(v)}" for k, v in node.kwargs.items())
@@ -116,7 +124,7 @@ def _out_expr(fw: ForwardWriter, cap: Captured, out_node: Any) -> tuple[str, str
     flat = out_node.args[0]
     leaves = [fw.arg(a) if hasattr(a, "op") else repr(a) for a in flat]
     spec = cap.out_spec
-    children = getattr(spec, "children_specs", None) or []
+    children = list(spec.children()) if hasattr(spec, "children") else list(spec.children_specs)
     if spec.is_leaf():
         return leaves[0], ""
     if spec.type in (tuple, list) and all(c.is_leaf() for c in children):

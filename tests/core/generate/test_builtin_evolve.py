@@ -1,0 +1,125 @@
+"""Schedules, mutation, repair and the generated module's guards (no verifier: in-process only)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from kgen.core.generate import Candidate, get_generator
+from kgen.core.generate.builtin import BuiltinGenerator
+from kgen.core.generate.builtin import schedule as sched
+from kgen.core.task import load_task, task_from_source
+from kgen.core.verify.verdict import Timing, Verdict
+
+TASKS = Path(__file__).parent / "tasks"
+
+
+def _load(source: str) -> dict:
+    ns: dict = {"__name__": "kgen_candidate_test"}
+    exec(compile(source, "<candidate>", "exec"), ns)
+    return ns
+
+
+def test_initial_returns_distinct_schedules_first_the_default():
+    task = load_task(TASKS / "red_mean_epilogue.py")
+    cands = BuiltinGenerator().initial(task, 4)
+    keys = [sched.key(c.params["schedule"]) for c in cands]
+    assert len(cands) == 4 and len(set(keys)) == 4
+    assert keys[0] == sched.key(sched.DEFAULT)
+    assert all(c.origin == "builtin" and c.notes for c in cands)
+
+
+def test_mutate_derives_from_best_and_skips_tried():
+    task = load_task(TASKS / "pw_chain_broadcast.py")
+    gen = get_generator("builtin")
+    first = gen.initial(task, 2)
+    fast = Verdict(status="correct", pure=True, timing=Timing(kind="gpu", candidate_ms=1.0))
+    slow = Verdict(status="correct", pure=True, timing=Timing(kind="gpu", candidate_ms=5.0))
+    best = [(first[0], slow), (first[1], fast)]
+    new = gen.mutate(task, best, 3)
+    tried = {sched.key(c.params["schedule"]) for c, _ in best}
+    assert 1 <= len(new) <= 3
+    assert all(sched.key(c.params["schedule"]) not in tried for c in new)
+    assert all(c.parent == first[1].sha for c in new)
+
+
+def test_mutation_stays_inside_the_choices():
+    rng = random.Random(3)
+    s = sched.DEFAULT
+    for _ in range(200):
+        s = sched.mutate(s, rng)
+        assert sched.normalise(s) == s
+
+
+def test_repair_falls_back_to_safe_schedule_then_gives_up():
+    task = load_task(TASKS / "pw_int_ops.py")
+    gen = BuiltinGenerator()
+    cand = gen.initial(task, 1)[0]
+    bad = Verdict(status="runtime_error", message="boom")
+    fixed = gen.repair(task, cand, bad)
+    assert fixed is not None and fixed.params["schedule"]["fuse"] is False
+    assert gen.repair(task, fixed, bad) is None
+
+
+def test_unfused_schedule_is_still_correct():
+    import torch
+
+    task = load_task(TASKS / "norm_rmsnorm.py")
+    cand = BuiltinGenerator().generate(task, sched.safe())
+    assert cand.params["kernels"] > 2
+    ref_ns, new_ns = _load(task.source), _load(cand.source)
+    torch.manual_seed(0)
+    ref = ref_ns["Model"](48)
+    new = new_ns["ModelNew"](48)
+    new.load_state_dict(ref.state_dict())
+    x = torch.randn(4, 8, 48)
+    torch.testing.assert_close(new(x), ref(x), atol=1e-4, rtol=1e-4)
+
+
+def test_generated_module_guards_shapes_and_constructor_args():
+    import torch
+
+    task = load_task(TASKS / "pw_chain_broadcast.py")
+    ns = _load(BuiltinGenerator().initial(task, 1)[0].source)
+    model = ns["ModelNew"](1.7)
+    with pytest.raises(ValueError, match="generated for x of shape"):
+        model(torch.randn(3, 3), torch.randn(3))
+    with pytest.raises(ValueError, match="scale=1.7"):
+        ns["ModelNew"](2.0)
+
+
+def test_module_is_standalone_and_keeps_parameter_names():
+    task = load_task(TASKS / "mm_mlp_residual.py")
+    src = BuiltinGenerator().initial(task, 1)[0].source
+    imports = [ln for ln in src.splitlines() if ln.startswith(("import ", "from "))]
+    assert all(ln.split()[1].split(".")[0] in ("torch", "triton") for ln in imports), imports
+    ns = _load(src)
+    keys = set(ns["ModelNew"](32, 48).state_dict())
+    assert keys == {"up.weight", "up.bias", "down.weight"}
+
+
+def test_unlowerable_ops_are_declared_fallbacks():
+    task = load_task(TASKS / "fb_sort.py")
+    cand = BuiltinGenerator().initial(task, 1)[0]
+    assert cand.params["fallback_ops"] == ["aten.sort.default"]
+    assert "fallback" in cand.notes
+
+
+def test_reference_that_cannot_run_is_a_task_error():
+    from kgen.core.errors import TaskError
+
+    src = ("import torch\nimport torch.nn as nn\nclass Model(nn.Module):\n    def forward(self, x):\n"
+           "        return x @ x\n\ndef get_inputs():\n    return [torch.randn(2, 3)]\n\n"
+           "def get_init_inputs():\n    return []\n")
+    with pytest.raises(TaskError, match="Model fails on its own inputs"):
+        BuiltinGenerator().initial(task_from_source(src), 1)
+
+
+def test_candidate_params_are_json():
+    import json
+
+    cand = BuiltinGenerator().initial(load_task(TASKS / "scan_cumsum.py"), 1)[0]
+    assert isinstance(cand, Candidate)
+    json.dumps(cand.params)
