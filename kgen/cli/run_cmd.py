@@ -114,17 +114,15 @@ def run(
 ) -> None:
     """Generate, verify and (with --job-type evolve) evolve a Triton kernel for TASK.py on this machine."""
     from kgen.core import config
-    from kgen.core.errors import JobFailed
+    import warnings
+
+    from kgen.cli import _state
+    from kgen.core.errors import BadInput, JobFailed
     from kgen.core.evolve import validate_spec
     from kgen.core.generate import GENERATORS, get_generator
     from kgen.core.local import job_result, resolve_devices, run_local
     from kgen.core.store import Store, default_store_path
     from kgen.core.task import check_task, load_task
-    from kgen.core.errors import BadInput
-
-    import warnings
-
-    from kgen.cli import _state
 
     if not _state["debug"]:
         # torch.export's deprecation chatter is not something a `kgen run` user can act on.
@@ -139,11 +137,13 @@ def run(
                           "atol": atol, "rtol": rtol, "timeout_s": timeout_s, "early_stop": early_stop})
     devices = resolve_devices(spec["backend"], device)
     task = load_task(task_path)
+    output = output if output is not None else Path.cwd() / f"{task.op_name}_kgen.py"
+    if output.is_dir():
+        raise BadInput(f"-o {output} is a directory; give a file path such as {output / (task.op_name + '_kgen.py')}")
     gen = get_generator(generator)
     diag = err()
     with diag.status(f"checking that {task_path.name}'s Model runs on its own inputs"):
         check_task(task)
-    output = output if output is not None else Path.cwd() / f"{task.op_name}_kgen.py"
     store = Store(default_store_path())
     try:
         expected = spec["max_rounds"] * spec["parallel_num"] if spec["job_type"] == "evolve" else 1 + spec["max_repairs"]

@@ -178,6 +178,8 @@ class _Engine:
     async def race(self, awaitable):
         """Await `awaitable` unless the job is cancelled first (then raise _Cancelled)."""
         if self.cancel.is_set():
+            if inspect.iscoroutine(awaitable):
+                awaitable.close()
             raise _Cancelled()
         work = asyncio.ensure_future(awaitable)
         # Whoever ends up not awaiting `work` (cancel, shutdown) must not leave its outcome unretrieved.

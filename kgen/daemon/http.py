@@ -174,7 +174,7 @@ async def error_middleware(request: web.Request, handler):
         if status is None:
             status = 400 if isinstance(exc, BadInput) else 500
         return json_error(status, exc.code, exc.message)
-    except (ConnectionResetError, web.HTTPClientError):
+    except ConnectionResetError:  # the client went away; nobody to answer
         raise
     except Exception as exc:  # a bug: answer 500 in JSON, log it, keep serving
         log.exception("unhandled error in %s %s", request.method, request.path)

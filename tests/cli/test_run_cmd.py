@@ -91,6 +91,7 @@ def test_model_that_fails_on_its_inputs_exits_2(tmp_path, env):
     (["--generator", "magic"], "--generator"),
     (["--generator", "llm"], "llm.base_url and llm.model"),
     (["--device", "lots"], "slot count"),
+    (["-o", "."], "is a directory"),
 ])
 def test_bad_options_exit_2(task_file, env, tmp_path, args, words):
     proc = kgen(["run", str(task_file), *args], env, tmp_path)

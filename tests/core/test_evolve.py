@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import math
-import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -328,3 +327,13 @@ def test_real_triton_candidates_through_the_real_verifier(store, task, monkeypat
     assert right["verdict"]["status"] == "correct", right["verdict"]["message"]
     assert right["verdict"]["kernels_launched"] >= 1 and right["verdict"]["pure"]
     assert job["status"] == "succeeded" and job["best_candidate_id"] == right["candidate_id"]
+
+
+def test_cancelled_before_it_starts_generates_nothing(store, task):
+    cancel = asyncio.Event()
+    cancel.set()
+    gen = hc.ScriptedGenerator([GOOD])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # e.g. a never-awaited coroutine
+        job = run(store, task, {"job_type": "evolve"}, gen, honest_verify(task), cancel=cancel)
+    assert job["status"] == "cancelled" and gen.calls == [] and store.candidates(job["job_id"]) == []

@@ -147,6 +147,8 @@ def test_prefix_lookup_ambiguity_and_missing(store, task):
     assert store.list_jobs(status="running") == []
     with pytest.raises(BadInput):
         store.list_jobs(status="bogus")
+    with pytest.raises(BadInput):
+        store.list_jobs(limit=-1)
 
 
 def test_candidates_carry_latest_verdict(store, task):
@@ -198,7 +200,8 @@ def test_worker_registry(store):
 
 def test_threads_never_share_or_reuse_a_seq(store, task):
     jid = store.create_job(task, {})["job_id"]
-    seen, errors = [], []
+    seen, errors, heard = [], [], []
+    store.add_listener(lambda e: heard.append(e["seq"]))
 
     def writer(n):
         try:
@@ -216,6 +219,7 @@ def test_threads_never_share_or_reuse_a_seq(store, task):
     assert not errors
     assert sorted(seen) == list(range(2, 102))
     assert [e["seq"] for e in store.events(jid)] == list(range(1, 102))
+    assert heard == list(range(2, 102))   # announced in seq order, never out of turn
 
 
 def test_listeners_hear_committed_events(store, task):
@@ -285,3 +289,26 @@ def test_closed_store_refuses_work(tmp_path, task):
     s.close()
     with pytest.raises(Exception, match="closed"):
         s.create_job(task, {})
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc to count open files")
+def test_reader_connections_of_finished_threads_are_released(store, task):
+    def open_db_files():
+        count = 0
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                count += os.readlink(f"/proc/self/fd/{fd}") == str(store.path)
+            except OSError:
+                pass
+        return count
+
+    jid = store.create_job(task, {})["job_id"]
+    store.get_job(jid)
+    baseline = open_db_files()
+    for _ in range(20):
+        t = threading.Thread(target=store.get_job, args=(jid,))
+        t.start()
+        t.join()
+    store.get_job(jid)
+    # SQLite may park a closed connection's descriptor for reuse (POSIX lock rules); a leak would be ~20.
+    assert open_db_files() <= baseline + 3

@@ -66,7 +66,7 @@ def test_evolve_job_survives_a_node_killed_mid_job(cluster):
 
     def a_node_is_busy():
         for url, node in nodes.items():
-            if NodeClient(url, TOKEN, timeout=5).status()["load"] > 0:
+            if NodeClient(url, TOKEN, timeout=5).status()["running"] > 0:   # a candidate is verifying
                 busy.append(node)
                 return True
         return False

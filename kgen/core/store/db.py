@@ -38,18 +38,17 @@ def dumps(obj: Any) -> str:
 class Database:
     def __init__(self, path: str | Path):
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
         try:
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self._writer = _connect(self.path)
             mode = self._writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             schema.migrate(self._writer)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise KgenError(f"cannot open store {self.path}: {exc}", code="store_error") from None
         self.journal_mode = mode
         self._write_lock = threading.RLock()
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: dict[threading.Thread, sqlite3.Connection] = {}
         self._readers_lock = threading.Lock()
         self._listeners: list[Callable[[dict], None]] = []
         self._closed = False
@@ -63,7 +62,11 @@ class Database:
             conn = _connect(self.path)
             self._local.conn = conn
             with self._readers_lock:
-                self._readers.append(conn)
+                # Short-lived threads (executors, per-call workers) would otherwise leak connections.
+                for thread in [t for t in self._readers if not t.is_alive()]:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._readers.pop(thread).close()
+                self._readers[threading.current_thread()] = conn
         return conn
 
     @contextlib.contextmanager
@@ -89,7 +92,11 @@ class Database:
 
     # -- announcements -------------------------------------------------------------
     def add_listener(self, fn: Callable[[dict], None]) -> None:
-        """Call fn(event) after each event is committed (from the writing thread)."""
+        """Call fn(event) after each event is committed, from the writing thread, in seq order.
+
+        Listeners run under the writer lock, so they must be quick and must not block on another
+        thread that writes (hand off, e.g. with loop.call_soon_threadsafe).
+        """
         self._listeners.append(fn)
 
     def remove_listener(self, fn: Callable[[dict], None]) -> None:
@@ -113,7 +120,7 @@ class Database:
                 return
             self._closed = True
             with self._readers_lock:
-                for conn in self._readers:
+                for conn in self._readers.values():
                     with contextlib.suppress(sqlite3.Error):
                         conn.close()
                 self._readers.clear()

@@ -53,18 +53,19 @@ class JobsMixin(Database):
         job_id = uuid.uuid4().hex
         now = time.time()
         job_type = spec.get("job_type", "single")
-        with self.write() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO tasks(task_id, op_name, source, path, created_at) VALUES (?, ?, ?, ?, ?)",
-                (task.id, task.op_name, task.source, task.path, now),
-            )
-            conn.execute(
-                "INSERT INTO jobs(job_id, task_id, op_name, status, job_type, spec, created_at, updated_at)"
-                " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-                (job_id, task.id, task.op_name, job_type, dumps(spec), now, now),
-            )
-            event = self._append_event(conn, job_id, "queued", {"status": "queued"}, now)
-        self._announce(event)
+        with self._write_lock:  # held across the announcement too, so listeners hear seqs in order
+            with self.write() as conn:
+                conn.execute(
+                    "INSERT OR IGNORE INTO tasks(task_id, op_name, source, path, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (task.id, task.op_name, task.source, task.path, now),
+                )
+                conn.execute(
+                    "INSERT INTO jobs(job_id, task_id, op_name, status, job_type, spec, created_at, updated_at)"
+                    " VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+                    (job_id, task.id, task.op_name, job_type, dumps(spec), now, now),
+                )
+                event = self._append_event(conn, job_id, "queued", {"status": "queued"}, now)
+            self._announce(event)
         return self.get_job(job_id)
 
     def get_job(self, job_id: str) -> dict[str, Any]:
@@ -86,6 +87,8 @@ class JobsMixin(Database):
         return _job_dict(rows[0])
 
     def list_jobs(self, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise BadInput(f"limit must be a positive integer, got {limit!r}")
         if status is not None and status not in JOB_STATUSES:
             raise BadInput(f"unknown job status {status!r}; one of: {', '.join(JOB_STATUSES)}")
         if status is None:
@@ -112,27 +115,28 @@ class JobsMixin(Database):
         if status not in JOB_STATUSES:
             raise BadInput(f"unknown job status {status!r}")
         now = time.time()
-        with self.write() as conn:
-            row = conn.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-            if row is None:
-                raise NotFound(f"no job {job_id!r}")
-            current = row["status"]
-            if status not in TRANSITIONS.get(current, set()):
-                raise BadInput(f"job {job_id[:12]} is {current}; cannot become {status}", code="conflict")
-            sets, params = ["status = ?", "updated_at = ?"], [status, now]
-            if status == "running":
-                sets.append("started_at = COALESCE(started_at, ?)")
-                params.append(now)
-            if status in TERMINAL:
-                sets.append("finished_at = ?")
-                params.append(now)
-            for name in _JOB_FIELDS:
-                if name in fields:
-                    sets.append(f"{name} = ?")
-                    params.append(fields[name])
-            conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?", (*params, job_id))
-            event = self._append_event(conn, job_id, status, {"status": status, **fields}, now)
-        self._announce(event)
+        with self._write_lock:
+            with self.write() as conn:
+                row = conn.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+                if row is None:
+                    raise NotFound(f"no job {job_id!r}")
+                current = row["status"]
+                if status not in TRANSITIONS.get(current, set()):
+                    raise BadInput(f"job {job_id[:12]} is {current}; cannot become {status}", code="conflict")
+                sets, params = ["status = ?", "updated_at = ?"], [status, now]
+                if status == "running":
+                    sets.append("started_at = COALESCE(started_at, ?)")
+                    params.append(now)
+                if status in TERMINAL:
+                    sets.append("finished_at = ?")
+                    params.append(now)
+                for name in _JOB_FIELDS:
+                    if name in fields:
+                        sets.append(f"{name} = ?")
+                        params.append(fields[name])
+                conn.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE job_id = ?", (*params, job_id))
+                event = self._append_event(conn, job_id, status, {"status": status, **fields}, now)
+            self._announce(event)
         return event["seq"]
 
     # -- events ------------------------------------------------------------------
@@ -152,9 +156,10 @@ class JobsMixin(Database):
     def add_event(self, job_id: str, type: str, data: dict[str, Any] | None = None) -> int:
         if not type or not isinstance(type, str):
             raise BadInput("event type must be a non-empty string")
-        with self.write() as conn:
-            event = self._append_event(conn, job_id, type, dict(data or {}), time.time())
-        self._announce(event)
+        with self._write_lock:
+            with self.write() as conn:
+                event = self._append_event(conn, job_id, type, dict(data or {}), time.time())
+            self._announce(event)
         return event["seq"]
 
     def events(self, job_id: str, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:

@@ -277,6 +277,9 @@ def run_candidate(workdir: str, config: dict) -> dict:
 
 
 def main(role: str, workdir: str, config: dict) -> int:
+    # The nonce marks result.json as written by this harness, not pre-forged by candidate code
+    # that then exits. Candidate code shares this process, so this is a speed bump, not a proof.
+    nonce = config.pop("nonce", None)
     runner = {"reference": run_reference, "candidate": run_candidate}[role]
     try:
         result = runner(workdir, config)
@@ -284,5 +287,6 @@ def main(role: str, workdir: str, config: dict) -> int:
         result = _failure("harness", exc)
     sys.stdout.flush()
     sys.stderr.flush()
+    result["nonce"] = nonce
     _write_result(workdir, result)
     return 0

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import statistics
@@ -54,7 +55,7 @@ def _physical_gpu(index: int) -> str:
 
 def _run_config(key: str, seeds, profile_gpu: bool) -> dict:
     cfg = {"device": "cpu" if key == "cpu" else "cuda", "seeds": list(seeds), "init_seed": INIT_SEED,
-           "profile_gpu": profile_gpu, "env": {}}
+           "profile_gpu": profile_gpu, "env": {}, "nonce": secrets.token_hex(16)}
     if key == "cpu":
         cfg["env"]["TRITON_INTERPRET"] = "1"
     else:
@@ -63,13 +64,17 @@ def _run_config(key: str, seeds, profile_gpu: bool) -> dict:
     return cfg
 
 
-def _read_result(workdir: str) -> dict | None:
+def _read_result(workdir: str, nonce: str | None = None) -> dict | None:
     try:
         with open(os.path.join(workdir, "result.json")) as fh:
             data = json.load(fh)
-        return data if isinstance(data, dict) else None
     except (OSError, ValueError):
         return None
+    if not isinstance(data, dict):
+        return None
+    if nonce is not None and data.get("nonce") != nonce:
+        raise ValueError("result.json was not written by the harness")
+    return data
 
 
 def _log_tail(workdir: str, limit: int = 4000) -> str:
@@ -195,10 +200,20 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
             pool.references.invalidate((task.id, key, tuple(seeds)))
             ref = _reference(task, key, seeds, float(timeout_s), pool, profile_gpu)
             ref.copy_inputs_to(workdir)
-        outcome = pool.run(key, "candidate", workdir, _run_config(key, seeds, profile_gpu), float(timeout_s))
-        _judge(verdict, ref, workdir, outcome, float(timeout_s), atol, rtol, allow_ops, candidate_source)
+        run_cfg = _run_config(key, seeds, profile_gpu)
+        outcome = pool.run(key, "candidate", workdir, run_cfg, float(timeout_s))
+        try:
+            _judge(verdict, ref, workdir, outcome, float(timeout_s), atol, rtol, allow_ops, candidate_source,
+                   run_cfg["nonce"])
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            # result.json is written inside the candidate's process: a forged one is its fault.
+            verdict.status, verdict.trials = "crashed", []
+            verdict.message = f"the run left a malformed result ({type(exc).__name__}: {exc})"[:500]
         if profile and verdict.status == "correct":
-            _timing(verdict, task, key, seeds, float(timeout_s), pool, ref, workdir)
+            try:
+                _timing(verdict, task, key, seeds, float(timeout_s), pool, ref, workdir, run_cfg["nonce"])
+            except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError):
+                verdict.timing = None
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     verdict.wall_s = round(time.monotonic() - started, 4)
@@ -206,11 +221,11 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
 
 
 def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol, rtol,
-           allow_ops, source: str) -> None:
+           allow_ops, source: str, nonce: str | None = None) -> None:
     from kgen.core.verify import compare, purity
 
     verdict.peak_mem_bytes = int(outcome.maxrss or 0)
-    result = _read_result(workdir)
+    result = _read_result(workdir, nonce)
     verdict.log_tail = _log_tail(workdir)[-2000:]
     if outcome.timed_out:
         verdict.status = "timeout"
@@ -299,8 +314,8 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
             "" if verdict.pure else f", torch fallbacks: {', '.join(verdict.torch_ops)}")
 
 
-def _timing(verdict: Verdict, task, key, seeds, timeout_s, pool, ref, workdir) -> None:
-    result = _read_result(workdir) or {}
+def _timing(verdict: Verdict, task, key, seeds, timeout_s, pool, ref, workdir, nonce=None) -> None:
+    result = _read_result(workdir, nonce) or {}
     if key == "cpu":
         cand = [float(t.get("ms") or 0.0) for t in result.get("trials") or []]
         verdict.timing = Timing(kind="interpreter",

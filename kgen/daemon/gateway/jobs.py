@@ -44,6 +44,7 @@ class JobManager:
         self._cancels: dict[str, asyncio.Event] = {}
         self._checked: dict[str, asyncio.Future] = {}   # task id -> runtime check (success cached)
         self._check_slots = asyncio.Semaphore(2)
+        self._reserved = 0
 
     # -- lifecycle ------------------------------------------------------------------
     async def start(self) -> None:
@@ -94,7 +95,7 @@ class JobManager:
         return spec
 
     def _check_capacity(self) -> None:
-        if self.queue_depth >= self.max_queue:
+        if self.queue_depth + self._reserved >= self.max_queue:
             self.metrics.inc("kgen_gateway_submits_rejected_total", reason="queue_full")
             raise HttpError(429, "queue_full", f"the job queue is full ({self.max_queue} queued); retry later",
                             headers=retry_after(max(5.0, min(60.0, self.queue_depth))))
@@ -115,11 +116,20 @@ class JobManager:
         self._check_capacity()
         await self._check_task(task)
         self._check_capacity()   # the check awaited: others may have filled the queue meanwhile
-        job = self.store.create_job(task, spec)
-        self._queue.put_nowait(job["job_id"])
+        # Shielded: a job that reached the store must also reach the queue, even if the client left.
+        job = await asyncio.shield(self._create(task, spec))
         self.metrics.inc("kgen_gateway_jobs_submitted_total")
         self._log("job_queued", job_id=job["job_id"], op=task.op_name, type=spec["job_type"], backend=backend)
         return job
+
+    async def _create(self, task, spec: dict[str, Any]) -> dict[str, Any]:
+        self._reserved += 1  # the slot is held while the job is written (fsync, off the loop)
+        try:
+            job = await asyncio.to_thread(self.store.create_job, task, spec)
+            self._queue.put_nowait(job["job_id"])
+            return job
+        finally:
+            self._reserved -= 1
 
     async def _check_task(self, task) -> None:
         """Does Model run on its own inputs? Once per task id; concurrent submits share one check."""

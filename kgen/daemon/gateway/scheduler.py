@@ -118,7 +118,14 @@ class Scheduler:
             if worker is not None:
                 self._inflight[worker.worker_id] = self.inflight(worker.worker_id) + 1
                 return worker
-            candidates = [w for w in self.matching(ctx.backend, ctx.arch) if w.worker_id not in exclude]
+            matching = self.matching(ctx.backend, ctx.arch)
+            candidates = [w for w in matching if w.worker_id not in exclude]
+            if matching and not candidates:
+                # Every healthy worker already failed this candidate once: try them again (the
+                # attempt budget still bounds it) rather than wait for a new node to appear.
+                exclude.clear()
+                await asyncio.sleep(0.5)
+                continue
             if candidates:
                 absent_since = None
             else:
@@ -156,8 +163,8 @@ class Scheduler:
             if candidate_id is None:
                 candidate_id = ctx.candidate_id(candidate_source)
             try:
-                ctx.add_event("candidate_dispatched", {"candidate_id": candidate_id,
-                                                       "worker_id": worker.worker_id})
+                await _event(ctx, "candidate_dispatched", {"candidate_id": candidate_id,
+                                                           "worker_id": worker.worker_id})
                 verdict = await self._call_node(worker, ctx, candidate_source, allow_ops)
                 self.metrics.inc("kgen_gateway_dispatches_total", result="ok")
                 return verdict
@@ -176,8 +183,8 @@ class Scheduler:
                 if retry.exclude:
                     exclude.add(worker.worker_id)
                 if retry.reason != "busy":
-                    ctx.add_event("candidate_retry", {"candidate_id": candidate_id, "worker_id": worker.worker_id,
-                                                      "reason": retry.reason, "attempt": attempt})
+                    await _event(ctx, "candidate_retry", {"candidate_id": candidate_id, "worker_id": worker.worker_id,
+                                                          "reason": retry.reason, "attempt": attempt})
                     self._log("dispatch_retry", job_id=ctx.job_id, worker_id=worker.worker_id,
                               reason=retry.reason, attempt=attempt)
                 if retry.wait_s:
@@ -241,6 +248,11 @@ class Scheduler:
                 await resp.read()
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
             pass  # the node expires the lease on its own
+
+
+async def _event(ctx: DispatchContext, type_: str, data: dict) -> None:
+    # A durable write waits for fsync: off the event loop, so other dispatches and requests go on.
+    await asyncio.to_thread(ctx.add_event, type_, data)
 
 
 async def _json_or_none(resp) -> Any:

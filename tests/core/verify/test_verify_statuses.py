@@ -137,3 +137,41 @@ def test_memory_limit_stops_a_greedy_candidate(task, runner_pool):
     v = check(task, runner_pool, "memory_hog")
     assert v.status == "runtime_error"
     assert "memory" in v.message.lower()
+
+
+HEADER = (CANDIDATES / "good.py").read_text().split("class ModelNew")[0]
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("return float(relu_add(x, y).sum())", "expected a tensor or a tuple/list of tensors"),
+    ("return {'out': relu_add(x, y)}", "expected a tensor or a tuple/list of tensors"),
+    ("class Sneaky(torch.Tensor):\n            pass\n        return relu_add(x, y).as_subclass(Sneaky)",
+     "not a plain torch.Tensor"),
+])
+def test_non_tensor_outputs_are_incorrect(task, runner_pool, body, expected):
+    src = HEADER + f"class ModelNew(nn.Module):\n    def forward(self, x, y):\n        {body}\n"
+    v = verify(task, src, pool=runner_pool, timeout_s=60)
+    assert v.status == "incorrect", v.message
+    assert expected in v.message
+
+
+def test_silent_exit_is_crashed(task, runner_pool):
+    src = HEADER + "import os\n\nclass ModelNew(nn.Module):\n    def forward(self, x, y):\n        os._exit(0)\n"
+    v = verify(task, src, pool=runner_pool, timeout_s=60)
+    assert v.status == "crashed"
+    assert "exited with code 0 without a result" in v.message
+
+
+def test_missing_model_new_is_compile_error(task, runner_pool):
+    v = verify(task, HEADER, pool=runner_pool, timeout_s=60)
+    assert v.status == "compile_error" and "ModelNew" in v.message
+
+
+def test_forged_result_file_cannot_break_the_verifier(task, runner_pool):
+    src = HEADER + (
+        "import json, os\n\nclass ModelNew(nn.Module):\n    def forward(self, x, y):\n"
+        "        with open('result.json', 'w') as fh:\n"
+        "            json.dump({'ok': True, 'trials': [{'seed': 1000, 'launches': 'many', 'ops': 7}]}, fh)\n"
+        "        os._exit(0)\n")
+    v = verify(task, src, pool=runner_pool, timeout_s=60)
+    assert v.status == "crashed" and "malformed result" in v.message

@@ -130,3 +130,19 @@ def test_verify_and_profile_on_a_leased_device(node):
     finally:
         client.release(lease["lease_id"])
     assert client.status()["load"] == 0
+
+
+def test_oversized_chunked_body_without_length_is_413(node):
+    import http.client
+    from urllib.parse import urlparse
+
+    target = urlparse(node.url)
+    conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+    chunks = (b"x" * 65536 for _ in range(48))      # 3 MiB, no Content-Length
+    conn.request("POST", "/api/v1/verify", body=chunks, encode_chunked=True,
+                 headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+    resp = conn.getresponse()
+    body = json.loads(resp.read())
+    conn.close()
+    assert resp.status == 413 and body["error"]["code"] == "body_too_large"
+    assert NodeClient(node.url, TOKEN).status()["state"] == "running"

@@ -71,3 +71,22 @@ def test_reregisters_when_the_gateway_forgets_it(tmp_path):
     finally:
         node.stop()
         gw.stop()
+
+
+def test_sd_notify_ready_then_stopping(tmp_path):
+    import socket
+
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(30)
+        env = daemon_env(tmp_path)
+        env["NOTIFY_SOCKET"] = path
+        node = Daemon(["node", "start", "--port", "0", "--devices", "1"], env, "node")
+        try:
+            assert sock.recv(4096).decode().startswith("READY=1")
+            node.proc.terminate()
+            assert sock.recv(4096).decode() == "STOPPING=1"
+            assert node.proc.wait(30) == 0
+        finally:
+            node.stop()

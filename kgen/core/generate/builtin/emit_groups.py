@@ -143,12 +143,15 @@ class _Reducer:
         elif self.with_index:
             better = ">" if k in ("max", "argmax") else "<"
             upd = ctx.k.var("upd")
-            ctx.emit(f"{upd} = {xv} {better} {self.acc}")
+            # NaN wins like in torch (the first NaN's index); a lane keeps its first NaN
+            nan = f" | (({xv} != {xv}) & ({self.acc} == {self.acc}))" if self.acc_dtype.is_floating_point else ""
+            ctx.emit(f"{upd} = ({xv} {better} {self.acc}){nan}")
             ctx.emit(f"{self.acc} = tl.where({upd}, {xv}, {self.acc})")
             ctx.emit(f"{self.idx} = tl.where({upd}, ks, {self.idx})")
         else:
             fn = "tl.maximum" if k in ("max", "amax") else "tl.minimum"
-            ctx.emit(f"{self.acc} = {fn}({self.acc}, {xv})")
+            nan = ", propagate_nan=tl.PropagateNan.ALL" if self.acc_dtype.is_floating_point else ""
+            ctx.emit(f"{self.acc} = {fn}({self.acc}, {xv}{nan})")
 
     def finish_pass0(self, ctx: Ctx, K: int) -> None:
         if self.two_pass:
@@ -177,12 +180,18 @@ class _Reducer:
             fn = "tl.max" if k == "any" else "tl.min"
             ctx.emit(f"{r} = {fn}({self.acc}, 1) != 0")
             return [r]
-        fn = "tl.max" if k in ("max", "amax", "argmax") else "tl.min"
-        ctx.emit(f"{r} = {fn}({self.acc}, 1)")
+        top = k in ("max", "amax", "argmax")
+        if self.acc_dtype.is_floating_point:
+            ctx.emit(f"{r} = tl.reduce({self.acc}, 1, {'_kgen_max' if top else '_kgen_min'})")
+        else:
+            ctx.emit(f"{r} = {'tl.max' if top else 'tl.min'}({self.acc}, 1)")
         if not self.with_index:
             return [r]
         i = ctx.k.var("ridx")
-        ctx.emit(f"{i} = tl.min(tl.where({self.acc} == {r}[:, None], {self.idx}, {K}), 1)")
+        hit = f"({self.acc} == {r}[:, None])"
+        if self.acc_dtype.is_floating_point:
+            hit = f"({hit} | (({self.acc} != {self.acc}) & ({r}[:, None] != {r}[:, None])))"
+        ctx.emit(f"{i} = tl.min(tl.where({hit}, {self.idx}, {K}), 1)")
         return [i] if k in ("argmax", "argmin") else [r, i]
 
 

@@ -18,7 +18,7 @@ from kgen.core.generate.builtin import ops
 @dataclass
 class Group:
     index: int
-    kind: str                       # pointwise | reduction | scan | matmul | fallback
+    kind: str                       # pointwise | reduction | scan | matmul | conv | fallback
     pro: list[Any] = field(default_factory=list)    # per-element nodes (the whole body of a pointwise group)
     core: list[Any] = field(default_factory=list)   # reductions / the scan / the matmul / the fallback call
     epi: list[Any] = field(default_factory=list)    # nodes over the core's output positions
@@ -220,6 +220,13 @@ class Fuser:
             x, dim = sspec
             self._place_reduction(last, node, "scan", x, (dim,))
             return
+        from kgen.core.generate.builtin.emit_conv import conv_ok
+
+        if conv_ok(node):
+            out = shape_of(node)
+            g = self._new("conv", shape=out, numel=numel(out), out_numel=numel(out))
+            self._add(g, node, "core")
+            return
         if matmul_ok(node):
             out = shape_of(node)
             g = self._new("matmul", shape=out, numel=numel(out), out_numel=numel(out))
@@ -256,7 +263,7 @@ class Fuser:
             if n != g.numel:
                 return None
             return "epi" if ("core" in phases or "epi" in phases) else "pro"
-        if g.kind == "matmul":
+        if g.kind in ("matmul", "conv"):
             if n == g.out_numel and "pro" not in phases and phases:
                 return "epi"
             return None

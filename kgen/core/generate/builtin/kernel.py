@@ -119,6 +119,8 @@ class Ctx:
             return self.cache[key]
         p, strides = self.k.tensor_param(py, tuple(shape))
         off = self.offset(self.dims_for(tuple(shape)), strides)
+        if off == "0":
+            off = f"0 * {self.flat}"  # a single element, broadcast to the block so the mask applies
         v = self.k.var("x")
         self.emit(f"{v} = tl.load({p} + {off}, mask={self.mask}, other=0).to({ops.tl_type(ops.compute_dtype(dtype))})")
         self.cache[key] = v

@@ -12,12 +12,13 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from kgen.core.generate.builtin import emit_groups, ops
+from kgen.core.generate.builtin import emit_conv, emit_groups, ops
 from kgen.core.generate.builtin.export import Captured, reference_prelude, signature_text
 from kgen.core.generate.builtin.fusion import Group, build_groups, shape_of, trace
 from kgen.core.generate.builtin.kernel import stored_nodes
 
 BASE = "_KgenReference"
+EMITTERS = {**emit_groups.EMITTERS, "conv": emit_conv.conv}
 
 RUNTIME = '''
 def _kgen_strides(t, shape):
@@ -194,8 +195,8 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
             continue
         stored = stored_nodes(g, outputs)
         kname = f"k{g.index}_{g.kind}"
-        sched = schedule[g.kind if g.kind != "scan" else "reduction"]
-        launch = emit_groups.EMITTERS[g.kind](g, kname, sched, consts, fw.pyname, stored)
+        sched = schedule[{"scan": "reduction", "conv": "matmul"}.get(g.kind, g.kind)]
+        launch = EMITTERS[g.kind](g, kname, sched, consts, fw.pyname, stored)
         doc = f"{g.kind} group {g.index} fuses: {', '.join(g.ops())}"
         kernels.append(launch.kernel.source(doc))
         summary.append(f"{g.kind}[{len(g.ops())}]")

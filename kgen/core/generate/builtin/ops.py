@@ -184,10 +184,18 @@ def _div(o: Operands) -> str:
     if mode is None:
         return f"({a} / {b})"
     if not is_float(o.out):
-        raise NotImplementedError("integer division with rounding")
+        # Triton integer // and % truncate toward zero (C semantics), also in the interpreter
+        return f"({a} // {b})" if mode == "trunc" else f"_kgen_floordiv({a}, {b})"
     if mode == "floor":
         return f"tl.floor({a} / {b})"
     return f"_kgen_trunc({a} / {b})"
+
+
+def _div_mode(o: Operands, mode: str) -> str:
+    a, b = o.expr(o.arg(0)), o.expr(o.arg(1))
+    if is_float(o.out):
+        return f"tl.floor({a} / {b})"
+    return f"_kgen_floordiv({a}, {b})"
 
 
 def _int_power(x: str, n: int) -> str:
@@ -224,9 +232,9 @@ def _clamp(o: Operands) -> str:
     x = o.expr(o.arg(0))
     lo, hi = o.arg(1, "min"), o.arg(2, "max")
     if lo is not None:
-        x = f"tl.maximum({x}, {o.expr(lo)})"
+        x = f"tl.maximum({x}, {o.expr(lo)}{_nan(o)})"
     if hi is not None:
-        x = f"tl.minimum({x}, {o.expr(hi)})"
+        x = f"tl.minimum({x}, {o.expr(hi)}{_nan(o)})"
     return x
 
 
@@ -248,16 +256,16 @@ def _to_copy(o: Operands) -> str:
 
 
 def _remainder(o: Operands) -> str:
-    if not is_float(o.out):
-        raise NotImplementedError("integer remainder")
     a, b = o.expr(o.arg(0)), o.expr(o.arg(1))
+    if not is_float(o.out):
+        return f"_kgen_mod({a}, {b})"
     return f"({a} - {b} * tl.floor({a} / {b}))"
 
 
 def _fmod(o: Operands) -> str:
-    if not is_float(o.out):
-        raise NotImplementedError("integer fmod")
     a, b = o.expr(o.arg(0)), o.expr(o.arg(1))
+    if not is_float(o.out):
+        return f"({a} % {b})"
     return f"({a} - {b} * _kgen_trunc({a} / {b}))"
 
 
@@ -266,8 +274,19 @@ def _sign(o: Operands) -> str:
     return f"(({x} > 0).to({tl_type(compute_dtype(o.out))}) - ({x} < 0).to({tl_type(compute_dtype(o.out))}))"
 
 
+def _nan(o: Operands) -> str:
+    """torch's max/min/clamp/relu propagate NaN; Triton's do not unless asked."""
+    return ", propagate_nan=tl.PropagateNan.ALL" if is_float(o.out) else ""
+
+
+def _extreme(fn: str) -> Callable[[Operands], str]:
+    def lower(o: Operands) -> str:
+        return f"{fn}({o.expr(o.arg(0))}, {o.expr(o.arg(1))}{_nan(o)})"
+    return lower
+
+
 def _relu(o: Operands) -> str:
-    return f"tl.maximum({o.expr(o.arg(0))}, 0)"
+    return f"tl.maximum({o.expr(o.arg(0))}, 0{_nan(o)})"
 
 
 def _abs(o: Operands) -> str:
@@ -288,8 +307,8 @@ POINTWISE: dict[str, Callable[[Operands], str]] = {
     "mul": _binary("({a} * {b})"),
     "div": _div,
     "true_divide": _div,
-    "maximum": _binary("tl.maximum({a}, {b})"),
-    "minimum": _binary("tl.minimum({a}, {b})"),
+    "maximum": _extreme("tl.maximum"),
+    "minimum": _extreme("tl.minimum"),
     "pow": _pow,
     "neg": lambda o: f"(-{o.expr(o.arg(0))})",
     "abs": _abs,
@@ -316,8 +335,8 @@ POINTWISE: dict[str, Callable[[Operands], str]] = {
     "sign": _sign,
     "relu": _relu,
     "clamp": _clamp,
-    "clamp_min": lambda o: f"tl.maximum({o.expr(o.arg(0))}, {o.expr(o.arg(1))})",
-    "clamp_max": lambda o: f"tl.minimum({o.expr(o.arg(0))}, {o.expr(o.arg(1))})",
+    "clamp_min": _extreme("tl.maximum"),
+    "clamp_max": _extreme("tl.minimum"),
     "where": _where,
     "eq": _compare("=="), "ne": _compare("!="), "lt": _compare("<"),
     "le": _compare("<="), "gt": _compare(">"), "ge": _compare(">="),
@@ -329,6 +348,7 @@ POINTWISE: dict[str, Callable[[Operands], str]] = {
     "isnan": _bool_unary("({x} != {x})"),
     "isinf": _bool_unary("(({x} == float(\"inf\")) | ({x} == float(\"-inf\")))"),
     "remainder": _remainder,
+    "floor_divide": lambda o: _div_mode(o, "floor"),
     "fmod": _fmod,
     "_to_copy": _to_copy,
     "convert_element_type": _to_copy,
@@ -365,6 +385,28 @@ def _kgen_pow(a, b):
     b_odd = b_int & ((b - 2.0 * tl.floor(b * 0.5)) != 0)
     res = tl.where(a < 0, tl.where(b_int, tl.where(b_odd, -mag, mag), float("nan")), mag)
     return tl.where(b == 0, 1.0, res)
+
+
+@triton.jit
+def _kgen_floordiv(a, b):
+    q = a // b
+    return q - ((q * b != a) & ((a < 0) != (b < 0))).to(q.dtype)
+
+
+@triton.jit
+def _kgen_mod(a, b):
+    r = a % b
+    return r + tl.where((r != 0) & ((r < 0) != (b < 0)), b, 0)
+
+
+@triton.jit
+def _kgen_max(a, b):
+    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
+def _kgen_min(a, b):
+    return tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL)
 
 
 @triton.jit

@@ -1,0 +1,118 @@
+"""Convolution (1-d and 2-d, any stride/padding/dilation/groups) as an implicit GEMM.
+
+Rows of the GEMM are output pixels (batch x spatial), columns are output channels of one group,
+and the reduction runs over (input channel, kernel taps); the input patch is gathered straight
+from the strided input with masks for the padding, so nothing is unfolded in memory.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin.emit_groups import Launch, _finish_params, _output_params, _store_all
+from kgen.core.generate.builtin.fusion import Group, shape_of
+from kgen.core.generate.builtin.kernel import BodyWriter, Ctx, Kernel, next_pow2
+
+
+def conv_ok(node: Any) -> bool:
+    import torch
+
+    if ops.packet(node) != "convolution" or len(node.args) < 9:
+        return False
+    x, w = node.args[0], node.args[1]
+    transposed = node.args[6]
+    val = node.meta.get("val")
+    if transposed or not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return False
+    if not all(hasattr(a, "meta") for a in (x, w)):
+        return False
+    return x.meta["val"].dim() in (3, 4) and x.meta["val"].dtype == val.dtype
+
+
+def _unravel(k: Kernel, base: str, sizes: list[int], names: list[str], indent: int = 1) -> None:
+    rest = base
+    for pos in range(len(sizes) - 1, -1, -1):
+        if pos == 0:
+            k.emit(f"{names[pos]} = {rest}", indent)
+        else:
+            k.emit(f"{names[pos]} = {rest} % {sizes[pos]}", indent)
+            q = k.var("q")
+            k.emit(f"{q} = {rest} // {sizes[pos]}", indent)
+            rest = q
+
+
+def conv(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored: list[Any]) -> Launch:
+    import torch
+
+    k = Kernel(name)
+    node = group.core[0]
+    x_node, w_node, bias = node.args[0], node.args[1], node.args[2]
+    stride, padding, dilation, groups = node.args[3], node.args[4], node.args[5], int(node.args[8])
+    xs, ws, out = shape_of(x_node), shape_of(w_node), shape_of(node)
+    sp = len(xs) - 2                                  # spatial rank
+    N, C = xs[0], xs[1]
+    OC = ws[0]
+    Cg, OCg = C // groups, OC // groups
+    taps = list(ws[2:])
+    osp = list(out[2:])
+    M = N * math.prod(osp)
+    Kg = Cg * math.prod(taps)
+    bm = max(16, min(int(sched["BLOCK_M"]), next_pow2(M)))
+    bn = max(16, min(int(sched["BLOCK_N"]), next_pow2(OCg)))
+    bk = max(16, min(int(sched["BLOCK_K"]), next_pow2(Kg)))
+    k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk)
+    _output_params(k, stored)
+    px, pw = pyname(x_node), pyname(w_node)
+    k.params += ["x", "w"] + [f"sx{d}" for d in range(len(xs))] + [f"sw{d}" for d in range(len(ws))]
+    k.launch += [px, pw] + [f"{px}.stride({d})" for d in range(len(xs))] + [f"{pw}.stride({d})" for d in range(len(ws))]
+    k.emit("pid = tl.program_id(0)")
+    k.emit("g = tl.program_id(1)")
+    k.emit(f"pm = pid // tl.cdiv({OCg}, BLOCK_N)")
+    k.emit(f"pn = pid % tl.cdiv({OCg}, BLOCK_N)")
+    k.emit("rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)   # output pixel (batch, spatial...)")
+    k.emit("rn = pn * BLOCK_N + tl.arange(0, BLOCK_N)   # output channel inside the group")
+    onames = ["bn_"] + [f"o{d}" for d in range(sp)]
+    _unravel(k, "rm", [N] + osp, onames)
+    k.emit("acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)")
+    k.emit(f"for k0 in range(0, {Kg}, BLOCK_K):")
+    k.emit("rk = k0 + tl.arange(0, BLOCK_K)   # (input channel, kernel taps...)", 2)
+    tnames = ["ci"] + [f"t{d}" for d in range(sp)]
+    _unravel(k, "rk", [Cg] + taps, tnames, 2)
+    amask = [f"(rm[:, None] < {M})", f"(rk[None, :] < {Kg})"]
+    aoff = ["bn_[:, None] * sx0", "(g * " + str(Cg) + " + ci)[None, :] * sx1"]
+    for d in range(sp):
+        pos = f"i{d}"
+        k.emit(f"{pos} = o{d}[:, None] * {int(stride[d])} - {int(padding[d])} + t{d}[None, :] * {int(dilation[d])}", 2)
+        amask.append(f"({pos} >= 0) & ({pos} < {xs[2 + d]})")
+        aoff.append(f"{pos} * sx{2 + d}")
+    k.emit(f"ta = tl.load(x + {' + '.join(aoff)}, mask={' & '.join(amask)}, other=0.0)", 2)
+    woff = [f"(g * {OCg} + rn)[None, :] * sw0", "ci[:, None] * sw1"] + [f"t{d}[:, None] * sw{2 + d}" for d in range(sp)]
+    k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask=(rk[:, None] < {Kg}) & (rn[None, :] < {OCg}), other=0.0)", 2)
+    precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
+    k.emit(f"acc = tl.dot(ta, tb, acc{precision})", 2)
+    k.emit(f"oc = g * {OCg} + rn")
+    k.emit(f"mask = (rm[:, None] < {M}) & (rn[None, :] < {OCg})")
+    per_image = math.prod(osp)
+    spatial_flat = " + ".join(f"o{d}[:, None] * {math.prod(osp[d + 1:])}" for d in range(sp))
+    k.emit(f"flat = bn_[:, None] * {OC * per_image} + oc[None, :] * {per_image} + {spatial_flat}")
+    natural = out
+    dim_idx = ["bn_[:, None]", "oc[None, :]"] + [f"o{d}[:, None]" for d in range(sp)]
+    dim_idx = [i if s > 1 else None for i, s in zip(dim_idx, natural)]
+    ctx = Ctx(k, 1, "mask", "flat", natural=natural, dim_idx=dim_idx)
+    writer = BodyWriter(group, consts, pyname)
+    dtype = node.meta["val"].dtype
+    if bias is not None:
+        pb = pyname(bias)
+        k.params += ["bias", "sbias"]
+        k.launch += [pb, f"{pb}.stride(0)"]
+        ctx.emit(f"conv = acc + tl.load(bias + oc[None, :] * sbias, mask=rn[None, :] < {OCg}, other=0.0).to(tl.float32)")
+        ctx.values[node] = ("conv", dtype)
+    else:
+        ctx.values[node] = ("acc", dtype)
+    writer.nodes(ctx, group.epi)
+    _store_all(ctx, k, group.core + group.epi, stored)
+    _finish_params(k, stored)
+    grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups})"
+    return Launch(k, grid, stored, {"num_warps": sched["num_warps"], "num_stages": sched["num_stages"]})

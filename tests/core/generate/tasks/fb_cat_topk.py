@@ -1,0 +1,19 @@
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    """cat and topk have no lowering: declared torch fallbacks between lowered kernels."""
+
+    def forward(self, x, y):
+        z = torch.cat([x * 2.0, torch.relu(y)], dim=1)
+        vals, idx = torch.topk(z, 3, dim=1)
+        return vals.sum(dim=1), idx
+
+
+def get_inputs():
+    return [torch.randn(4, 6), torch.randn(4, 5)]
+
+
+def get_init_inputs():
+    return []

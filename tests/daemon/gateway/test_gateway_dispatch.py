@@ -1,0 +1,36 @@
+"""Dispatch to real nodes: a node that died is retried elsewhere, and the retry is an event."""
+
+from gw_helpers import read_events, request, start_gateway, start_node, submit_body
+
+
+def test_candidate_on_a_dead_node_is_retried_on_another(tmp_path):
+    gateway = start_gateway(tmp_path, tmp_path / "gw.db", "--heartbeat-ttl", "60", "--stream-heartbeat", "0.5")
+    doomed = start_node(tmp_path)
+    survivor = start_node(tmp_path)
+    try:
+        register = f"{gateway.url}/api/v1/workers/register"
+        # The doomed node claims the most free capacity, so the scheduler tries it first.
+        dead = request(register, "POST", {"api_version": "v1", "url": doomed.url, "backend": "cpu",
+                                          "arch": "x86_64", "capacity": 4}).json()["worker_id"]
+        alive = request(register, "POST", {"api_version": "v1", "url": survivor.url}).json()["worker_id"]
+        doomed.kill9()
+
+        reply = request(f"{gateway.url}/api/v1/jobs", "POST", submit_body(max_repairs=0))
+        assert reply.status == 201, reply.body
+        lines = read_events(gateway.url, reply.json()["job_id"], follow=True, timeout=280)
+        retries = [e for e in lines if e["type"] == "candidate_retry"]
+        dispatched = [e["worker_id"] for e in lines if e["type"] == "candidate_dispatched"]
+        assert retries and retries[0]["worker_id"] == dead and retries[0]["reason"] == "unreachable"
+        assert retries[0]["attempt"] == 1 and retries[0]["candidate_id"]
+        assert dispatched[:2] == [dead, alive]
+        assert lines[-1] == {"type": "end", "status": "succeeded"}, lines[-3:]
+
+        workers = {w["worker_id"]: w for w in request(f"{gateway.url}/api/v1/workers").json()["workers"]}
+        assert workers[dead]["healthy"] is False and workers[alive]["healthy"] is True
+        metrics = request(f"{gateway.url}/metrics").body.decode()
+        assert 'kgen_gateway_dispatch_errors_total{reason="unreachable"} 1' in metrics
+        assert 'kgen_gateway_dispatches_total{result="ok"} 1' in metrics
+    finally:
+        survivor.stop()
+        doomed.stop()
+        gateway.stop()
