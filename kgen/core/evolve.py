@@ -216,7 +216,8 @@ class _Engine:
         kwargs: dict[str, Any] = {}
         if "allow_ops" in self.verify_keywords:
             # Only the builtin generator's declared fallbacks are allowed; llm output earns none.
-            fallback = entry.candidate.params.get("fallback_ops", []) if entry.candidate.origin == "builtin" else []
+            params = entry.candidate.params if isinstance(entry.candidate.params, dict) else {}
+            fallback = params.get("fallback_ops", []) if entry.candidate.origin == "builtin" else []
             kwargs["allow_ops"] = list(fallback or [])
         if "candidate_id" in self.verify_keywords:
             kwargs["candidate_id"] = entry.candidate_id
@@ -280,7 +281,8 @@ class _Engine:
                 self.generator_error = f"{type(exc).__name__}: {exc}"
                 self.event("generator_error", round=round_, error=self.generator_error)
                 return
-            if not fixed:
+            if not fixed or fixed[0].sha in {e.candidate.sha for e in self.entries}:
+                # No idea, or the same source again: verifying it twice would only repeat the verdict.
                 self.event("repair_gave_up", round=round_, candidate_id=last.candidate_id)
                 return
             self.add(round_, 0, fixed[0])

@@ -137,6 +137,9 @@ def test_single_stops_when_repair_has_no_idea(store, task):
     job = run(store, task, {"job_type": "single"}, hc.ScriptedGenerator([BROKEN]), honest_verify(task))
     assert job["status"] == "failed" and "compile_error" in job["error"]
     assert "repair_gave_up" in types(store, job["job_id"])
+    same = run(store, task, {"job_type": "single"}, hc.ScriptedGenerator([WRONG], repairs=[WRONG, GOOD]),
+               honest_verify(task))
+    assert same["status"] == "failed" and len(store.candidates(same["job_id"])) == 1
 
 
 def test_generator_failure_fails_the_job_with_reason(store, task):

@@ -52,7 +52,7 @@ class Cluster:
 
     def submit(self, *extra: str) -> str:
         done = kgen("submit", str(self.task_file()), "--json", *extra, env=self.env)
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, self.explain(done)
         return json.loads(done.stdout)["job_id"]
 
     def wait_for_event(self, job_id: str, kinds: tuple[str, ...], timeout: float = 120) -> dict:
@@ -63,6 +63,21 @@ class Cluster:
                     return event
             time.sleep(0.1)
         raise AssertionError(f"no {kinds} event for job {job_id} within {timeout}s")
+
+    def explain(self, done: subprocess.CompletedProcess | None = None) -> str:
+        """Everything useful when an assertion fails: the command's output, daemon logs, recent jobs."""
+        parts = []
+        if done is not None:
+            parts += [f"exit {done.returncode}", "stdout:", done.stdout[-3000:], "stderr:", done.stderr[-3000:]]
+        try:
+            for job in self.client.list_jobs(limit=5):
+                parts.append(f"job {job.get('job_id')} {job.get('status')} error={job.get('error')}")
+        except Exception as exc:  # the gateway may be the thing that broke
+            parts.append(f"(jobs unavailable: {exc})")
+        parts += ["gateway log:", *self.gateway.lines[-40:]]
+        for node in self.nodes:
+            parts += [f"node {node.url} log:", *node.lines[-15:]]
+        return "\n".join(parts)
 
     def close(self) -> None:
         for node in self.nodes:

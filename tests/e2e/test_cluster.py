@@ -24,11 +24,11 @@ def seq_events(client, job_id):
 def test_jobs_succeed_and_survive_a_gateway_kill(cluster):
     single = cluster.submit()
     tail = kgen("tail", single[:8], env=cluster.env)          # a unique prefix is enough
-    assert tail.returncode == 0, tail.stdout + tail.stderr
+    assert tail.returncode == 0, cluster.explain(tail)
     assert "succeeded" in tail.stdout
 
     done = kgen("submit", str(cluster.task_file()), *EVOLVE, "--wait", "--json", env=cluster.env)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, cluster.explain(done)
     evolve = json.loads(done.stdout)
     assert evolve["status"] == "succeeded"
 
@@ -52,7 +52,7 @@ def test_jobs_succeed_and_survive_a_gateway_kill(cluster):
     for job in (single, evolve["job_id"]):
         assert seq_events(client, job) == before[job]   # finished jobs: every event, unchanged
     tail = kgen("tail", running, "--jsonl", env=cluster.env)
-    assert tail.returncode == 0, tail.stdout + tail.stderr
+    assert tail.returncode == 0, cluster.explain(tail)
     after = seq_events(client, running)
     assert after[:len(before[running])] == before[running]
     assert [e["seq"] for e in after] == list(range(1, len(after) + 1))
@@ -76,9 +76,9 @@ def test_evolve_job_survives_a_node_killed_mid_job(cluster):
     busy[0].proc.wait(10)
     assert cluster.client.get_status(job)["status"] == "running"
     tail = kgen("tail", job, "--jsonl", env=cluster.env)
-    assert tail.returncode == 0, tail.stdout + tail.stderr
+    assert tail.returncode == 0, cluster.explain(tail)
     lines = [json.loads(line) for line in tail.stdout.splitlines()]
-    assert lines[-1]["type"] == "succeeded"
+    assert lines[-1]["type"] == "succeeded", cluster.explain(tail)
     assert any(e["type"] == "candidate_retry" for e in lines)   # the lost candidate ran elsewhere
 
 

@@ -73,6 +73,7 @@ class Runner:
         self._exits: dict[str, dict] = {}
         self.dead = False
         self.vmsize = 0
+        self.cuda_initialized = False
         self._ready = False
         self._stderr = open(os.path.join(cwd, f"zygote-{device_kind}.log"), "ab")
         self.proc = subprocess.Popen(
@@ -91,6 +92,9 @@ class Runner:
         if not self._ready:
             self.close()
             raise RuntimeError(f"the {device_kind} warm runner did not start (see {self._stderr.name})")
+        if device_kind == "cuda" and self.cuda_initialized:
+            self.close()
+            raise RuntimeError("the cuda warm runner initialised CUDA before forking; runs could not use the GPU")
 
     def _read(self) -> None:
         try:
@@ -103,6 +107,7 @@ class Runner:
                     if msg.get("ready"):
                         self._ready = True
                         self.vmsize = int(msg.get("vmsize") or 0)
+                        self.cuda_initialized = bool(msg.get("cuda_initialized"))
                     elif "exit" in msg:
                         self._exits[msg["id"]] = msg
                     elif "pid" in msg:

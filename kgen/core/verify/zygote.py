@@ -73,7 +73,7 @@ def _warm_lazy_imports() -> None:
 
 
 def main() -> None:
-    import torch  # noqa: F401 - the point of the warm runner: pay these imports once
+    import torch  # the point of the warm runner: pay these imports once
     import triton  # noqa: F401
     import triton.language  # noqa: F401
 
@@ -85,7 +85,9 @@ def main() -> None:
     sel.register(stdin.fileno(), selectors.EVENT_READ, ("stdin", None))
     running: dict[int, tuple[str, int | None]] = {}  # pid -> (request id, pidfd)
     buf = b""
-    _emit({"ready": True, "pid": os.getpid(), "vmsize": _vm_size_bytes()})
+    # Forked children cannot use CUDA if it was initialised here; the pool refuses such a runner.
+    _emit({"ready": True, "pid": os.getpid(), "vmsize": _vm_size_bytes(),
+           "cuda_initialized": bool(torch.cuda.is_initialized())})
 
     def reap(pid: int) -> None:
         try:

@@ -223,38 +223,53 @@ def reduction(group: Group, name: str, sched: dict, consts: set, pyname: Any, st
     k.constexprs.update(RBLOCK=rb, KBLOCK=kb)
     _output_params(k, stored)
     writer = BodyWriter(group, consts, pyname)
-    reducers = [_Reducer(n, k) for n in group.core]
     k.emit("rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]")
     k.emit(f"rmask = rows < {R}")
-    passes = 2 if any(r.two_pass for r in reducers) else 1
-    base = Ctx(k, 1, "rmask", "rows")
-    for r in reducers:
-        r.init(base)
-    for p in range(passes):
-        k.emit(f"for k0 in range(0, {K}, KBLOCK):")
-        ctx = Ctx(k, 2, "mask", "flat", natural=group.shape)
-        ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
-        ctx.emit(f"mask = rmask & (ks < {K})")
-        ctx.dim_idx = _space(ctx, group, "rows", list(group.dims), "ks")
-        writer.nodes(ctx, group.pro)
-        if p == 0:
-            _store_all(ctx, k, group.pro, stored)
-        for r in reducers:
-            if p == 0 or r.two_pass:
-                x, _ = writer.value(ctx, r.node.args[0], shape_of(r.node.args[0]))
-                r.update(ctx, x, p)
-        if p == 0 and passes == 2:
-            for r in reducers:
-                r.finish_pass0(base, K)
     k.emit("rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)")
     k.emit(f"rmask1 = rows1 < {R}")
+    base = Ctx(k, 1, "rmask", "rows")
     epi = Ctx(k, 1, "rmask1", "rows1")
-    for r in reducers:
-        for node, text in zip(_result_nodes(group, r.node), r.results(epi, K)):
-            if node is not None:
-                epi.values[node] = (text, node.meta["val"].dtype)
-    writer.nodes(epi, group.epi)
-    _store_all(epi, k, group.core + group.extra + group.epi, stored)
+    row_values: dict[Any, tuple[str, Any]] = {}
+    for stage in range(group.stages):
+        elem = [n for n in group.pro if group.stage_of.get(n, 0) <= stage]
+        mine = [n for n in group.pro if group.stage_of.get(n, 0) == stage]
+        reducers = [_Reducer(n, k) for n in group.core if group.stage_of.get(n, 0) == stage]
+        if stage:
+            k.emit(f"# sweep {stage + 1}: per-element work that reads the per-row results above")
+        for r in reducers:
+            r.init(base)
+        passes = 2 if any(r.two_pass for r in reducers) else 1
+        if not reducers and not any(n in stored for n in mine):
+            passes = 0
+        for p in range(passes):
+            k.emit(f"for k0 in range(0, {K}, KBLOCK):")
+            ctx = Ctx(k, 2, "mask", "flat", natural=group.shape)
+            ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
+            ctx.emit(f"mask = rmask & (ks < {K})")
+            ctx.dim_idx = _space(ctx, group, "rows", list(group.dims), "ks")
+            for node, (text, dtype) in row_values.items():
+                ctx.values[node] = (f"{text}[:, None]", dtype)
+            writer.nodes(ctx, elem)
+            if p == 0:
+                _store_all(ctx, k, mine, stored)
+            for r in reducers:
+                if p == 0 or r.two_pass:
+                    x, _ = writer.value(ctx, r.node.args[0], shape_of(r.node.args[0]))
+                    r.update(ctx, x, p)
+            if p == 0 and passes == 2:
+                for r in reducers:
+                    r.finish_pass0(base, K)
+        done = []
+        for r in reducers:
+            for node, text in zip(_result_nodes(group, r.node), r.results(epi, K)):
+                if node is not None:
+                    epi.values[node] = (text, node.meta["val"].dtype)
+                    done.append(node)
+        rows_here = [n for n in group.epi if group.stage_of.get(n, 0) == stage]
+        writer.nodes(epi, rows_here)
+        for node in done + rows_here:
+            row_values[node] = epi.values[node]
+        _store_all(epi, k, [n for n in group.core + group.extra + group.epi if n in done or n in rows_here], stored)
     _finish_params(k, stored)
     return Launch(k, f"(triton.cdiv({R}, {rb}),)", stored, {"num_warps": sched["num_warps"]})
 

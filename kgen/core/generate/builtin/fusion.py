@@ -27,6 +27,14 @@ class Group:
     shape: tuple = ()               # reduction/scan input shape, matmul output shape, pointwise shape
     dims: tuple = ()                # reduced dims (reduction) or (dim,) for a scan
     out_numel: int = 0              # rows of a reduction; = numel for scans and matmuls
+    # reductions only: stage of each member. Stage s is one more sweep over each row; its
+    # per-element nodes may read the per-row results of stages < s (softmax: max, then sum, then
+    # the normalised values, all in one kernel).
+    stage_of: dict = field(default_factory=dict)
+
+    @property
+    def stages(self) -> int:
+        return 1 + max(self.stage_of.values(), default=0)
 
     @property
     def members(self) -> set:
@@ -60,6 +68,16 @@ def trace(value: Any) -> tuple[Any, list[Any]]:
         chain.append(value)
         value = value.args[0]
     return value, chain
+
+
+def order_keeping(view: Any) -> bool:
+    """A view whose elements, read row-major, are the source's in row-major order."""
+    name = ops.packet(view)
+    if name in ops.ORDER_KEEPING_VIEWS:
+        return True
+    if name in ("expand", "broadcast_in_dim"):
+        return numel(shape_of(view)) == numel(shape_of(view.args[0]))
+    return False
 
 
 def tensor_args(node: Any) -> list[Any]:
@@ -161,9 +179,10 @@ def matmul_ok(node: Any) -> bool:
 
 
 class Fuser:
-    def __init__(self, graph: Any, fuse: bool = True):
+    def __init__(self, graph: Any, fuse: bool = True, row_fusion: bool = True):
         self.graph = graph
         self.fuse = fuse
+        self.row_fusion = row_fusion
         self.groups: list[Group] = []
         self.group_of: dict[Any, Group] = {}
         self.consts: set = set()
@@ -196,16 +215,17 @@ class Fuser:
         self.groups.append(g)
         return g
 
-    def _add(self, g: Group, node: Any, phase: str) -> None:
+    def _add(self, g: Group, node: Any, phase: str, stage: int = 0) -> None:
         getattr(g, phase).append(node)
         self.group_of[node] = g
+        g.stage_of[node] = stage
 
     def _place(self, node: Any, name: str) -> None:
         last = self.groups[-1] if (self.groups and self.fuse) else None
         if ops.can_lower_pointwise(node):
-            phase = self._pointwise_phase(last, node) if last else None
-            if phase:
-                self._add(last, node, phase)
+            placed = self._pointwise_phase(last, node) if last else None
+            if placed:
+                self._add(last, node, *placed)
             else:
                 g = self._new("pointwise", numel=numel(shape_of(node)), shape=shape_of(node))
                 self._add(g, node, "pro")
@@ -240,10 +260,13 @@ class Fuser:
         root, chain = trace(arg)
         if root in self.consts or self.group_of.get(root) is not g:
             return None, True
-        keeps = all(ops.packet(v) in ops.ORDER_KEEPING_VIEWS for v in chain)
+        keeps = all(order_keeping(v) for v in chain)
         return g.phase(root), keeps
 
-    def _pointwise_phase(self, g: Group, node: Any) -> str | None:
+    def _pointwise_phase(self, g: Group, node: Any) -> tuple[str, int] | None:
+        """(phase, stage) for a pointwise node joining g, or None when it cannot."""
+        if g.kind == "reduction":
+            return self._reduction_phase(g, node)
         n = numel(shape_of(node))
         phases = set()
         for a in tensor_args(node):
@@ -254,20 +277,61 @@ class Fuser:
                 return None
             phases.add(phase)
         if g.kind == "pointwise":
-            return "pro" if n == g.numel else None
-        if g.kind == "reduction":
-            if "core" in phases or "epi" in phases:
-                return "epi" if n == g.out_numel and "pro" not in phases else None
-            return "pro" if n == g.numel else None
+            return ("pro", 0) if n == g.numel else None
         if g.kind == "scan":
             if n != g.numel:
                 return None
-            return "epi" if ("core" in phases or "epi" in phases) else "pro"
+            return ("epi", 0) if ("core" in phases or "epi" in phases) else ("pro", 0)
         if g.kind in ("matmul", "conv"):
             if n == g.out_numel and "pro" not in phases and phases:
-                return "epi"
+                return ("epi", 0)
             return None
         return None
+
+    def _row_broadcast(self, g: Group, arg: Any, consumer: Any) -> bool:
+        """Whether `arg` is a per-row value seen at the element shape (keepdim-style broadcast)."""
+        if shape_of(consumer) != tuple(g.shape):
+            return False
+        _, chain = trace(arg)
+        if not all(ops.packet(v) in ops.ORDER_KEEPING_VIEWS | {"expand", "broadcast_in_dim"} for v in chain):
+            return False
+        shape = shape_of(arg)
+        lead = len(g.shape) - len(shape)
+        if lead < 0:
+            return False
+        for d, size in enumerate(g.shape):
+            got = shape[d - lead] if d >= lead else 1
+            want = 1 if d in g.dims else size
+            if got != want and not (d in g.dims and got == size and size == 1):
+                return False
+        return numel([s for d, s in enumerate(g.shape) if d not in g.dims]) == g.out_numel
+
+    def _reduction_phase(self, g: Group, node: Any) -> tuple[str, int] | None:
+        n = numel(shape_of(node))
+        elem_stage, row_stage, has_row, has_elem = 0, 0, False, False
+        for a in tensor_args(node):
+            phase, keeps = self._internal(g, a)
+            if phase is None:
+                continue
+            root, _ = trace(a)
+            if phase == "pro":
+                if not keeps or numel(shape_of(a)) != n:
+                    return None
+                has_elem = True
+                elem_stage = max(elem_stage, g.stage_of[root])
+            else:
+                has_row = True
+                row_stage = max(row_stage, g.stage_of[root])
+                per_row = keeps and numel(shape_of(a)) == n and n == g.out_numel
+                if not per_row and not (self.row_fusion and n == g.numel and self._row_broadcast(g, a, node)):
+                    return None
+        if has_row and not has_elem and n == g.out_numel:
+            return "epi", row_stage
+        if n != g.numel or (has_row and not self.row_fusion):
+            return None
+        if has_row:
+            return "pro", max(elem_stage, row_stage + 1)
+        return "pro", elem_stage
 
     def _place_reduction(self, last: Group | None, node: Any, kind: str, x: Any, dims: tuple) -> None:
         shape = shape_of(x)
@@ -281,14 +345,15 @@ class Fuser:
                 self._add(last, node, "core")
                 return
             if (ok_input and kind == "reduction" and last.kind == "reduction" and last.shape == shape
-                    and last.dims == dims and not last.epi):
-                self._add(last, node, "core")
+                    and last.dims == dims and (self.row_fusion or not last.epi)):
+                root, _ = trace(x)
+                self._add(last, node, "core", last.stage_of.get(root, 0) if phase else 0)
                 return
         g = self._new(kind, numel=n, shape=shape, dims=dims, out_numel=out_numel)
         self._add(g, node, "core")
 
 
-def build_groups(graph: Any, fuse: bool = True) -> tuple[list[Group], set]:
-    f = Fuser(graph, fuse)
+def build_groups(graph: Any, fuse: bool = True, row_fusion: bool = True) -> tuple[list[Group], set]:
+    f = Fuser(graph, fuse, row_fusion)
     groups = f.run()
     return groups, f.consts

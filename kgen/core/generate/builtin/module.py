@@ -139,7 +139,8 @@ def _out_expr(fw: ForwardWriter, cap: Captured, out_node: Any) -> tuple[str, str
 
 
 def build_module(source: str, cap: Captured, schedule: dict) -> Built:
-    groups, consts = build_groups(cap.graph, fuse=bool(schedule.get("fuse", True)))
+    groups, consts = build_groups(cap.graph, fuse=bool(schedule.get("fuse", True)),
+                                  row_fusion=bool(schedule.get("row_fusion", True)))
     fw = ForwardWriter(cap, consts, groups)
     graph_nodes = list(cap.graph.nodes)
     out_node = next(n for n in graph_nodes if n.op == "output")

@@ -13,6 +13,7 @@ from typing import Any
 
 DEFAULT: dict[str, Any] = {
     "fuse": True,
+    "row_fusion": True,
     "pointwise": {"XBLOCK": 1024, "num_warps": 4},
     "reduction": {"RBLOCK": 8, "KBLOCK": 512, "max_tile": 8192, "num_warps": 4},
     "matmul": {"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8, "num_warps": 4, "num_stages": 3},
@@ -37,8 +38,9 @@ def normalise(schedule: dict | None) -> dict:
     out = copy.deepcopy(DEFAULT)
     if not isinstance(schedule, dict):
         return out
-    if isinstance(schedule.get("fuse"), bool):
-        out["fuse"] = schedule["fuse"]
+    for flag in ("fuse", "row_fusion"):
+        if isinstance(schedule.get(flag), bool):
+            out[flag] = schedule[flag]
     for section, knobs in CHOICES.items():
         given = schedule.get(section)
         if isinstance(given, dict):
@@ -52,8 +54,12 @@ def mutate(schedule: dict, rng: random.Random, strength: int = 2) -> dict:
     """Change `strength` knobs to a neighbouring value (or flip fusion, rarely)."""
     out = copy.deepcopy(normalise(schedule))
     for _ in range(max(1, strength)):
-        if rng.random() < 0.08:
+        roll = rng.random()
+        if roll < 0.05:
             out["fuse"] = not out["fuse"]
+            continue
+        if roll < 0.12:
+            out["row_fusion"] = not out["row_fusion"]
             continue
         section = rng.choice(sorted(CHOICES))
         name = rng.choice(sorted(CHOICES[section]))
@@ -86,6 +92,7 @@ def safe() -> dict:
     """The most conservative schedule: no fusion, small tiles."""
     s = copy.deepcopy(DEFAULT)
     s["fuse"] = False
+    s["row_fusion"] = False
     s["pointwise"]["XBLOCK"] = 256
     s["reduction"].update(RBLOCK=1, KBLOCK=256)
     s["matmul"].update(BLOCK_M=32, BLOCK_N=32, BLOCK_K=16)
