@@ -116,6 +116,8 @@ class JobManager:
         self._check_capacity()
         await self._check_task(task)
         self._check_capacity()   # the check awaited: others may have filled the queue meanwhile
+        # The slot is held from here, with no await in between, until the job is in the queue.
+        self._reserved += 1
         # Shielded: a job that reached the store must also reach the queue, even if the client left.
         job = await asyncio.shield(self._create(task, spec))
         self.metrics.inc("kgen_gateway_jobs_submitted_total")
@@ -123,7 +125,6 @@ class JobManager:
         return job
 
     async def _create(self, task, spec: dict[str, Any]) -> dict[str, Any]:
-        self._reserved += 1  # the slot is held while the job is written (fsync, off the loop)
         try:
             job = await asyncio.to_thread(self.store.create_job, task, spec)
             self._queue.put_nowait(job["job_id"])

@@ -20,7 +20,8 @@ def test_candidate_on_a_dead_node_is_retried_on_another(tmp_path):
         lines = read_events(gateway.url, reply.json()["job_id"], follow=True, timeout=280)
         retries = [e for e in lines if e["type"] == "candidate_retry"]
         dispatched = [e["worker_id"] for e in lines if e["type"] == "candidate_dispatched"]
-        assert retries and retries[0]["worker_id"] == dead and retries[0]["reason"] == "unreachable"
+        assert retries, (lines, gateway.lines[-20:])
+        assert retries[0]["worker_id"] == dead and retries[0]["reason"] == "unreachable", retries
         assert retries[0]["attempt"] == 1 and retries[0]["candidate_id"]
         assert dispatched[:2] == [dead, alive]
         assert lines[-1] == {"type": "end", "status": "succeeded"}, lines[-3:]

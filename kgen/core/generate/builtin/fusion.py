@@ -113,7 +113,7 @@ def reduction_spec(node: Any) -> tuple[Any, tuple, bool] | None:
         return None
     x = node.args[0]
     if not hasattr(x, "meta") or not _float_tensor(x) or x.meta["val"].dtype == torch.bool and name not in (
-            "any", "all"):
+            "any", "all", "sum", "prod"):
         return None
     rank = x.meta["val"].dim()
     overload = node.target._overloadname
@@ -206,8 +206,37 @@ class Fuser:
             if name in ops.CONST_OPS and _float_tensor(node) and (name == "full_like" or not tensor_args(node)):
                 self.consts.add(node)
                 continue
+            if ops.can_lower_pointwise(node) and self._fold(node):
+                continue
+            if name in ops.ALLOC_OPS:
+                g = self._new("alloc")
+                self._add(g, node, "core")
+                continue
             self._place(node, name)
         return self.groups
+
+    def _fold(self, node: Any) -> bool:
+        """Constant-fold a pointwise op whose tensor operands are all uniform constants."""
+        import torch
+
+        args = tensor_args(node)
+        if not args or not all(trace(a)[0] in self.consts for a in args):
+            return False
+
+        def sub(a: Any) -> Any:
+            if hasattr(a, "op"):
+                return torch.full((), ops.const_fill(trace(a)[0]), dtype=a.meta["val"].dtype)
+            if isinstance(a, (list, tuple)):
+                return type(a)(sub(x) for x in a)
+            return a
+
+        try:
+            value = node.target(*sub(list(node.args)), **{k: sub(v) for k, v in node.kwargs.items()})
+            node.meta["kgen_const"] = value.item()
+        except Exception:  # noqa: BLE001 - not foldable: lower it normally
+            return False
+        self.consts.add(node)
+        return True
 
     # --- placement -------------------------------------------------------------------------
     def _new(self, kind: str, **kw: Any) -> Group:

@@ -182,6 +182,12 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     fallback: list[str] = []
     summary: list[str] = []
     for g in groups:
+        if g.kind == "alloc":
+            node = g.core[0]
+            args = ", ".join([fw.arg(a) for a in node.args] + [f"{k}={fw.arg(v)}" for k, v in node.kwargs.items()])
+            fw.emit(f"t_{node.name} = torch.ops.{node.target}({args})")
+            fw.names[node] = f"t_{node.name}"
+            continue
         if g.kind == "fallback":
             node = g.core[0]
             args = ", ".join([fw.arg(a) for a in node.args] + [f"{k}={fw.arg(v)}" for k, v in node.kwargs.items()])

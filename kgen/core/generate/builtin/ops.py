@@ -24,7 +24,14 @@ CONST_OPS = {"full", "scalar_tensor", "full_like"}
 DROPPED_OPS = {"_assert_tensor_metadata", "_assert_scalar", "sym_constrain_range_for_size"}
 
 
+# Ops that only allocate or enumerate: run by torch in forward, computing nothing worth a kernel.
+ALLOC_OPS = {"arange", "empty", "zeros", "ones", "empty_like", "zeros_like", "ones_like", "new_zeros",
+             "new_ones", "new_empty", "new_full", "empty_strided", "empty_permuted"}
+
+
 def const_fill(node: Any) -> Any:
+    if "kgen_const" in node.meta:
+        return node.meta["kgen_const"]
     return node.args[0] if packet(node) == "scalar_tensor" else node.args[1]
 
 
