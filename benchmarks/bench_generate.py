@@ -144,7 +144,9 @@ def render_md(doc: dict) -> str:
              f"{env['cpu_count']} CPUs, GPU: {gpu or 'none'}.", "",
              "`export` is the baseline (torch.export + ATen decomposition alone, same process); "
              "`gen/export` is the generator's total time over that baseline; `emit only` is a later "
-             "evolve candidate (capture reused).", ""]
+             "evolve candidate (capture reused). Capture dominates: a gen/export ratio near 1 means fusion "
+             "and emission cost almost nothing next to torch.export; single ratios scatter by tens of percent "
+             "on a shared 2-core machine, so read the medians.", ""]
     head = "| task | kernels | fallbacks | export ms | generate ms | gen/export | emit only ms |"
     sep = "|---|---|---|---|---|---|---|"
     if gpu:

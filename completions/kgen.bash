@@ -15,8 +15,8 @@ _kgen_commands() {
 _kgen_options() {
     case "$1" in
         'kgen') echo '--debug --version -h --help' ;;
-        'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op --no-profile --json -h --help' ;;
-        'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --early-stop --no-early-stop --json -h --help' ;;
+        'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op --no-profile --json --node --token --lease -h --help' ;;
+        'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --early-stop --no-early-stop --json --node --token -h --help' ;;
         'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --wait --json --gateway --token -h --help' ;;
         'kgen tail') echo '--jsonl --no-follow --after --gateway --token -h --help' ;;
         'kgen init') echo '--force --json -h --help' ;;
@@ -49,8 +49,8 @@ _kgen_options() {
 
 _kgen_value_options() {
     case "$1" in
-        'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op' ;;
-        'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol' ;;
+        'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op --node --token --lease' ;;
+        'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --node --token' ;;
         'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --gateway --token' ;;
         'kgen tail') echo '--after --gateway --token' ;;
         'kgen man') echo '-o --output' ;;

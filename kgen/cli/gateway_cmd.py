@@ -21,13 +21,19 @@ def start(
     token: Optional[str] = typer.Option(None, "--token", help="Cluster token (else KGEN_TOKEN, else the token file)."),
     max_queue: Optional[int] = typer.Option(None, "--max-queue", help="Queued jobs before submits get 429 (default 256)."),
     heartbeat_ttl: Optional[float] = typer.Option(None, "--heartbeat-ttl", help="Worker heartbeat TTL in seconds (default 30)."),
-    max_running: int = typer.Option(4, "--max-running", min=1, max=256, help="Jobs run at the same time."),
-    stream_heartbeat: float = typer.Option(15.0, "--stream-heartbeat", min=0.05, max=3600,
+    max_running: int = typer.Option(4, "--max-running", envvar="KGEN_GATEWAY_MAX_RUNNING",
+                                    help="Jobs run at the same time (1-256)."),
+    stream_heartbeat: float = typer.Option(15.0, "--stream-heartbeat", envvar="KGEN_GATEWAY_STREAM_HEARTBEAT",
                                            help="Seconds between heartbeat lines on idle event streams."),
 ) -> None:
     """Start the gateway and block until SIGTERM/SIGINT."""
     from kgen.core.config import get, resolve_token, state_dir
 
+    # Out-of-range settings are bad daemon configuration (exit 78), like bad config-file values.
+    if not 1 <= max_running <= 256:
+        raise ConfigError(f"--max-running must be between 1 and 256 (got {max_running})")
+    if not 0.05 <= stream_heartbeat <= 3600:
+        raise ConfigError(f"--stream-heartbeat must be between 0.05 and 3600 seconds (got {stream_heartbeat:g})")
     resolved_token, _ = resolve_token(token)
     if not resolved_token:
         raise ConfigError(NO_TOKEN)

@@ -1,5 +1,8 @@
 """`kgen run TASK.py`: local mode. Generate, verify (and evolve) on this machine, no daemons.
 
+With `--node URL` (worker-only mode) generation stays here and each candidate is verified on
+that node daemon's devices.
+
 Progress goes to stderr, the summary table (or --json) to stdout. Exit 0 when a correct kernel
 was found, 1 when none was, 2 on bad input.
 """
@@ -97,8 +100,8 @@ def _table(result: dict, job: dict) -> None:
 
 def run(
     task_path: Path = typer.Argument(..., metavar="TASK.py", help="KernelBench-style task: Model, get_inputs, get_init_inputs."),
-    backend: str = typer.Option("cpu", "--backend", help="cpu (Triton interpreter) or cuda."),
-    device: Optional[str] = typer.Option(None, "--device", help="cuda: GPU ids such as 0,1; cpu: number of slots."),
+    backend: Optional[str] = typer.Option(None, "--backend", help="cpu (Triton interpreter, default) or cuda; with --node: the node's."),
+    device: Optional[str] = typer.Option(None, "--device", help="cuda: GPU ids such as 0,1; cpu: number of slots (local only)."),
     job_type: str = typer.Option("single", "--job-type", help="single (one candidate + repairs) or evolve."),
     max_rounds: Optional[int] = typer.Option(None, "--max-rounds", help="Evolve rounds (1-50, default 3)."),
     parallel_num: Optional[int] = typer.Option(None, "--parallel-num", help="Candidates per evolve round (1-64, default 4)."),
@@ -111,6 +114,8 @@ def run(
     early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop",
                                               help="Stop evolving at the first correct kernel (default: on for cpu)."),
     as_json: bool = typer.Option(False, "--json", help="Print {job_id, status, best, candidates} as JSON."),
+    node: Optional[str] = typer.Option(None, "--node", help="Verify candidates on this node daemon (http://HOST:PORT); generation stays local."),
+    token: Optional[str] = typer.Option(None, "--token", help="Token for --node (else KGEN_TOKEN, else the token file)."),
 ) -> None:
     """Generate, verify and (with --job-type evolve) evolve a Triton kernel for TASK.py on this machine."""
     from kgen.core import config
@@ -120,7 +125,7 @@ def run(
     from kgen.core.errors import BadInput, JobFailed
     from kgen.core.evolve import validate_spec
     from kgen.core.generate import GENERATORS, get_generator
-    from kgen.core.local import job_result, resolve_devices, run_local
+    from kgen.core.local import job_result, remote_slots, resolve_devices, run_local, run_on_node
     from kgen.core.store import Store, default_store_path
     from kgen.core.task import check_task, load_task
 
@@ -132,11 +137,23 @@ def run(
         raise BadInput(f"--generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
     if timeout_s is None:
         timeout_s = config.get("verify.timeout_s")
+    task = load_task(task_path)  # local, cheap: a bad task file is reported before the node is contacted
+    client = node_status = None
+    if node is not None:
+        client, node_status = _contact_node(node, token, backend, device)
+        backend = node_status.get("backend")
+    elif token is not None:
+        raise BadInput("--token only applies with --node URL")
     spec = validate_spec({"job_type": job_type, "max_rounds": max_rounds, "parallel_num": parallel_num,
                           "max_repairs": max_repairs, "backend": backend, "generator": generator,
                           "atol": atol, "rtol": rtol, "timeout_s": timeout_s, "early_stop": early_stop})
-    devices = resolve_devices(spec["backend"], device)
-    task = load_task(task_path)
+    if client is None:
+        devices = resolve_devices(spec["backend"], device)
+        where = f"{len(devices)} {spec['backend']} slot(s)"
+    else:
+        capacity = node_status["capacity"]
+        where = (f"node {client.url}: {remote_slots(capacity, spec['parallel_num'])} of its {capacity} "
+                 f"{spec['backend']} slot(s)")
     output = output if output is not None else Path.cwd() / f"{task.op_name}_kgen.py"
     if output.is_dir():
         raise BadInput(f"-o {output} is a directory; give a file path such as {output / (task.op_name + '_kgen.py')}")
@@ -148,12 +165,15 @@ def run(
     try:
         expected = spec["max_rounds"] * spec["parallel_num"] if spec["job_type"] == "evolve" else 1 + spec["max_repairs"]
         diag.print(f"kgen run: {task.op_name} ({spec['job_type']}, generator {generator}, "
-                   f"{len(devices)} {spec['backend']} slot(s)); store {store.path}", soft_wrap=True)
+                   f"{where}); store {store.path}", soft_wrap=True)
         view = _Progress(expected)
         store.add_listener(view)
         try:
             with view:
-                job = run_local(store, task, spec, gen, devices)
+                if client is None:
+                    job = run_local(store, task, spec, gen, devices)
+                else:
+                    job = run_on_node(store, task, spec, gen, client, capacity)
         except KeyboardInterrupt:
             jobs = store.list_jobs(limit=1)
             diag.print(f"kgen: interrupted; job {jobs[0]['job_id'][:12] if jobs else '?'} cancelled", soft_wrap=True)
@@ -169,6 +189,22 @@ def run(
         store.close()
     if result["status"] != "succeeded":
         raise JobFailed(f"job {job['job_id'][:12]} {result['status']}: {job['error'] or 'no correct kernel'}")
+
+
+def _contact_node(url: str, token: Optional[str], backend: Optional[str], device: Optional[str]):
+    """Check the node before any work: reachable, token accepted, serving the asked backend."""
+    from kgen.core.client import NodeClient
+    from kgen.core.config import resolve_token
+    from kgen.core.errors import BadInput
+    from kgen.core.local import check_node
+
+    if device is not None:
+        raise BadInput("--device picks local slots; with --node the node's devices are used")
+    client = NodeClient(url, resolve_token(token)[0], origin="flag")
+    status = check_node(client)
+    if backend is not None and backend != status.get("backend"):
+        raise BadInput(f"--backend {backend}: the node at {client.url} serves {status.get('backend')!r}")
+    return client, status
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,8 @@
 """`kgen verify TASK.py CANDIDATE.py`: one candidate, one device, one verdict.
 
-Exit codes: 0 correct, 1 any other verdict, 2 bad input (missing file, bad task, bad device).
+Locally by default; with `--node URL` (worker-only mode) on a node daemon's device instead.
+Exit codes: 0 correct, 1 any other verdict, 2 bad input (missing file, bad task, bad device),
+3 node unreachable, 4 node refused the token.
 """
 
 from __future__ import annotations
@@ -67,12 +69,33 @@ def _render(verdict) -> None:
         con.print(verdict.log_tail.strip()[-1500:], markup=False)
 
 
+def _verify_remote(node: str, token: Optional[str], lease: Optional[str], device: Optional[str], trials: int,
+                   task_file: Path, candidate_file: Path, **options):
+    from kgen.core.client import NodeClient
+    from kgen.core.config import resolve_token
+    from kgen.core.local import verify_on_node
+    from kgen.core.task import load_task
+
+    if device is not None:
+        # The node owns its devices; naming one here would be silently ignored.
+        raise BadInput("--device picks a local device; with --node the node picks one "
+                       "(or pass --lease LEASE_ID to use a device you acquired)")
+    if trials != 3:
+        raise BadInput("--trials cannot be changed with --node: a node always runs 3 seeded trials")
+    if lease is not None and not lease.strip():
+        raise BadInput("--lease needs a lease id")
+    task = load_task(task_file)
+    source = _read_candidate(candidate_file)
+    client = NodeClient(node, resolve_token(token)[0], origin="flag")
+    return verify_on_node(client, task, source, lease_id=lease, **options)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("verify")
     def verify_cmd(
         task_file: Path = typer.Argument(..., help="KernelBench-format task (Model, get_inputs, get_init_inputs)."),
         candidate_file: Path = typer.Argument(..., help="Candidate module defining ModelNew."),
-        device: str = typer.Option("cpu", "--device", "-d", help="cpu (Triton interpreter) or cuda:N."),
+        device: Optional[str] = typer.Option(None, "--device", "-d", help="cpu (Triton interpreter, default) or cuda:N; local only."),
         timeout: Optional[float] = typer.Option(None, "--timeout", help="Seconds per run (default: config verify.timeout_s)."),
         atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default: per dtype)."),
         rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default: per dtype)."),
@@ -80,18 +103,29 @@ def register(app: typer.Typer) -> None:
         allow_op: List[str] = typer.Option([], "--allow-op", help="Aten op admitted as a torch fallback, e.g. aten.sort.default (repeatable)."),
         no_profile: bool = typer.Option(False, "--no-profile", help="Skip timing."),
         as_json: bool = typer.Option(False, "--json", help="Print the verdict object as JSON."),
+        node: Optional[str] = typer.Option(None, "--node", help="Verify on this node daemon (http://HOST:PORT) instead of locally."),
+        token: Optional[str] = typer.Option(None, "--token", help="Token for --node (else KGEN_TOKEN, else the token file)."),
+        lease: Optional[str] = typer.Option(None, "--lease", help="With --node: run on the device of this lease (from acquire_device)."),
     ) -> None:
         """Verify a candidate Triton kernel module against a task, in a sandboxed child process."""
         from kgen.core.task import load_task
         from kgen.core.verify import parse_device, verify
 
-        task = load_task(task_file)
-        source = _read_candidate(candidate_file)
-        parse_device(device)  # bad device -> one-line error before any work starts
         if timeout is not None and timeout <= 0:
             raise BadInput("--timeout must be > 0 seconds")
-        verdict = verify(task, source, device=device, timeout_s=timeout, atol=atol, rtol=rtol,
-                         trials=trials, profile=not no_profile, allow_ops=tuple(allow_op))
+        if node is None:
+            if token is not None or lease is not None:
+                raise BadInput(f"{'--token' if token is not None else '--lease'} only applies with --node URL")
+            task = load_task(task_file)
+            source = _read_candidate(candidate_file)
+            device = device or "cpu"
+            parse_device(device)  # bad device -> one-line error before any work starts
+            verdict = verify(task, source, device=device, timeout_s=timeout, atol=atol, rtol=rtol,
+                             trials=trials, profile=not no_profile, allow_ops=tuple(allow_op))
+        else:
+            verdict = _verify_remote(node, token, lease, device, trials, task_file, candidate_file,
+                                     timeout_s=timeout, atol=atol, rtol=rtol, profile=not no_profile,
+                                     allow_ops=tuple(allow_op))
         if as_json:
             from kgen.cli._output import print_json
 

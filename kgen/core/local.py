@@ -153,19 +153,21 @@ LEASE_GRACE_S = 60.0     # lease lifetime beyond the candidate timeout, so a slo
 NO_DEVICE_WAIT_S = 120.0  # how long to keep asking a busy node (shared with others) for a device
 
 
-def node_slots(client, parallel_num: int) -> tuple[int, dict]:
-    """How many candidates to verify on the node at once: its capacity capped by parallel_num.
-
-    Also the first contact with the node, so a wrong URL or token fails here (Unreachable,
-    Unauthorised) before any generation starts. Returns (slots, node status).
-    """
+def check_node(client) -> dict:
+    """The node's status, checked usable: the first contact, so a wrong URL or token fails here
+    (Unreachable, Unauthorised) before any generation starts."""
     status = client.status()
     if status.get("state", "running") != "running":
         raise KgenError(f"node at {client.url} is {status.get('state')}; it takes no new work")
     capacity = status.get("capacity")
     if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
         raise KgenError(f"node at {client.url} reports no usable device (capacity {capacity!r})")
-    return max(1, min(capacity, int(parallel_num))), status
+    return status
+
+
+def remote_slots(capacity: int, parallel_num: int) -> int:
+    """Candidates verified on a node at once: its capacity, capped by the job's parallelism."""
+    return max(1, min(int(capacity), int(parallel_num)))
 
 
 def _acquire_when_free(client, ttl_s: float, wait_s: float) -> dict:
@@ -231,11 +233,13 @@ def make_remote_verify_fn(task, client, slots: int, *, timeout_s: float | None =
     return verify_fn
 
 
-def run_on_node(store, task, spec: dict[str, Any], generator, client, slots: int) -> dict[str, Any]:
-    """Like run_local, but every candidate is verified on the node behind `client`."""
+def run_on_node(store, task, spec: dict[str, Any], generator, client, capacity: int) -> dict[str, Any]:
+    """Like run_local, but every candidate is verified on the node behind `client`, which has
+    `capacity` devices (from check_node)."""
     from kgen.core.evolve import validate_spec
 
     spec = validate_spec(spec)
+    slots = remote_slots(capacity, spec["parallel_num"])
     verify_fn = make_remote_verify_fn(task, client, slots, timeout_s=spec["timeout_s"], atol=spec["atol"],
                                       rtol=spec["rtol"])
     return _run_to_end(store, task, spec, generator, verify_fn)

@@ -129,13 +129,16 @@ async def list_workers(request: web.Request) -> web.Response:
 def _job_view(gw: Gateway, job: dict) -> dict:
     """A job with a summary of its candidates and its best verdict."""
     candidates = gw.store.candidates(job["job_id"])
+    # Verdicts are stored by the engine, which does not know nodes; the dispatch events do.
+    placed = {e.get("candidate_id"): e.get("worker_id") for e in gw.store.events(job["job_id"])
+              if e["type"] == "candidate_dispatched"}
     summary = []
     best = None
     for c in candidates:
         verdict = c["verdict"] or {}
         summary.append({"candidate_id": c["candidate_id"], "round": c["round"], "index": c["index"],
                         "origin": c["origin"], "status": verdict.get("status"), "device": verdict.get("device"),
-                        "worker_id": c.get("worker_id")})
+                        "worker_id": c.get("worker_id") or placed.get(c["candidate_id"])})
         if c["candidate_id"] == job.get("best_candidate_id"):
             best = {"candidate_id": c["candidate_id"], "verdict": c["verdict"]}
     return {**job, "candidates": summary, "best": best}

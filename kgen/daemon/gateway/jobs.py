@@ -204,10 +204,6 @@ class JobManager:
         spec = dict(job["spec"])
         gateway_opts = {k: spec.pop(k) for k in GATEWAY_SPEC_KEYS if k in spec}
         cancel = asyncio.Event()
-        self._cancels[job_id] = cancel
-        if self.store.get_job(job_id)["status"] == "cancelled":
-            self._cancels.pop(job_id, None)
-            return
         ctx = DispatchContext(
             job_id=job_id, task_source=task.source, op_name=task.op_name, backend=spec.get("backend", "cpu"),
             arch=spec.get("arch") or None, timeout_s=float(spec.get("timeout_s") or self.default_timeout_s),
@@ -223,6 +219,9 @@ class JobManager:
 
         generator = PooledGenerator(self.generators, spec.get("generator", "builtin"))
         started = time.monotonic()
+        # Registered with no await since the status check above, so cancel() sees either a
+        # queued job it may end itself or a running one with this event.
+        self._cancels[job_id] = cancel
         self._log("job_started", job_id=job_id, type=spec.get("job_type"))
         try:
             final = await run_job(self.store, job_id, task, spec, generator, verify, cancel=cancel)

@@ -152,9 +152,9 @@ class Scheduler:
         """The node's verdict for one candidate, retried on other nodes when a node fails."""
         exclude: set[str] = set()
         failures: list[str] = []
-        attempt, busy = 0, 0
+        attempt, busy = 0, 0    # node failures (bounded by max_attempts); busy answers (bounded apart)
         candidate_id = None
-        while attempt < self.max_attempts:
+        while attempt < self.max_attempts and busy <= self.max_busy_retries:
             worker = await self._acquire(ctx, exclude)
             if worker is None:
                 failures.append("no healthy worker serves "
@@ -162,6 +162,7 @@ class Scheduler:
                 break
             if candidate_id is None:
                 candidate_id = ctx.candidate_id(candidate_source)
+            wait_s = 0.0
             try:
                 await _event(ctx, "candidate_dispatched", {"candidate_id": candidate_id,
                                                            "worker_id": worker.worker_id})
@@ -172,25 +173,22 @@ class Scheduler:
                 self.metrics.inc("kgen_gateway_dispatch_errors_total", reason=retry.reason)
                 if retry.reason == "busy":
                     busy += 1
-                    if busy > self.max_busy_retries:
-                        failures.append(f"{worker.url}: busy")
-                        break
                 else:
                     attempt += 1
-                    failures.append(f"{worker.url}: {retry.reason}")
+                failures.append(f"{worker.url}: {retry.reason}")
                 if retry.unreachable:
                     self.registry.mark_unreachable(worker.worker_id)
                 if retry.exclude:
                     exclude.add(worker.worker_id)
-                if retry.reason != "busy":
-                    await _event(ctx, "candidate_retry", {"candidate_id": candidate_id, "worker_id": worker.worker_id,
-                                                          "reason": retry.reason, "attempt": attempt})
-                    self._log("dispatch_retry", job_id=ctx.job_id, worker_id=worker.worker_id,
-                              reason=retry.reason, attempt=attempt)
-                if retry.wait_s:
-                    await asyncio.sleep(retry.wait_s)
+                await _event(ctx, "candidate_retry", {"candidate_id": candidate_id, "worker_id": worker.worker_id,
+                                                      "reason": retry.reason, "attempt": attempt + busy})
+                self._log("dispatch_retry", job_id=ctx.job_id, worker_id=worker.worker_id,
+                          reason=retry.reason, attempt=attempt + busy)
+                wait_s = retry.wait_s
             finally:
                 self._release(worker.worker_id)
+            if wait_s:
+                await asyncio.sleep(wait_s)
         self.metrics.inc("kgen_gateway_dispatches_total", result="failed")
         return Verdict(status="crashed", device="",
                        message="no node could verify the candidate: " + "; ".join(failures[-5:]))

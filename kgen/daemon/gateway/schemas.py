@@ -135,17 +135,31 @@ def check_values(fields: dict[str, Any], schema: dict[str, Field]) -> dict[str, 
     """Range and format checks on fields whose presence and types were already checked."""
     for name, value in fields.items():
         spec = schema[name]
+        if isinstance(value, str) and not _utf8(value):
+            raise BadInput(f"field {name!r} is not valid Unicode text (lone surrogate)", code="bad_value")
         problem = spec.check(value) if spec.check else None
         if problem:
             raise BadInput(f"field {name!r} {problem}", code="bad_value")
     return fields
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def read_body(request, schema: dict[str, Field]) -> dict[str, Any]:
     """Read a request body: JSON object, api_version v1, no unknown fields, typed, in range."""
-    from kgen.daemon.http import read_json
+    from kgen.daemon.http import HttpError, read_json
 
-    return check_values(await read_json(request, http_schema(schema)), schema)
+    try:
+        fields = await read_json(request, http_schema(schema))
+    except RecursionError:  # json.loads on absurdly nested arrays/objects
+        raise HttpError(400, "malformed_json", "request body is nested too deeply") from None
+    return check_values(fields, schema)
 
 
 def job_id_param(raw: str) -> str:

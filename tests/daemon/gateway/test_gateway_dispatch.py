@@ -1,5 +1,7 @@
 """Dispatch to real nodes: a node that died is retried elsewhere, and the retry is an event."""
 
+import socket
+
 from gw_helpers import read_events, request, start_gateway, start_node, submit_body
 
 
@@ -14,6 +16,11 @@ def test_candidate_on_a_dead_node_is_retried_on_another(tmp_path):
                                           "arch": "x86_64", "capacity": 4}).json()["worker_id"]
         alive = request(register, "POST", {"api_version": "v1", "url": survivor.url}).json()["worker_id"]
         doomed.kill9()
+        # Hold the dead node's port (bound, never listening) so no daemon of a parallel test can
+        # take it over: connections to it are refused, as to any dead node.
+        tombstone = socket.socket()
+        tombstone.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tombstone.bind(("127.0.0.1", doomed.port))
 
         reply = request(f"{gateway.url}/api/v1/jobs", "POST", submit_body(max_repairs=0))
         assert reply.status == 201, reply.body
@@ -31,6 +38,7 @@ def test_candidate_on_a_dead_node_is_retried_on_another(tmp_path):
         metrics = request(f"{gateway.url}/metrics").body.decode()
         assert 'kgen_gateway_dispatch_errors_total{reason="unreachable"} 1' in metrics
         assert 'kgen_gateway_dispatches_total{result="ok"} 1' in metrics
+        tombstone.close()
     finally:
         survivor.stop()
         doomed.stop()

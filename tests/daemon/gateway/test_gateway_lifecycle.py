@@ -1,15 +1,13 @@
 """The gateway as systemd sees it: sd_notify READY/STOPPING, exit 78 on bad config, worker expiry."""
 
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
-from gw_helpers import Daemon, TOKEN, env_for, request, start_gateway, wait_until
+from gw_helpers import env_for, request, start_gateway, submit_body, wait_until
 
 
 def test_notify_socket_sees_ready_then_stopping(tmp_path):
@@ -55,7 +53,8 @@ def test_port_in_use_is_exit_78(tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--port", "70000"], ["--heartbeat-ttl", "-1", "--port", "0"],
-                                  ["--max-queue", "0", "--port", "0"]])
+                                  ["--max-queue", "0", "--port", "0"], ["--max-running", "0", "--port", "0"],
+                                  ["--stream-heartbeat", "0", "--port", "0"]])
 def test_bad_settings_are_exit_78(tmp_path, args):
     result = _run_gateway(tmp_path, *args)
     assert result.returncode == 78, result.stderr
@@ -81,7 +80,6 @@ def test_missed_heartbeats_make_a_worker_unhealthy_then_remove_it(tmp_path):
         assert health() is True
         assert wait_until(lambda: health() is False, 10, 0.05)
         # Unhealthy workers serve nothing: the backend is now unsupported.
-        from gw_helpers import submit_body
         reply = request(f"{gateway.url}/api/v1/jobs", "POST", submit_body())
         assert reply.status == 422 and reply.json()["error"]["served"] == []
         assert wait_until(lambda: health() == "gone", 15, 0.1)

@@ -28,22 +28,49 @@ class BuiltinGenerator:
 
     # --- Generator protocol ------------------------------------------------------------------
     def initial(self, task: "Task", n: int) -> list[Candidate]:
-        schedules = sched.distinct(sched.DEFAULT, max(1, n), set(), self.seed)
-        return [self.generate(task, s) for s in schedules]
+        return self._fresh(task, sched.DEFAULT, max(1, n), set(), set(), None)
 
     def mutate(self, task: "Task", best: list[tuple[Candidate, "Verdict"]], n: int) -> list[Candidate]:
         tried = {sched.key(sched.normalise(c.params.get("schedule"))) for c, _ in best}
+        seen = {c.sha for c, _ in best}
         ranked = sorted(best, key=_rank)
         base = ranked[0][0] if ranked else None
         start = sched.normalise(base.params.get("schedule") if base else None)
-        out = []
-        for s in sched.distinct(start, n + 1, tried, self.seed + len(tried)):
-            if sched.key(s) in tried:
+        return self._fresh(task, start, n, tried, seen, base.sha if base else None)
+
+    def _fresh(self, task: "Task", base: dict, n: int, tried: set[str], seen: set[str],
+               parent: str | None) -> list[Candidate]:
+        """Up to n candidates from schedules near `base` whose source is new: knobs of templates
+        the task does not use, or blocks clipped to the problem size, would only repeat one."""
+        sections = self._sections(task)
+        out: list[Candidate] = []
+        seen = set(seen)
+        for s in sched.distinct(base, 8 * n + 4, tried, self.seed + len(tried), sections):
+            cand = self.generate(task, s, parent=parent)
+            if cand.sha in seen:
                 continue
-            out.append(self.generate(task, s, parent=base.sha if base else None))
+            seen.add(cand.sha)
+            out.append(cand)
             if len(out) >= n:
                 break
         return out
+
+    def _sections(self, task: "Task") -> set[str]:
+        from kgen.core.generate.builtin.fusion import build_groups
+
+        groups, _ = build_groups(self._capture(task).graph)
+        names = {"pointwise": "pointwise", "reduction": "reduction", "scan": "reduction",
+                 "matmul": "matmul", "conv": "matmul"}
+        return {names[g.kind] for g in groups if g.kind in names}
+
+    def _capture(self, task: "Task") -> Any:
+        from kgen.core.generate.builtin.export import capture
+
+        cap = self._captures.get(task.id)
+        if cap is None:
+            cap = capture(task.source, seed=self.seed)
+            self._captures = {task.id: cap}
+        return cap
 
     def repair(self, task: "Task", candidate: Candidate, verdict: "Verdict") -> Candidate | None:
         current = sched.normalise(candidate.params.get("schedule"))
@@ -54,13 +81,9 @@ class BuiltinGenerator:
 
     # --- the lowering ------------------------------------------------------------------------
     def generate(self, task: "Task", schedule: dict, parent: str | None = None) -> Candidate:
-        from kgen.core.generate.builtin.export import capture
         from kgen.core.generate.builtin.module import build_module
 
-        cap = self._captures.get(task.id)
-        if cap is None:
-            cap = capture(task.source, seed=self.seed)
-            self._captures = {task.id: cap}
+        cap = self._capture(task)
         schedule = sched.normalise(schedule)
         built = build_module(task.source, cap, schedule)
         params = {"schedule": schedule, "fallback_ops": built.fallback_ops, "kernels": built.kernels,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.fusion import Group, reduction_spec, shape_of, tensor_args
+from kgen.core.generate.builtin.fusion import Group, shape_of
 from kgen.core.generate.builtin.kernel import BodyWriter, Ctx, Kernel, contiguous_strides, next_pow2
 
 
@@ -254,7 +254,7 @@ def reduction(group: Group, name: str, sched: dict, consts: set, pyname: Any, st
                 _store_all(ctx, k, mine, stored)
             for r in reducers:
                 if p == 0 or r.two_pass:
-                    x, _ = writer.value(ctx, r.node.args[0], shape_of(r.node.args[0]))
+                    x = writer.tensor(ctx, r.node.args[0], shape_of(r.node.args[0]))
                     r.update(ctx, x, p)
             if p == 0 and passes == 2:
                 for r in reducers:
@@ -297,7 +297,7 @@ def scan(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored:
     ctx.emit(f"mask = rmask & (ks < {K})")
     ctx.dim_idx = _space(ctx, group, "rows", [dim], "ks")
     writer.nodes(ctx, group.pro)
-    x, _ = writer.value(ctx, node.args[0], shape_of(node.args[0]))
+    x = writer.tensor(ctx, node.args[0], shape_of(node.args[0]))
     ctx.emit(f"sx = tl.where(mask, {x}.to({acc_t}), {1 if prod else 0})")
     if prod:
         ctx.emit("sc = tl.cumprod(sx, 1) * carry[:, None]")
@@ -367,7 +367,7 @@ def matmul(group: Group, name: str, sched: dict, consts: set, pyname: Any, store
     if kind == "addmm":
         beta = node.kwargs.get("beta", 1)
         alpha = node.kwargs.get("alpha", 1)
-        bias, _ = writer.value(ctx, node.args[0], natural)
+        bias = writer.tensor(ctx, node.args[0], natural)
         text = "acc" if alpha == 1 else f"acc * {float(alpha)!r}"
         btxt = bias if beta == 1 else f"{bias} * {float(beta)!r}"
         ctx.emit(f"mm = {text} + {btxt}")
@@ -383,4 +383,4 @@ def matmul(group: Group, name: str, sched: dict, consts: set, pyname: Any, store
 
 EMITTERS = {"pointwise": pointwise, "reduction": reduction, "scan": scan, "matmul": matmul}
 
-__all__ = ["Launch", "EMITTERS", "reduction_spec", "tensor_args"]
+__all__ = ["Launch", "EMITTERS"]

@@ -47,7 +47,7 @@ class Kernel:
     def emit(self, line: str, indent: int = 1) -> None:
         self.body.append("    " * indent + line)
 
-    def tensor_param(self, py: str, shape: tuple, strides_known: bool = False) -> tuple[str, list[str | None]]:
+    def tensor_param(self, py: str, shape: tuple) -> tuple[str, list[str | None]]:
         """A pointer parameter for python tensor `py` broadcast to `shape`; stride params per dim."""
         key = (py, shape)
         if key in self.loads:
@@ -83,7 +83,8 @@ class Ctx:
                  dim_idx: list[str | None] | None = None):
         self.k, self.indent, self.mask, self.flat = k, indent, mask, flat
         self.natural, self.dim_idx = natural, dim_idx
-        self.cache: dict[tuple, list[str | None]] = {}
+        self.cache: dict[tuple, list[str | None]] = {}   # shape -> unravelled indices
+        self.loaded: dict[tuple, str] = {}                # (tensor, shape, dtype) -> register
         self.values: dict[Any, tuple[str, Any]] = {}
 
     def emit(self, line: str) -> None:
@@ -115,15 +116,15 @@ class Ctx:
 
     def load(self, py: str, shape: tuple, dtype: Any) -> str:
         key = (py, tuple(shape), str(dtype))
-        if key in self.cache:
-            return self.cache[key]
+        if key in self.loaded:
+            return self.loaded[key]
         p, strides = self.k.tensor_param(py, tuple(shape))
         off = self.offset(self.dims_for(tuple(shape)), strides)
         if off == "0":
             off = f"0 * {self.flat}"  # a single element, broadcast to the block so the mask applies
         v = self.k.var("x")
         self.emit(f"{v} = tl.load({p} + {off}, mask={self.mask}, other=0).to({ops.tl_type(ops.compute_dtype(dtype))})")
-        self.cache[key] = v
+        self.loaded[key] = v
         return v
 
     def store(self, param: str, value: str, dtype: Any) -> None:
@@ -149,14 +150,26 @@ class BodyWriter:
         shape = tuple(consumer_shape)
         return ctx.load(self.pyname(arg), shape, dtype), dtype
 
+    def tensor(self, ctx: Ctx, arg: Any, consumer_shape: tuple) -> str:
+        """Like value(), but a constant comes back as a full block, as reductions and scans need."""
+        got = self.value(ctx, arg, consumer_shape)
+        if isinstance(got, Lit):
+            return _block(ctx, ops.literal(got.value))
+        return got[0]
+
     def pointwise(self, ctx: Ctx, node: Any) -> None:
         shape = shape_of(node)
+        registers = []
 
         def resolve(a: Any) -> Any:
-            return self.value(ctx, a, shape)
+            got = self.value(ctx, a, shape)
+            registers.append(not isinstance(got, Lit))
+            return got
 
         o = _LitOperands(node, resolve)
         text = ops.POINTWISE[ops.packet(node)](o)
+        if not any(registers):
+            text = _block(ctx, text)  # constants only: give the value the block's shape
         v = ctx.k.var("v")
         dtype = node.meta["val"].dtype
         ctx.emit(f"{v} = ({text}).to({ops.tl_type(ops.compute_dtype(dtype))})")
@@ -165,6 +178,10 @@ class BodyWriter:
     def nodes(self, ctx: Ctx, nodes: list[Any]) -> None:
         for n in nodes:
             self.pointwise(ctx, n)
+
+
+def _block(ctx: Ctx, scalar: str) -> str:
+    return f"tl.where(tl.zeros_like({ctx.flat}) == 0, {scalar}, {scalar})"
 
 
 class _LitOperands(ops.Operands):

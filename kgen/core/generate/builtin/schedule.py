@@ -50,18 +50,21 @@ def normalise(schedule: dict | None) -> dict:
     return out
 
 
-def mutate(schedule: dict, rng: random.Random, strength: int = 2) -> dict:
-    """Change `strength` knobs to a neighbouring value (or flip fusion, rarely)."""
+def mutate(schedule: dict, rng: random.Random, strength: int = 2, sections: set[str] | None = None) -> dict:
+    """Change `strength` knobs to a neighbouring value (or flip a fusion switch, rarely).
+
+    `sections` limits the change to the templates a task actually uses."""
     out = copy.deepcopy(normalise(schedule))
+    pool = sorted(set(CHOICES) & sections) if sections else sorted(CHOICES)
     for _ in range(max(1, strength)):
         roll = rng.random()
-        if roll < 0.05:
+        if roll < 0.05 or not pool:
             out["fuse"] = not out["fuse"]
             continue
-        if roll < 0.12:
+        if roll < 0.12 and (sections is None or "reduction" in sections):
             out["row_fusion"] = not out["row_fusion"]
             continue
-        section = rng.choice(sorted(CHOICES))
+        section = rng.choice(pool)
         name = rng.choice(sorted(CHOICES[section]))
         allowed = CHOICES[section][name]
         i = allowed.index(out[section][name])
@@ -70,7 +73,7 @@ def mutate(schedule: dict, rng: random.Random, strength: int = 2) -> dict:
     return out
 
 
-def distinct(base: dict, n: int, tried: set[str], seed: int) -> list[dict]:
+def distinct(base: dict, n: int, tried: set[str], seed: int, sections: set[str] | None = None) -> list[dict]:
     """Up to n schedules near `base` not in `tried` (keys), first the base itself if new."""
     rng = random.Random(seed)
     out: list[dict] = []
@@ -78,7 +81,7 @@ def distinct(base: dict, n: int, tried: set[str], seed: int) -> list[dict]:
     candidates = [normalise(base)]
     attempts = 0
     while len(out) < n and attempts < 50 * max(1, n):
-        s = candidates.pop(0) if candidates else mutate(base, rng, strength=1 + attempts // 20)
+        s = candidates.pop(0) if candidates else mutate(base, rng, strength=1 + attempts // 20, sections=sections)
         attempts += 1
         k = key(s)
         if k in seen:
