@@ -38,4 +38,4 @@ def test_task_is_lowered_correct_and_pure(path, runner_pool):
 def test_at_least_thirty_tasks_across_categories():
     prefixes = {p.stem.split("_")[0] for p in TASKS}
     assert len(TASKS) >= 30
-    assert {"pw", "red", "norm", "scan", "mm", "conv1d", "conv2d", "fb"} <= prefixes
+    assert {"pw", "red", "norm", "scan", "mm", "conv1d", "conv2d", "pool2d", "fb"} <= prefixes

@@ -60,7 +60,7 @@ class BuiltinGenerator:
 
         groups, _ = build_groups(self._capture(task).graph)
         names = {"pointwise": "pointwise", "reduction": "reduction", "scan": "reduction",
-                 "matmul": "matmul", "conv": "matmul"}
+                 "matmul": "matmul", "conv": "matmul", "pool": "pointwise"}
         return {names[g.kind] for g in groups if g.kind in names}
 
     def _capture(self, task: "Task") -> Any:

@@ -18,7 +18,7 @@ from kgen.core.generate.builtin import ops
 @dataclass
 class Group:
     index: int
-    kind: str                       # pointwise | reduction | scan | matmul | conv | fallback
+    kind: str                       # pointwise | reduction | scan | matmul | conv | pool | fallback | alloc
     pro: list[Any] = field(default_factory=list)    # per-element nodes (the whole body of a pointwise group)
     core: list[Any] = field(default_factory=list)   # reductions / the scan / the matmul / the fallback call
     epi: list[Any] = field(default_factory=list)    # nodes over the core's output positions
@@ -270,7 +270,14 @@ class Fuser:
             self._place_reduction(last, node, "scan", x, (dim,))
             return
         from kgen.core.generate.builtin.emit_conv import conv_ok
+        from kgen.core.generate.builtin.emit_pool import pool_params
 
+        if pool_params(node) is not None:
+            val = node.meta["val"]
+            out = tuple(int(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
+            g = self._new("pool", shape=out, numel=numel(out), out_numel=numel(out))
+            self._add(g, node, "core")
+            return
         if conv_ok(node):
             out = shape_of(node)
             g = self._new("conv", shape=out, numel=numel(out), out_numel=numel(out))
@@ -311,7 +318,7 @@ class Fuser:
             if n != g.numel:
                 return None
             return ("epi", 0) if ("core" in phases or "epi" in phases) else ("pro", 0)
-        if g.kind in ("matmul", "conv"):
+        if g.kind in ("matmul", "conv", "pool"):
             if n == g.out_numel and "pro" not in phases and phases:
                 return ("epi", 0)
             return None

@@ -12,13 +12,13 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from kgen.core.generate.builtin import emit_conv, emit_groups, ops
+from kgen.core.generate.builtin import emit_conv, emit_groups, emit_pool, ops
 from kgen.core.generate.builtin.export import Captured, reference_prelude, signature_text
 from kgen.core.generate.builtin.fusion import Group, build_groups, shape_of, trace
 from kgen.core.generate.builtin.kernel import stored_nodes
 
 BASE = "_KgenReference"
-EMITTERS = {**emit_groups.EMITTERS, "conv": emit_conv.conv}
+EMITTERS = {**emit_groups.EMITTERS, "conv": emit_conv.conv, "pool": emit_pool.pool}
 
 RUNTIME = '''
 def _kgen_strides(t, shape):
@@ -202,7 +202,7 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
             continue
         stored = stored_nodes(g, outputs)
         kname = f"k{g.index}_{g.kind}"
-        sched = schedule[{"scan": "reduction", "conv": "matmul"}.get(g.kind, g.kind)]
+        sched = schedule[{"scan": "reduction", "conv": "matmul", "pool": "pointwise"}.get(g.kind, g.kind)]
         launch = EMITTERS[g.kind](g, kname, sched, consts, fw.pyname, stored)
         doc = f"{g.kind} group {g.index} fuses: {', '.join(g.ops())}"
         kernels.append(launch.kernel.source(doc))
