@@ -80,14 +80,12 @@ def _verify_remote(node: str, token: Optional[str], lease: Optional[str], device
         # The node owns its devices; naming one here would be silently ignored.
         raise BadInput("--device picks a local device; with --node the node picks one "
                        "(or pass --lease LEASE_ID to use a device you acquired)")
-    if trials != 3:
-        raise BadInput("--trials cannot be changed with --node: a node always runs 3 seeded trials")
     if lease is not None and not lease.strip():
         raise BadInput("--lease needs a lease id")
     task = load_task(task_file)
     source = _read_candidate(candidate_file)
     client = NodeClient(node, resolve_token(token)[0], origin="flag")
-    return verify_on_node(client, task, source, lease_id=lease, **options)
+    return verify_on_node(client, task, source, lease_id=lease, trials=trials, **options)
 
 
 def register(app: typer.Typer) -> None:

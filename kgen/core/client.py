@@ -293,16 +293,18 @@ class NodeClient(_Http):
 
     def verify(self, task: str, candidate: str, *, lease_id: str | None = None, timeout_s: float | None = None,
                atol: float | None = None, rtol: float | None = None, op_name: str | None = None,
-               allow_ops: list[str] | None = None) -> dict:
+               allow_ops: list[str] | None = None, trials: int | None = None) -> dict:
         """The verdict dict for one candidate (kgen.core.verify.verdict.Verdict.from_dict reads it)."""
         return self._run("/api/v1/verify", task, candidate, {"lease_id": lease_id, "timeout_s": timeout_s, "atol": atol,
-                                                            "rtol": rtol, "op_name": op_name, "allow_ops": allow_ops})
+                                                            "rtol": rtol, "op_name": op_name, "allow_ops": allow_ops,
+                                                            "trials": trials})
 
     def profile(self, task: str, candidate: str, *, lease_id: str | None = None, timeout_s: float | None = None,
                 atol: float | None = None, rtol: float | None = None, op_name: str | None = None,
-                allow_ops: list[str] | None = None) -> dict:
+                allow_ops: list[str] | None = None, trials: int | None = None) -> dict:
         return self._run("/api/v1/profile", task, candidate, {"lease_id": lease_id, "timeout_s": timeout_s, "atol": atol,
-                                                             "rtol": rtol, "op_name": op_name, "allow_ops": allow_ops})
+                                                             "rtol": rtol, "op_name": op_name, "allow_ops": allow_ops,
+                                                            "trials": trials})
 
 
 def node_status(url: str, token: str | None = None, timeout: float = 10.0) -> dict:

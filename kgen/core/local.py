@@ -186,7 +186,7 @@ def _acquire_when_free(client, ttl_s: float, wait_s: float) -> dict:
 
 def verify_on_node(client, task, source: str, *, profile: bool = True, lease_id: str | None = None,
                    timeout_s: float | None = None, atol: float | None = None, rtol: float | None = None,
-                   allow_ops: list[str] | tuple[str, ...] = (), acquire: bool = False,
+                   allow_ops: list[str] | tuple[str, ...] = (), trials: int | None = None, acquire: bool = False,
                    no_device_wait_s: float = NO_DEVICE_WAIT_S):
     """Verify (and with `profile`, time) one candidate on a node; blocking; returns a Verdict.
 
@@ -204,7 +204,7 @@ def verify_on_node(client, task, source: str, *, profile: bool = True, lease_id:
     call = client.profile if profile else client.verify
     try:
         data = call(task.source, source, lease_id=lease_id, timeout_s=timeout_s, atol=atol, rtol=rtol,
-                    op_name=task.op_name, allow_ops=list(allow_ops) or None)
+                    op_name=task.op_name, allow_ops=list(allow_ops) or None, trials=trials)
     finally:
         if own_lease is not None:
             with contextlib.suppress(KgenError):  # an expired lease is already free

@@ -181,13 +181,15 @@ def test_dead_node_exits_3_and_says_where_the_url_came_from(env, tmp_path):
     assert run.returncode == 3 and f"cannot reach node at {url}" in error_line(run)
 
 
-@pytest.mark.parametrize("extra, words", [
-    (["--device", "cpu"], "--device"),
-    (["--trials", "5"], "--trials"),
-])
-def test_contradictory_options_exit_2(node, env, tmp_path, extra, words):
-    proc = kgen(["verify", TASK, HONEST, "--node", node.url, *extra], env, tmp_path)
-    assert proc.returncode == 2 and words in error_line(proc)
+def test_contradictory_options_exit_2(node, env, tmp_path):
+    proc = kgen(["verify", TASK, HONEST, "--node", node.url, "--device", "cpu"], env, tmp_path)
+    assert proc.returncode == 2 and "--device" in error_line(proc)
+
+
+def test_trials_travel_to_the_node(relay, env, tmp_path):
+    proc = kgen(["verify", TASK, HONEST, "--node", relay.url, "--trials", "4", "--no-profile", "--json"], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["trials"]) == 4
 
 
 def test_lease_without_node_and_bad_url_exit_2(env, tmp_path):

@@ -36,7 +36,9 @@ VERIFY_SCHEMA = {
     "rtol": ((float, type(None)), False),
     "allow_ops": (list, False),
     "op_name": ((str, type(None)), False),
+    "trials": (int, False),
 }
+MAX_TRIALS = 100
 
 
 @dataclass
@@ -159,6 +161,9 @@ def _check_verify_body(body: dict) -> None:
         value = body.get(name)
         if value is not None and not 0 <= value < 1e6:
             raise HttpError(400, "bad_value", f"field {name!r} must be >= 0, got {value}", field=name)
+    trials = body.get("trials")
+    if trials is not None and not 3 <= trials <= MAX_TRIALS:
+        raise HttpError(400, "bad_value", f"field 'trials' must be 3..{MAX_TRIALS}, got {trials}", field="trials")
     ops = body.get("allow_ops")
     if ops is not None and not all(isinstance(op, str) for op in ops):
         raise HttpError(400, "wrong_type", "field 'allow_ops' must be an array of strings", field="allow_ops")
@@ -196,7 +201,7 @@ async def _run(request: web.Request, *, profile: bool) -> web.Response:
         verdict = await node.runners.run(
             lease.device, body["task"], body["candidate"], profile=profile, timeout_s=body.get("timeout_s"),
             atol=body.get("atol"), rtol=body.get("rtol"), op_name=body.get("op_name"),
-            allow_ops=body.get("allow_ops"), on_thread_done=thread_done)
+            allow_ops=body.get("allow_ops"), trials=body.get("trials"), on_thread_done=thread_done)
     except TaskError as exc:
         raise HttpError(400, exc.code, exc.message) from None
     finally:

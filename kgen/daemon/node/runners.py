@@ -12,7 +12,6 @@ bound fires, the device stays marked busy until the thread really returns.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import threading
 from typing import Any, Callable
 
@@ -70,20 +69,19 @@ class Runners:
         from kgen.core.verify import verify
 
         task = task_from_source(task_source, options.pop("op_name", None))
-        allow_ops = options.pop("allow_ops", None)
-        if allow_ops is not None and "allow_ops" in inspect.signature(verify).parameters:
-            options["allow_ops"] = allow_ops
+        options["allow_ops"] = options.get("allow_ops") or ()
+        options["trials"] = options.get("trials") or 3
         verdict = verify(task, candidate_source, device=device.verify_device, pool=self._pool_for(device), **options)
         return verdict.to_dict()
 
     async def run(self, device: Device, task_source: str, candidate_source: str, *, profile: bool,
                   timeout_s: float | None = None, atol: float | None = None, rtol: float | None = None,
-                  op_name: str | None = None, allow_ops: list[str] | None = None,
+                  op_name: str | None = None, allow_ops: list[str] | None = None, trials: int | None = None,
                   on_thread_done: Callable[[], None] | None = None) -> dict:
         """The verdict dict for one candidate on `device`. `on_thread_done` runs when the thread ends."""
         timeout = min(float(timeout_s or self.default_timeout_s), MAX_TIMEOUT_S)
         options = {"timeout_s": timeout, "atol": atol, "rtol": rtol, "profile": profile,
-                   "op_name": op_name, "allow_ops": allow_ops}
+                   "op_name": op_name, "allow_ops": allow_ops, "trials": trials}
         future = self._start_thread(device, task_source, candidate_source, options)
         self._threads.add(future)
 

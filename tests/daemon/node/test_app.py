@@ -70,6 +70,9 @@ def test_bad_acquire_bodies_get_json_4xx(node, body, status, code):
     ({"api_version": "v1", "task": " ", "candidate": "x"}, "bad_value"),
     ({"api_version": "v1", "task": "a", "candidate": "b", "timeout_s": 0}, "bad_value"),
     ({"api_version": "v1", "task": "a", "candidate": "b", "allow_ops": [1]}, "wrong_type"),
+    ({"api_version": "v1", "task": "a", "candidate": "b", "trials": 2}, "bad_value"),
+    ({"api_version": "v1", "task": "a", "candidate": "b", "trials": 10**6}, "bad_value"),
+    ({"api_version": "v1", "task": "a", "candidate": "b", "trials": "3"}, "wrong_type"),
     ({"api_version": "v1", "task": TASK_SRC, "candidate": "b", "lease_id": "../../etc/passwd"}, "unknown_lease"),
 ])
 def test_bad_verify_bodies_get_json_4xx(node, body, code):
