@@ -1,8 +1,11 @@
-"""Convolution (1-d and 2-d, any stride/padding/dilation/groups) as an implicit GEMM.
+"""Convolution (1-d, 2-d and 3-d, any stride/padding/dilation/groups, also transposed) as an
+implicit GEMM.
 
 Rows of the GEMM are output pixels (batch x spatial), columns are output channels of one group,
 and the reduction runs over (input channel, kernel taps); the input patch is gathered straight
-from the strided input with masks for the padding, so nothing is unfolded in memory.
+from the strided input with masks for the padding, so nothing is unfolded in memory. A
+transposed convolution is the same gather seen from the output: a tap contributes where
+(out + padding - tap * dilation) is a multiple of the stride inside the input.
 """
 
 from __future__ import annotations
@@ -22,13 +25,12 @@ def conv_ok(node: Any) -> bool:
     if ops.packet(node) != "convolution" or len(node.args) < 9:
         return False
     x, w = node.args[0], node.args[1]
-    transposed = node.args[6]
     val = node.meta.get("val")
-    if transposed or not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return False
     if not all(hasattr(a, "meta") for a in (x, w)):
         return False
-    return x.meta["val"].dim() in (3, 4) and x.meta["val"].dtype == val.dtype
+    return x.meta["val"].dim() in (3, 4, 5) and x.meta["val"].dtype == val.dtype
 
 
 def _unravel(k: Kernel, base: str, sizes: list[int], names: list[str], indent: int = 1) -> None:
@@ -50,10 +52,11 @@ def conv(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored:
     node = group.core[0]
     x_node, w_node, bias = node.args[0], node.args[1], node.args[2]
     stride, padding, dilation, groups = node.args[3], node.args[4], node.args[5], int(node.args[8])
+    transposed = bool(node.args[6])
     xs, ws, out = shape_of(x_node), shape_of(w_node), shape_of(node)
     sp = len(xs) - 2                                  # spatial rank
     N, C = xs[0], xs[1]
-    OC = ws[0]
+    OC = out[1]
     Cg, OCg = C // groups, OC // groups
     taps = list(ws[2:])
     osp = list(out[2:])
@@ -84,11 +87,21 @@ def conv(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored:
     aoff = ["bn_[:, None] * sx0", "(g * " + str(Cg) + " + ci)[None, :] * sx1"]
     for d in range(sp):
         pos = f"i{d}"
-        k.emit(f"{pos} = o{d}[:, None] * {int(stride[d])} - {int(padding[d])} + t{d}[None, :] * {int(dilation[d])}", 2)
-        amask.append(f"({pos} >= 0) & ({pos} < {xs[2 + d]})")
+        if transposed:
+            num = f"e{d}"
+            k.emit(f"{num} = o{d}[:, None] + {int(padding[d])} - t{d}[None, :] * {int(dilation[d])}", 2)
+            k.emit(f"{pos} = {num} // {int(stride[d])}", 2)
+            amask.append(f"({num} >= 0) & ({num} % {int(stride[d])} == 0) & ({pos} < {xs[2 + d]})")
+        else:
+            k.emit(f"{pos} = o{d}[:, None] * {int(stride[d])} - {int(padding[d])} + t{d}[None, :] * {int(dilation[d])}", 2)
+            amask.append(f"({pos} >= 0) & ({pos} < {xs[2 + d]})")
         aoff.append(f"{pos} * sx{2 + d}")
     k.emit(f"ta = tl.load(x + {' + '.join(aoff)}, mask={' & '.join(amask)}, other=0.0)", 2)
-    woff = [f"(g * {OCg} + rn)[None, :] * sw0", "ci[:, None] * sw1"] + [f"t{d}[:, None] * sw{2 + d}" for d in range(sp)]
+    if transposed:  # weight is [in_channels, out_channels / groups, taps...]
+        woff = [f"(g * {Cg} + ci)[:, None] * sw0", "rn[None, :] * sw1"]
+    else:           # weight is [out_channels, in_channels / groups, taps...]
+        woff = [f"(g * {OCg} + rn)[None, :] * sw0", "ci[:, None] * sw1"]
+    woff += [f"t{d}[:, None] * sw{2 + d}" for d in range(sp)]
     k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask=(rk[:, None] < {Kg}) & (rn[None, :] < {OCg}), other=0.0)", 2)
     precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
     k.emit(f"acc = tl.dot(ta, tb, acc{precision})", 2)

@@ -250,7 +250,20 @@ class Fuser:
         g.stage_of[node] = stage
 
     def _place(self, node: Any, name: str) -> None:
+        from kgen.core.generate.builtin import emit_index
+
         last = self.groups[-1] if (self.groups and self.fuse) else None
+        if emit_index.can_lower(node):
+            # random-access reads: every source must already be in memory, so never read a
+            # value of the group it joins
+            n = numel(shape_of(node))
+            external = all(self._internal(last, a)[0] is None for a in tensor_args(node)) if last else False
+            if last is not None and last.kind == "pointwise" and last.numel == n and external:
+                self._add(last, node, "pro")
+            else:
+                g = self._new("pointwise", numel=n, shape=shape_of(node))
+                self._add(g, node, "pro")
+            return
         if ops.can_lower_pointwise(node):
             placed = self._pointwise_phase(last, node) if last else None
             if placed:

@@ -158,6 +158,11 @@ class BodyWriter:
         return got[0]
 
     def pointwise(self, ctx: Ctx, node: Any) -> None:
+        from kgen.core.generate.builtin import emit_index
+
+        if ops.packet(node) in emit_index.INDEXED_OPS:
+            ctx.values[node] = (emit_index.lower(self, ctx, node), node.meta["val"].dtype)
+            return
         shape = shape_of(node)
         registers = []
 

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 
 class Model(nn.Module):
-    """Functional norms and losses; flip and gather (cross entropy) stay declared fallbacks."""
+    """Functional norms and losses; with flip and the gather inside cross entropy."""
 
     def forward(self, x):
         a = F.layer_norm(x, (x.shape[-1],))
