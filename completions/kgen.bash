@@ -33,7 +33,7 @@ _kgen_options() {
         'kgen worker') echo '-h --help' ;;
         'kgen worker register') echo '--backend --arch --capacity --json --gateway --token -h --help' ;;
         'kgen worker list') echo '--json --jsonl --gateway --token -h --help' ;;
-        'kgen worker remove') echo '--gateway --token -h --help' ;;
+        'kgen worker remove') echo '--json --gateway --token -h --help' ;;
         'kgen gateway') echo '-h --help' ;;
         'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --stream-heartbeat -h --help' ;;
         'kgen node') echo '-h --help' ;;

@@ -240,6 +240,7 @@ complete -c kgen -n '__kgen_at \'kgen worker list\'' -l 'jsonl' -d 'One JSON wor
 complete -c kgen -n '__kgen_at \'kgen worker list\'' -l 'gateway' -x -d 'Gateway URL (else KGEN_GATEWAY_URL, else config gateway.url).'
 complete -c kgen -n '__kgen_at \'kgen worker list\'' -l 'token' -x -d 'Cluster token (else KGEN_TOKEN, else the token file).'
 complete -c kgen -n '__kgen_at \'kgen worker list\'' -s 'h' -l 'help' -d 'Show this message and exit.'
+complete -c kgen -n '__kgen_at \'kgen worker remove\'' -l 'json' -d 'Print {worker_id, removed} as JSON.'
 complete -c kgen -n '__kgen_at \'kgen worker remove\'' -l 'gateway' -x -d 'Gateway URL (else KGEN_GATEWAY_URL, else config gateway.url).'
 complete -c kgen -n '__kgen_at \'kgen worker remove\'' -l 'token' -x -d 'Cluster token (else KGEN_TOKEN, else the token file).'
 complete -c kgen -n '__kgen_at \'kgen worker remove\'' -s 'h' -l 'help' -d 'Show this message and exit.'

@@ -34,6 +34,15 @@ def _exit_for(status: str) -> int:
     return 0 if status == "succeeded" else 1
 
 
+def local_time(value) -> str:
+    """An epoch timestamp as local wall-clock time for tables; anything else shown as it came."""
+    import time
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "" if value is None else str(value)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value))
+
+
 def _read_task(path: Path) -> str:
     try:
         source = path.read_text()
@@ -192,7 +201,7 @@ def list_jobs(
     table = Table("JOB", "STATUS", "TYPE", "OP", "CREATED", box=None)
     for job in jobs:
         table.add_row(str(job.get("job_id", ""))[:12], str(job.get("status", "")), str(job.get("job_type", "")),
-                      str(job.get("op_name", "")), str(job.get("created_at", "")))
+                      str(job.get("op_name", "")), local_time(job.get("created_at")))
     out().print(table)
 
 
@@ -214,7 +223,8 @@ def job_status(
         for key in ("job_id", "status", "job_type", "op_name", "created_at", "started_at", "finished_at",
                     "best_candidate_id", "error"):
             if job.get(key) not in (None, ""):
-                console.print(f"{key:<18} {job[key]}")
+                value = local_time(job[key]) if key.endswith("_at") else job[key]
+                console.print(f"{key:<18} {value}")
         best = job.get("best") or {}
         verdict = best.get("verdict") or {} if isinstance(best, dict) else {}
         if verdict:

@@ -25,6 +25,11 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _place(item: dict) -> str:
+    """Where a candidate came from: the engine's round (from 1) and its index in that round (from 0)."""
+    return f"round {item['round']}, #{item['index']}"
+
+
 class _Progress:
     """Turns store events into rich progress on stderr: a bar of verified candidates plus one line each."""
 
@@ -47,7 +52,7 @@ class _Progress:
             detail = event.get("message", "").strip().splitlines()[:1]
             ms = event.get("candidate_ms")
             timing = f", {ms:.1f} ms ({'GPU' if event.get('timing_kind') == 'gpu' else 'interpreter'})" if ms else ""
-            say(f"  candidate {event['candidate_id'][:8]} (round {event['round']}.{event['index']}): "
+            say(f"  candidate {event['candidate_id'][:8]} ({_place(event)}): "
                 f"{event['status']}{timing}{': ' + detail[0][:160] if detail and event['status'] != 'correct' else ''}",
                 soft_wrap=True)
         elif kind in ("generator_error", "converged", "repair_gave_up"):
@@ -71,8 +76,8 @@ def _table(result: dict, job: dict) -> None:
     rows = result["candidates"]
     gpu = any((c["verdict"] or {}).get("timing") and c["verdict"]["timing"].get("kind") == "gpu" for c in rows)
     table = Table(title=f"kgen run {job['op_name']} ({job['job_type']}, job {job['job_id'][:12]})")
-    for col in ("candidate", "round", "status", "pure", "kernels", "max err"):
-        table.add_column(col, justify="right" if col in ("round", "kernels", "max err") else "left")
+    for col in ("candidate", "round", "#", "status", "pure", "kernels", "max err"):
+        table.add_column(col, justify="right" if col in ("round", "#", "kernels", "max err") else "left")
     for col in (("GPU ms", "vs eager", "vs compile") if gpu else ("interp ms",)):
         table.add_column(col, justify="right")
     for c in rows:
@@ -80,7 +85,7 @@ def _table(result: dict, job: dict) -> None:
         timing = v.get("timing") or {}
         errs = [t.get("max_abs_err") for t in v.get("trials") or [] if t.get("max_abs_err") is not None]
         mark = "*" if c["candidate_id"] == job["best_candidate_id"] else " "
-        cells = [f"{mark}{c['candidate_id'][:8]}", f"{c['round']}.{c['index']}", v.get("status", "unverified"),
+        cells = [f"{mark}{c['candidate_id'][:8]}", str(c["round"]), str(c["index"]), v.get("status", "unverified"),
                  "yes" if v.get("pure") else ("no" if v.get("status") in _RAN else "-"), _fmt(v.get("kernels_launched")), _fmt(max(errs) if errs else None)]
         if gpu:
             speed = [timing.get("speedup_eager"), timing.get("speedup_compile")]

@@ -67,12 +67,18 @@ def list_workers(
 @worker_app.command("remove")
 def remove_worker(
     worker_id: str = typer.Argument(..., help="Worker id (see `kgen worker list`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {worker_id, removed} as JSON."),
     gateway: Optional[str] = GATEWAY_OPTION,
     token: Optional[str] = TOKEN_OPTION,
 ) -> None:
     """Remove a worker; the gateway stops dispatching to it."""
+    from kgen.cli._output import print_json
+
     gateway_client(gateway, token).remove_worker(worker_id)
-    typer.echo(f"removed {worker_id}")
+    if as_json:
+        print_json({"worker_id": worker_id, "removed": True})
+    else:
+        typer.echo(f"removed {worker_id}")
 
 
 def register(app: typer.Typer) -> None:

@@ -115,8 +115,15 @@ async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
     if not raw:
         raise HttpError(400, "bad_request", "empty request body; expected a JSON object")
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        # Decoded here, strictly: json.loads on bytes would also guess UTF-16/32 from a BOM.
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise HttpError(400, "malformed_json", f"request body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        data = json.loads(text)
+    except RecursionError:  # the decoder recurses once per nesting level
+        raise HttpError(400, "malformed_json", "request body is nested too deeply") from None
+    except ValueError as exc:
         raise HttpError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
     return validate(data, schema)
 

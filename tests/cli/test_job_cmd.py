@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import sys
 from pathlib import Path
@@ -118,6 +119,14 @@ def test_submit_list_status_cancel_and_tail(cli, gateway, task_file, tmp_path):
     assert code == 0 and job_id in [json.loads(line)["job_id"] for line in out.splitlines()]
     code, out, _ = cli("job", "list", "--gateway", gateway.url)
     assert code == 0 and job_id[:12] in out
+    row = next(line for line in out.splitlines() if job_id[:12] in line)
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$", row.rstrip()), row   # local time, not an epoch
+    assert not re.search(r"\d{9,}\.\d", out), out
+    code, out, _ = cli("job", "list", "--gateway", gateway.url, "--json")
+    listed = next(j for j in json.loads(out)["jobs"] if j["job_id"] == job_id)
+    assert isinstance(listed["created_at"], float)                     # --json keeps the raw stable value
+    code, out, _ = cli("job", "status", job_id, "--gateway", gateway.url)
+    assert re.search(r"created_at\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", out) and not re.search(r"\d{9,}\.\d", out), out
 
     code, out, _ = cli("job", "status", job_id[:10], "--gateway", gateway.url, "--json")
     assert code == 0 and json.loads(out)["job_id"] == job_id

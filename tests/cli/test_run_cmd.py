@@ -128,6 +128,8 @@ def test_llm_single_job_repairs_then_writes_the_kernel(task_file, env, tmp_path)
     assert out.read_text() == hc.triton_source(2.0, 128).lstrip()
     assert [c["verdict"]["status"] for c in result["candidates"]] == ["incorrect", "correct"]
     assert "candidate" in proc.stderr   # progress lines on stderr
+    # round numbers count from 1, indexes within a round from 0; never the float-like "1.0"
+    assert "(round 1, #0): incorrect" in proc.stderr and "(round 2, #0): correct" in proc.stderr, proc.stderr
     db = sqlite3.connect(tmp_path / "home" / "kgen.db")
     assert db.execute("SELECT status FROM jobs WHERE job_id = ?", (result["job_id"],)).fetchone()[0] == "succeeded"
     assert db.execute("SELECT COUNT(*) FROM messages WHERE job_id = ?", (result["job_id"],)).fetchone()[0] == 9
@@ -141,6 +143,8 @@ def test_no_correct_kernel_exits_1_with_a_table(task_file, env, tmp_path):
                     tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "no correct kernel" in proc.stdout and "status" in proc.stdout
+    header = next(line for line in proc.stdout.splitlines() if "candidate" in line and "status" in line)
+    assert header.split()[:4] == ["candidate", "round", "#", "status"], proc.stdout
     assert "failed" in one_error_line(proc)
     assert not (tmp_path / "axpy_kgen.py").exists()
 

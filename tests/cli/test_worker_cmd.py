@@ -68,7 +68,9 @@ def test_explicit_capacity_wins(cli, daemons):
     worker_id = json.loads(out)["worker_id"]
     code, out, _ = cli("worker", "list", "--gateway", gw.url, "--json")
     assert [w["capacity"] for w in json.loads(out)["workers"] if w["worker_id"] == worker_id] == [1]
-    cli("worker", "remove", worker_id, "--gateway", gw.url)
+    code, out, err = cli("worker", "remove", worker_id, "--gateway", gw.url, "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"worker_id": worker_id, "removed": True}
 
 
 @pytest.mark.parametrize("args", [

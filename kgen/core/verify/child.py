@@ -200,19 +200,44 @@ def _device_name(device) -> str:
     return "cpu (triton interpreter)"
 
 
-def run_candidate(workdir: str, config: dict) -> dict:
-    import torch
+def _tampered(what: str, **extra) -> dict:
+    return {"ok": False, "phase": "tamper", "tampered": True,
+            "error": f"candidate tampered with the harness instrumentation: {what}"[:2000], **extra}
 
-    from kgen.core.verify.instrument import LaunchCounter, OpRecorder
+
+def _instrument():
+    """Install every hook before candidate code exists; -> (counter, guard, integrity)."""
+    from kgen.core.verify import escapes, instrument, tamper
+    from kgen.core.verify.escapes import HostGuard
+    from kgen.core.verify.instrument import LaunchCounter
+    from kgen.core.verify.tamper import Integrity
 
     counter = LaunchCounter()
     counter.install()
+    guard = HostGuard()
+    guard.install()
+    integrity = Integrity(counter, guard, [sys.modules[__name__], instrument, escapes, tamper])
+    return counter, guard, integrity
+
+
+def run_candidate(workdir: str, config: dict) -> dict:
+    import torch
+
+    from kgen.core.verify.instrument import OpRecorder
+
+    counter, guard, integrity = _instrument()
     try:
         mod = _import_file(os.path.join(workdir, "candidate.py"), "kgen_candidate")
     except BaseException as exc:  # noqa: BLE001
+        problem = integrity.check()
+        if problem:
+            return _tampered(problem)
         res = _failure("import", exc)
         res["compile"] = True
         return res
+    problem = integrity.check()
+    if problem:
+        return _tampered(problem)
     if not callable(getattr(mod, "ModelNew", None)):
         return {"ok": False, "phase": "import", "compile": True,
                 "error": "candidate does not define class ModelNew"}
@@ -229,7 +254,10 @@ def run_candidate(workdir: str, config: dict) -> dict:
         if isinstance(model, torch.nn.Module):
             model = model.to(device)
     except BaseException as exc:  # noqa: BLE001
-        return _failure("construct", exc)
+        return _tampered(integrity.check()) if integrity.check() else _failure("construct", exc)
+    problem = integrity.check()
+    if problem:
+        return _tampered(problem)
 
     trials = []
     for seed in config["seeds"]:
@@ -238,20 +266,32 @@ def run_candidate(workdir: str, config: dict) -> dict:
         except BaseException as exc:  # noqa: BLE001
             return _failure("harness", exc, seed=seed)
         recorder = OpRecorder()
-        counter.recorder = recorder
+        counter.recorder = guard.recorder = recorder
         launches_before = counter.count
+        problem = None
         try:
             seed_all(int(seed))
             _sync(device)
             t0 = time.perf_counter()
             with torch.no_grad(), recorder:
-                out = model(*inputs)
-            _sync(device)
-            ms = (time.perf_counter() - t0) * 1000.0
+                integrity.in_forward = True
+                try:
+                    out = model(*inputs)
+                    _sync(device)
+                    ms = (time.perf_counter() - t0) * 1000.0
+                finally:
+                    integrity.in_forward = False
+                counter.recorder = guard.recorder = None
+                problem = integrity.check_recording(recorder)
         except BaseException as exc:  # noqa: BLE001
+            problem = problem or integrity.check()
+            if problem:
+                return _tampered(problem, seed=seed, trials=trials)
             return _failure("forward", exc, seed=seed, trials=trials)
         finally:
-            counter.recorder = None
+            counter.recorder = guard.recorder = None
+        if problem:
+            return _tampered(problem, seed=seed, trials=trials)
         try:
             structure, tensors = _flatten_output(out)
         except TypeError as exc:
@@ -260,7 +300,7 @@ def run_candidate(workdir: str, config: dict) -> dict:
                     "inputs_after": _snapshot(inputs)},
                    os.path.join(workdir, f"cand_{seed}.pt"))
         trials.append({"seed": seed, "ms": ms, "launches": counter.count - launches_before,
-                       "ops": dict(recorder.ops), "structure": structure,
+                       "ops": dict(recorder.ops), "host": dict(recorder.host), "structure": structure,
                        "outputs": _out_specs(device, tensors)})
 
     result: dict = {"ok": True, "trials": trials}

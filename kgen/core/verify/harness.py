@@ -8,6 +8,7 @@ on files loaded with torch.load(weights_only=True).
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from kgen.core.verify.verdict import Timing, Trial, Verdict
 
 INIT_SEED = 1234
 MIN_TRIALS = 3
+FRESH_SEED_BASE = 1 << 24
 _DEVICE_RE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
 
@@ -89,27 +91,51 @@ def _log_tail(workdir: str, limit: int = 4000) -> str:
 
 
 def _seeds(trials: int) -> tuple[int, ...]:
-    return tuple(1000 + 7919 * i for i in range(max(MIN_TRIALS, int(trials))))
+    """The fixed seeds (reference outputs cached): all trials but the last, which is fresh."""
+    return tuple(1000 + 7919 * i for i in range(max(MIN_TRIALS, int(trials)) - 1))
+
+
+def _fresh_seed() -> int:
+    # Above every fixed seed, so a fresh trial never repeats a cached one.
+    return FRESH_SEED_BASE + secrets.randbelow(2**31 - FRESH_SEED_BASE)
+
+
+def _reference_run(task, key: str, seeds, timeout_s: float, pool, profile_gpu: bool):
+    from kgen.core.verify.reference import describe_failure, load_reference
+
+    workdir = pool.new_workdir()
+    try:
+        with open(os.path.join(workdir, "task.py"), "w") as fh:
+            fh.write(task.source)
+        outcome = pool.run(key, "reference", workdir, _run_config(key, seeds, profile_gpu), timeout_s)
+        result = _read_result(workdir)
+        if result is None or not result.get("ok"):
+            raise TaskError(f"bad task: {describe_failure(result, outcome, timeout_s)}")
+        ref = load_reference(task, key, tuple(seeds), INIT_SEED, workdir, result)
+        ref.gpu = result.get("gpu")
+        return ref
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+
+
+def _with_fresh_trial(task, key: str, ref, timeout_s: float, pool, workdir: str):
+    """Run the reference once more on a seed nobody has seen, copy its inputs into the
+    candidate's workdir, and return the cached reference extended by that trial (uncached)."""
+    seed = _fresh_seed()
+    fresh = _reference_run(task, key, (seed,), timeout_s, pool, False)
+    try:
+        name = f"inputs_{seed}.pt"
+        shutil.copyfile(os.path.join(fresh.files_dir, name), os.path.join(workdir, name))
+    finally:
+        shutil.rmtree(fresh.files_dir, ignore_errors=True)
+    return dataclasses.replace(ref, seeds=ref.seeds + (seed,), trials={**ref.trials, **fresh.trials},
+                               eager_ms=ref.eager_ms + fresh.eager_ms)
 
 
 def _reference(task, key: str, seeds, timeout_s: float, pool, profile_gpu: bool):
-    from kgen.core.verify.reference import describe_failure, load_reference
-
     def compute():
-        workdir = pool.new_workdir()
-        try:
-            with open(os.path.join(workdir, "task.py"), "w") as fh:
-                fh.write(task.source)
-            outcome = pool.run(key, "reference", workdir, _run_config(key, seeds, profile_gpu), timeout_s)
-            result = _read_result(workdir)
-            if result is None or not result.get("ok"):
-                raise TaskError(f"bad task: {describe_failure(result, outcome, timeout_s)}")
-            ref = load_reference(task, key, tuple(seeds), INIT_SEED, workdir, result)
-            ref.gpu = result.get("gpu")
-            return ref
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
+        return _reference_run(task, key, seeds, timeout_s, pool, profile_gpu)
 
     return pool.references.get_or_compute((task.id, key, tuple(seeds)), compute)
 
@@ -118,7 +144,7 @@ def reference_specs(task, *, device: str = "cpu", timeout_s: float = 120.0, pool
     from kgen.core.verify.sandbox import default_pool
 
     canonical, key = parse_device(device)
-    ref = _reference(task, key, _seeds(MIN_TRIALS), timeout_s, pool or default_pool(), False)
+    ref = _reference(task, key, _seeds(MIN_TRIALS), timeout_s, pool or default_pool(), False)  # same key as verify
     return {"task_id": task.id, "device": canonical, "structure": ref.structure,
             "outputs": [{"shape": o["shape"], "dtype": o["dtype"]} for o in ref.outputs]}
 
@@ -148,6 +174,8 @@ def _gpu_baseline(task, key, seeds, timeout_s, pool, ref) -> dict | None:
 
 
 def _failure_status(result: dict) -> str:
+    if result.get("tampered"):
+        return "rejected"
     if result.get("compile"):
         return "compile_error"
     if result.get("phase") == "output":
@@ -190,6 +218,14 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
     profile_gpu = bool(profile) and key != "cpu"
     ref = _reference(task, key, seeds, float(timeout_s), pool, profile_gpu)
     verdict.device_name = ref.device_name
+    from kgen.core.verify import purity, screen
+
+    reason = screen.screen(candidate_source, task.source, allow_ops)
+    if reason:
+        verdict.message = reason
+        verdict.static_torch_calls = purity.static_torch_calls(candidate_source)
+        verdict.wall_s = round(time.monotonic() - started, 4)
+        return verdict
     workdir = pool.new_workdir()
     try:
         with open(os.path.join(workdir, "candidate.py"), "w") as fh:
@@ -200,7 +236,8 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
             pool.references.invalidate((task.id, key, tuple(seeds)))
             ref = _reference(task, key, seeds, float(timeout_s), pool, profile_gpu)
             ref.copy_inputs_to(workdir)
-        run_cfg = _run_config(key, seeds, profile_gpu)
+        ref = _with_fresh_trial(task, key, ref, float(timeout_s), pool, workdir)
+        run_cfg = _run_config(key, ref.seeds, profile_gpu)
         outcome = pool.run(key, "candidate", workdir, run_cfg, float(timeout_s))
         try:
             _judge(verdict, ref, workdir, outcome, float(timeout_s), atol, rtol, allow_ops, candidate_source,
@@ -222,7 +259,7 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
 
 def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol, rtol,
            allow_ops, source: str, nonce: str | None = None) -> None:
-    from kgen.core.verify import compare, purity
+    from kgen.core.verify import compare, escapes, purity
 
     verdict.peak_mem_bytes = int(outcome.maxrss or 0)
     result = _read_result(workdir, nonce)
@@ -248,7 +285,8 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
         verdict.status = _failure_status(result)
         where = result.get("phase", "run")
         seed = f" (seed {result['seed']})" if "seed" in result else ""
-        verdict.message = f"{where}{seed}: {result.get('error', 'failed')}"
+        verdict.message = (str(result.get("error")) if result.get("tampered")
+                           else f"{where}{seed}: {result.get('error', 'failed')}")
         if result.get("traceback"):
             verdict.log_tail = (verdict.log_tail + "\n" + result["traceback"])[-2000:]
         verdict.trials_run = len(result.get("trials") or [])
@@ -258,6 +296,8 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
 
     ran = {int(t.get("seed", -1)): t for t in result.get("trials") or [] if isinstance(t, dict)}
     ops: dict[str, int] = {}
+    host: dict[str, int] = {}
+    escaped: set[str] = set()
     launches = 0
     failures = []
     for seed in ref.seeds:
@@ -269,6 +309,10 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
         launches += int(t.get("launches") or 0)
         for name, count in (t.get("ops") or {}).items():
             ops[str(name)] = ops.get(str(name), 0) + int(count)
+        trial_host = {str(k): int(v) for k, v in (t.get("host") or {}).items()}
+        escaped.update(escapes.escapes(trial_host))
+        for name, count in trial_host.items():
+            host[name] = host.get(name, 0) + count
         try:
             cand = torch.load(os.path.join(workdir, f"cand_{seed}.pt"), weights_only=True)
             if not isinstance(cand, dict) or not isinstance(cand.get("outputs"), list) \
@@ -290,18 +334,24 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
             failures.append(f"seed {seed}: {cmp.message}")
     verdict.trials_run = len(ran)
     verdict.kernels_launched = launches
-    verdict.torch_ops = purity.compute_ops(ops)
+    verdict.torch_ops = purity.compute_ops(ops) + sorted(escaped)
     verdict.pure = not verdict.torch_ops
     verdict.static_torch_calls = purity.static_torch_calls(source)
     first = ref.trials[ref.seeds[0]]["outputs"]
     if first:
         verdict.atol, verdict.rtol = compare.tolerance_for(first[0].dtype, atol, rtol)
     bad_ops = purity.disallowed(verdict.torch_ops, allow_ops)
+    bad_host = [op for op in bad_ops if op.startswith("host:")]
     mismatch = f"; also {failures[0]}" if failures else ""
     if launches == 0:
         verdict.status = "rejected"
         verdict.message = "no Triton kernel launched" + (
             f" (torch compute ops: {', '.join(verdict.torch_ops)})" if verdict.torch_ops else "") + mismatch
+    elif bad_host:
+        verdict.status = "rejected"
+        counts = ", ".join(f"{op} x{host.get(op, 0)}" for op in bad_host)
+        verdict.message = (f"computation escaped torch to the host (NumPy/Python) during forward: {counts}"
+                           f"{mismatch}")
     elif bad_ops:
         verdict.status = "rejected"
         verdict.message = f"compute done by torch: {', '.join(bad_ops)} (declare fallbacks with allow_ops){mismatch}"

@@ -1,29 +1,52 @@
 """Instruments installed in a candidate run: a torch op recorder and a Triton launch counter.
 
 Both run inside the candidate's own process, so they are evidence, not proof: correctness is
-decided elsewhere (compare.py, in the verifier), and a static scan of the source
-(purity.static_torch_calls) is the second, tamper-proof signal.
+decided elsewhere (compare.py, in the verifier), the static screen (screen.py) runs where the
+candidate never does, and tamper.py checks after every forward that these are still in place.
+
+Ops are recorded inside Triton launches too: the CPU interpreter moves kernel arguments with
+allocations and copies only (never compute ops), so a kernel body that calls torch on CPU is
+caught like host code. The launch depth (`in_launch`) only matters for the host-read counters,
+which exempt Triton's own frames (see escapes.py).
 """
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from kgen.core.verify.escapes import called_from_triton
+
+_SCALAR_READ = "aten._local_scalar_dense"
+_HOST_DATA_IN = "aten.lift_fresh"
+
 
 class OpRecorder(TorchDispatchMode):
-    """Counts every aten op executed while active, except inside Triton launches (the CPU
-    interpreter moves kernel arguments with torch copies of its own)."""
+    """Counts every aten op executed while active, plus host escapes:
+    - `host["host:item"]`: tensor elements read into Python (item(), float(t), int(t), storage[i]);
+    - `host["host:tensor"]`: elements that entered a tensor from Python or NumPy data
+      (torch.tensor, as_tensor, from_numpy, `t[i] = 3.0`);
+    - other `host:*` names, counted by the hooks in escapes.py."""
 
     def __init__(self) -> None:
         super().__init__()
         self.ops: Counter[str] = Counter()
-        self.suspended = 0
+        self.host: Counter[str] = Counter()
+        self.in_launch = 0
+        self.seen = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not self.suspended:
-            self.ops[str(func)] += 1
+        self.seen += 1
+        name = str(func)
+        self.ops[name] += 1
+        if name.startswith(_SCALAR_READ) or name.startswith(_HOST_DATA_IN):
+            if not (self.in_launch and called_from_triton(sys._getframe(1))):
+                if name.startswith(_SCALAR_READ):
+                    self.host["host:item"] += 1
+                else:
+                    self.host["host:tensor"] += int(args[0].numel()) if args else 1
         return func(*args, **(kwargs or {}))
 
 
@@ -33,6 +56,7 @@ class LaunchCounter:
     def __init__(self) -> None:
         self.count = 0
         self.recorder: OpRecorder | None = None
+        self.installed: dict[type, object] = {}  # class -> our wrapper, for tamper checks
 
     def install(self) -> None:
         from triton.runtime import jit
@@ -56,12 +80,13 @@ class LaunchCounter:
                 counter.count += 1
             rec = counter.recorder
             if rec is not None:
-                rec.suspended += 1
+                rec.in_launch += 1
             try:
                 return original(fn_self, *args, **kwargs)
             finally:
                 if rec is not None:
-                    rec.suspended -= 1
+                    rec.in_launch -= 1
 
-        run.__wrapped__ = original
+        # No __wrapped__: nothing should point a candidate at the unhooked entry point.
         cls.run = run
+        self.installed[cls] = run

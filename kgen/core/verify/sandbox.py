@@ -187,6 +187,23 @@ class Runner:
         self._stderr.close()
 
 
+def make_undumpable() -> bool:
+    """Mark this process non-dumpable (Linux), so that /proc/<pid>/environ, /mem and ptrace are
+    closed to other processes of the same uid, candidates included: the process that owns the
+    runners may hold tokens in its environment. Root (CAP_SYS_PTRACE) still reads it, which is
+    why nodes should run as a dedicated unprivileged user. Returns whether the flag was set."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_DUMPABLE = 4
+        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def _package_root() -> str:
     return str(Path(__file__).resolve().parents[3])
 
@@ -241,6 +258,7 @@ class RunnerPool:
                 self.replaced += 1
                 r.close()
             kind = "cpu" if key == "cpu" else "cuda"
+            make_undumpable()
             r = Runner(kind, runner_env(kind, os.path.join(self.root, "cache")), self.root)
             self._runners[key] = r
             return r

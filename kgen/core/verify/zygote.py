@@ -65,7 +65,8 @@ def _warm_lazy_imports() -> None:
     import importlib
 
     for name in ("numpy", "torch._dynamo", "torch.utils._python_dispatch", "triton.runtime.interpreter", "triton.experimental.gluon",
-                 "kgen.core.verify.child", "kgen.core.verify.sandbox_child", "kgen.core.verify.instrument"):
+                 "kgen.core.verify.child", "kgen.core.verify.sandbox_child", "kgen.core.verify.instrument",
+                 "kgen.core.verify.escapes", "kgen.core.verify.tamper"):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a missing optional module only costs speed

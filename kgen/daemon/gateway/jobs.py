@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable
 
 from kgen.core.errors import BadInput, KgenError, TaskError
-from kgen.daemon.gateway.generation import GeneratorPool, PooledGenerator
+from kgen.daemon.gateway.generation import GeneratorPool, PooledGenerator, TaskCheckPool
 from kgen.daemon.gateway.schemas import TERMINAL
 from kgen.daemon.gateway.scheduler import DispatchContext, Scheduler
 from kgen.daemon.http import HttpError, retry_after
@@ -22,6 +22,8 @@ from kgen.daemon.http import HttpError, retry_after
 GATEWAY_SPEC_KEYS = ("allow_cpu_fallback",)
 _ENGINE_SPEC_KEYS = ("job_type", "max_rounds", "parallel_num", "max_repairs", "backend", "arch",
                      "generator", "dsl", "atol", "rtol", "timeout_s")
+
+_CHECK_SLOTS = 2   # task checks run at once (each in its own child)
 
 
 class JobManager:
@@ -39,11 +41,13 @@ class JobManager:
         self.task_check_timeout_s = task_check_timeout_s
         self._log = log or (lambda *a, **k: None)
         self.generators = GeneratorPool(generator_workers, generator_timeout_s, log=self._log)
+        # The check's own sandbox timeout fires first; this bound only catches a wedged child.
+        self.task_checks = TaskCheckPool(_CHECK_SLOTS, task_check_timeout_s + 60.0, log=self._log)
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._runners: list[asyncio.Task] = []
         self._cancels: dict[str, asyncio.Event] = {}
         self._checked: dict[str, asyncio.Future] = {}   # task id -> runtime check (success cached)
-        self._check_slots = asyncio.Semaphore(2)
+        self._check_slots = asyncio.Semaphore(_CHECK_SLOTS)
         self._reserved = 0
 
     # -- lifecycle ------------------------------------------------------------------
@@ -74,7 +78,7 @@ class JobManager:
             except (asyncio.CancelledError, Exception):
                 pass
         self._runners = []
-        await asyncio.to_thread(self.generators.close)
+        await asyncio.gather(asyncio.to_thread(self.generators.close), asyncio.to_thread(self.task_checks.close))
 
     @property
     def queue_depth(self) -> int:
@@ -146,11 +150,9 @@ class JobManager:
             raise
 
     async def _run_check(self, task) -> None:
-        from kgen.core.task import check_task
-
         async with self._check_slots:
             try:
-                await asyncio.to_thread(check_task, task, self.task_check_timeout_s)
+                await asyncio.to_thread(self.task_checks.check_task, task, self.task_check_timeout_s)
             except KgenError:
                 raise
             except Exception as exc:

@@ -4,6 +4,7 @@ all others must come out pure (no torch compute op left in forward)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,9 @@ def test_task_is_lowered_correct_and_pure(path, runner_pool):
 
     task = load_task(path)
     cand = BuiltinGenerator().initial(task, 1)[0]
+    # params and notes travel as JSON and pickles: plain data only, no torch objects
+    assert json.loads(json.dumps(cand.params)) == cand.params
+    assert type(cand.notes) is str and type(cand.source) is str
     verdict = verify(task, cand.source, device="cpu", pool=runner_pool, profile=False,
                      allow_ops=cand.params["fallback_ops"])
     assert verdict.status == "correct", f"{verdict.message}\n{verdict.log_tail}"

@@ -38,6 +38,14 @@ def test_malformed_bodies(gateway, raw):
     assert reply.error_code() in ("malformed_json", "bad_request", "bad_value", "wrong_type")
 
 
+@pytest.mark.parametrize("path", ["/jobs", "/workers/register"])
+@pytest.mark.parametrize("raw", [b"[" * 100000, b'{"api_version": "v1", "task": ' + b"{\"a\": " * 60000 + b"}",
+                                 json.dumps(submit_body()).encode("utf-16"), b'{"api_version": "v1", "x": "\xff"}'])
+def test_deep_nesting_and_non_utf8_are_malformed_json(gateway, path, raw):
+    reply = request(api(gateway, path), "POST", raw=raw)
+    assert reply.status == 400 and reply.error_code() == "malformed_json", reply.body
+
+
 @pytest.mark.parametrize("fields", [
     {"backend": 1}, {"task": 42}, {"max_rounds": "3"}, {"max_rounds": True}, {"parallel_num": 2.5},
     {"atol": "small"}, {"allow_cpu_fallback": "yes"}, {"arch": ["h100"]}, {"job_type": None, "task": None},

@@ -1,6 +1,8 @@
 """Jobs through a real gateway and a real cpu node: admission, streams, cancel, prefixes, 429."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +128,42 @@ def test_forty_concurrent_submits_get_2xx_or_429_and_accepted_jobs_are_listed(cl
         assert 'kgen_gateway_submits_rejected_total{reason="queue_full"}' in metrics
     finally:
         assert gateway.stop() == 0
+
+
+def test_gateway_log_is_one_line_per_event_without_torch_and_sigterm_exits(cluster, tmp_path):
+    _, node = cluster
+    gateway = start_gateway(tmp_path, tmp_path / "own.db")
+    reg = request(api(gateway, "/workers/register"), "POST", {"api_version": "v1", "url": node.url})
+    assert reg.status == 200, reg.body
+    job_id = request(api(gateway, "/jobs"), "POST", submit_body(op_name="logs")).json()["job_id"]
+    assert read_events(gateway.url, job_id, follow=True, timeout=280)[-1]["type"] == "end"
+    maps = Path(f"/proc/{gateway.proc.pid}/maps")
+    if maps.exists():   # task checks and generators ran in children: torch never loaded here
+        assert "libtorch" not in maps.read_text()
+    gateway.proc.terminate()
+    assert gateway.proc.wait(60) == 0          # generous bound; the latency itself is benchmarked
+    time.sleep(0.2)                            # let the drain thread read the last lines
+    assert gateway.lines and gateway.lines[-1].startswith("kgen-gateway: exit code=0")
+    strays = [line for line in gateway.lines if not line.startswith("kgen-gateway: ")]
+    assert not strays, strays
+
+
+def test_child_stderr_reaches_the_log_as_single_lines(capfd):
+    from gw_helpers import noisy_child_call
+
+    from kgen.daemon.gateway.generation import ChildPool
+
+    pool = ChildPool(1, 120, log_prefix="kgen-test")
+    try:
+        assert pool.run(noisy_child_call, ("hi",), "noisy call") == {"echo": "hi"}
+        deadline = time.monotonic() + 30
+        seen = ""
+        while time.monotonic() < deadline and "raw fd-2" not in seen:
+            time.sleep(0.1)
+            seen += capfd.readouterr().err
+    finally:
+        pool.close()
+    lines = [line for line in seen.splitlines() if line.strip()]
+    assert all(line.startswith("kgen-test: child_output pid=") for line in lines), lines
+    assert any("FutureWarning: first line second line" in line for line in lines), lines
+    assert any("a python-level line" in line for line in lines) and any("a raw fd-2 line" in line for line in lines)

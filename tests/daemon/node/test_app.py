@@ -80,6 +80,18 @@ def test_bad_verify_bodies_get_json_4xx(node, body, code):
     assert 400 <= status < 500 and got["error"]["code"] == code
 
 
+@pytest.mark.parametrize("body", [
+    b"[" * 100000,                                                  # the decoder's recursion limit
+    b'{"api_version": "v1", "ttl_s": ' + b"[" * 50000 + b"]" * 50000 + b"}",
+    '{"api_version": "v1"}'.encode("utf-16"),                       # valid JSON, but not UTF-8
+    b'{"api_version": "v1", "x": "\xff"}',
+])
+def test_deeply_nested_or_non_utf8_bodies_are_malformed_json(node, body):
+    status, got = raw(node.url, "/api/v1/acquire_device", body)
+    assert status == 400 and got["error"]["code"] == "malformed_json", got
+    assert NodeClient(node.url, TOKEN).status()["state"] == "running"
+
+
 def test_oversized_body_is_413_and_node_stays_up(node):
     big = {"api_version": "v1", "task": "x" * (3 * 1024 * 1024), "candidate": "y"}
     status, body = raw(node.url, "/api/v1/verify", big)

@@ -86,13 +86,36 @@ class BuiltinGenerator:
         cap = self._capture(task)
         schedule = sched.normalise(schedule)
         built = build_module(task.source, cap, schedule)
-        params = {"schedule": schedule, "fallback_ops": built.fallback_ops, "kernels": built.kernels,
-                  "groups": [{"kind": g.kind, "ops": g.ops()} for g in built.groups]}
+        # plain JSON only: candidates cross process boundaries (pickled) and land in the store as
+        # JSON, and must not drag torch objects along
+        params = plain({"schedule": schedule, "fallback_ops": built.fallback_ops, "kernels": built.kernels,
+                        "groups": [{"kind": g.kind, "ops": g.ops()} for g in built.groups]})
         lowered = sum(1 for g in built.groups if g.kind != "fallback")
         notes = f"{lowered} groups lowered to {built.kernels} Triton kernels"
         if built.fallback_ops:
             notes += f", torch fallback: {', '.join(built.fallback_ops)}"
-        return Candidate(source=built.source, params=params, origin="builtin", parent=parent, notes=notes)
+        return Candidate(source=str(built.source), params=params, origin="builtin",
+                         parent=None if parent is None else str(parent), notes=str(notes))
+
+
+def plain(value: Any) -> Any:
+    """`value` as plain JSON data: builtin scalars, lists and string-keyed dicts. Anything else
+    (a torch dtype, a Size, a sympy or pytree object) becomes its string form."""
+    if value is None or type(value) in (bool, str):
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return str(value)
 
 
 def _rank(pair: tuple[Candidate, "Verdict"]) -> tuple:

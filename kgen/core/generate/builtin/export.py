@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import types
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,8 +97,11 @@ def capture(source: str, seed: int = 0) -> Captured:
     except Exception as exc:  # noqa: BLE001
         raise TaskError(f"Model fails on its own inputs: {type(exc).__name__}: {exc}") from None
     try:
-        ep = torch.export.export(model, tuple(inputs), strict=False)
-        ep = ep.run_decompositions(decomposition_table())
+        with warnings.catch_warnings():
+            # torch.export's own use of a deprecated pytree class; nothing the task can act on
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+            ep = torch.export.export(model, tuple(inputs), strict=False)
+            ep = ep.run_decompositions(decomposition_table())
     except Exception as exc:  # noqa: BLE001
         raise KgenError(f"torch.export cannot capture this reference: {type(exc).__name__}: {exc}",
                         code="export_failed") from None
@@ -141,42 +145,3 @@ def signature_text(source: str, method: str) -> tuple[str, list[str]] | None:
                         stripped.kwarg.annotation = None
                     return ast.unparse(stripped), call
     return None
-
-
-def reference_prelude(source: str, base_name: str) -> str:
-    """The task source minus its input factories, with `Model` renamed so ModelNew can inherit it.
-
-    Inheriting the reference class keeps the constructor, the parameter layout and the
-    initialisation identical; ModelNew only replaces forward.
-    """
-    import io
-    import tokenize
-
-    tree = ast.parse(source)
-    drop: list[tuple[int, int]] = []
-    stub: dict[int, str] = {}
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == "Model":
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == "forward":
-                    # the reference forward never runs; keeping it out keeps the host code torch-math free
-                    start = min([item.lineno] + [d.lineno for d in item.decorator_list])
-                    drop.append((start, item.end_lineno or item.lineno))
-                    stub[start] = " " * item.col_offset + "pass  # forward: see ModelNew.forward"
-        is_factory = isinstance(node, ast.FunctionDef) and node.name in ("get_inputs", "get_init_inputs")
-        is_main = (isinstance(node, ast.If) and isinstance(node.test, ast.Compare)
-                   and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
-        if is_factory or is_main:
-            start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-            drop.append((start, node.end_lineno or node.lineno))
-    lines = source.splitlines()
-    kept = [stub[i] if i in stub else ln for i, ln in enumerate(lines, 1)
-            if i in stub or not any(a <= i <= b for a, b in drop)]
-    text = "\n".join(kept) + "\n"
-    rows = text.splitlines(keepends=True)
-    hits = [tok.start for tok in tokenize.generate_tokens(io.StringIO(text).readline)
-            if tok.type == tokenize.NAME and tok.string == "Model"]
-    for row, col in reversed(hits):
-        line = rows[row - 1]
-        rows[row - 1] = line[:col] + base_name + line[col + len("Model"):]
-    return "".join(rows)
