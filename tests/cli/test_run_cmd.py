@@ -144,7 +144,8 @@ def test_no_correct_kernel_exits_1_with_a_table(task_file, env, tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "no correct kernel" in proc.stdout and "status" in proc.stdout
     header = next(line for line in proc.stdout.splitlines() if "candidate" in line and "status" in line)
-    assert header.split()[:4] == ["candidate", "round", "#", "status"], proc.stdout
+    assert [cell.strip() for cell in header.strip(" ┃│").split("┃")][:4] == ["candidate", "round", "#", "status"], \
+        proc.stdout
     assert "failed" in one_error_line(proc)
     assert not (tmp_path / "axpy_kgen.py").exists()
 

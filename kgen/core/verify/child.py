@@ -7,7 +7,10 @@
   loads the reference state_dict when its keys and shapes match exactly (the rule generated
   modules rely on to hold parameters "the same way the reference does"), then runs ONE
   instance over all trials (fresh seeded inputs each time, so memoising fails), recording Triton
-  launches and torch ops, and writes the outputs and the post-call inputs.
+  launches, torch ops and host escapes, and writes the outputs and the post-call inputs. Every
+  hook is installed before the candidate is imported; after its import, its construction and
+  each forward, tamper.Integrity checks they are still ours (a failed check is "tamper", which
+  the verifier turns into `rejected`).
 
 Every outcome is a result.json; an exception escaping here is a crash of the run.
 """
@@ -205,6 +208,10 @@ def _tampered(what: str, **extra) -> dict:
             "error": f"candidate tampered with the harness instrumentation: {what}"[:2000], **extra}
 
 
+def _merged(a: dict, b: dict) -> dict:
+    return {k: int(a.get(k, 0)) + int(b.get(k, 0)) for k in set(a) | set(b)}
+
+
 def _instrument():
     """Install every hook before candidate code exists; -> (counter, guard, integrity)."""
     from kgen.core.verify import escapes, instrument, tamper
@@ -274,13 +281,13 @@ def run_candidate(workdir: str, config: dict) -> dict:
             _sync(device)
             t0 = time.perf_counter()
             with torch.no_grad(), recorder:
-                integrity.in_forward = True
+                integrity.in_forward = recorder.forward_active = True
                 try:
                     out = model(*inputs)
                     _sync(device)
                     ms = (time.perf_counter() - t0) * 1000.0
                 finally:
-                    integrity.in_forward = False
+                    integrity.in_forward = recorder.forward_active = False
                 counter.recorder = guard.recorder = None
                 problem = integrity.check_recording(recorder)
         except BaseException as exc:  # noqa: BLE001
@@ -300,12 +307,15 @@ def run_candidate(workdir: str, config: dict) -> dict:
                     "inputs_after": _snapshot(inputs)},
                    os.path.join(workdir, f"cand_{seed}.pt"))
         trials.append({"seed": seed, "ms": ms, "launches": counter.count - launches_before,
-                       "ops": dict(recorder.ops), "host": dict(recorder.host), "structure": structure,
+                       "ops": dict(recorder.ops), "host": _merged(recorder.host, guard.take_pending()),
+                       "structure": structure,
                        "outputs": _out_specs(device, tensors)})
 
     result: dict = {"ok": True, "trials": trials}
     if config.get("profile_gpu") and device.type == "cuda":
         from kgen.core.verify import gpu_timing
+
+        guard.uninstall()
 
         inputs = _to_device(_load(os.path.join(workdir, f"inputs_{config['seeds'][0]}.pt")), device)
         try:

@@ -350,8 +350,8 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
     elif bad_host:
         verdict.status = "rejected"
         counts = ", ".join(f"{op} x{host.get(op, 0)}" for op in bad_host)
-        verdict.message = (f"computation escaped torch to the host (NumPy/Python) during forward: {counts}"
-                           f"{mismatch}")
+        verdict.message = (f"computation escaped the op recorder (to NumPy/Python on the host, or to "
+                           f"another thread or process): {counts}{mismatch}")
     elif bad_ops:
         verdict.status = "rejected"
         verdict.message = f"compute done by torch: {', '.join(bad_ops)} (declare fallbacks with allow_ops){mismatch}"

@@ -13,7 +13,7 @@ which exempt Triton's own frames (see escapes.py).
 from __future__ import annotations
 
 import sys
-from collections import Counter
+from collections import Counter, deque
 
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -21,6 +21,20 @@ from kgen.core.verify.escapes import called_from_triton
 
 _SCALAR_READ = "aten._local_scalar_dense"
 _HOST_DATA_IN = "aten.lift_fresh"
+
+
+class _ExitWatch(deque):
+    """TorchDispatchMode.__exit__ pops this deque: a pop while forward runs means candidate code
+    exited the recorder (even through the base class, bypassing any override here)."""
+
+    def __init__(self, recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def pop(self):
+        if self.recorder.forward_active:
+            self.recorder.exits_in_forward += 1
+        return super().pop()
 
 
 class OpRecorder(TorchDispatchMode):
@@ -36,6 +50,9 @@ class OpRecorder(TorchDispatchMode):
         self.host: Counter[str] = Counter()
         self.in_launch = 0
         self.seen = 0
+        self.forward_active = False
+        self.exits_in_forward = 0
+        self.old_dispatch_mode_flags = _ExitWatch(self)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         self.seen += 1

@@ -9,6 +9,9 @@ Two rules, each a `rejected` verdict with the names found:
   when allow_ops names it as "import:NAME" (e.g. "import:numpy").
 - Harness reach: names that only serve to disable or sidestep the instrumentation: torch
   dispatch-mode internals, frame and code-object introspection, kgen itself. No allowance.
+- Torch's compiler: `torch.compile`, `torch._dynamo`, `torch._inductor`. Compiled code runs
+  kernels torch generated (Triton ones on a GPU, which would count as the candidate's launches)
+  and bypasses the op recorder. No allowance.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import ast
 
 ESCAPE_LIBRARIES = frozenset("""
 numpy scipy numba cupy jax jaxlib tensorflow ctypes cffi subprocess multiprocessing socket
+_posixsubprocess _ctypes
 """.split())
 
 HARNESS_NAMES = frozenset("""
@@ -86,8 +90,39 @@ def harness_references(source: str) -> list[str]:
     return sorted(found)
 
 
+COMPILER_NAMES = frozenset({"_dynamo", "_inductor"})
+
+
+def torch_compiler_uses(source: str) -> list[str]:
+    tree = _parse(source)
+    if tree is None:
+        return []
+    torch_names = {a.asname or "torch" for node in ast.walk(tree) if isinstance(node, ast.Import)
+                   for a in node.names if a.name == "torch"}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in COMPILER_NAMES:
+            found.add(f"torch.{node.attr}")
+        elif isinstance(node, ast.Attribute) and node.attr == "compile" and isinstance(node.value, ast.Name) \
+                and node.value.id in torch_names:
+            found.add("torch.compile")
+        elif isinstance(node, ast.alias) and set(node.name.split(".")) & COMPILER_NAMES:
+            found.add("torch." + next(iter(set(node.name.split(".")) & COMPILER_NAMES)))
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            parts = node.module.split(".")
+            if parts[0] == "torch" and set(parts) & COMPILER_NAMES:
+                found.add("torch." + next(iter(set(parts) & COMPILER_NAMES)))
+            elif node.module == "torch" and any(a.name == "compile" for a in node.names):
+                found.add("torch.compile")
+    return sorted(found)
+
+
 def screen(source: str, task_source: str = "", allow_ops=()) -> str | None:
     """The reason to reject, or None."""
+    compiled = torch_compiler_uses(source)
+    if compiled:
+        return (f"candidate uses torch's compiler ({', '.join(compiled)}): its kernels must be "
+                "its own Triton code")
     reach = harness_references(source)
     if reach:
         return f"candidate reaches into the harness instrumentation: {', '.join(reach)}"

@@ -7,8 +7,9 @@ Everything the check relies on is captured before candidate code is imported, so
   modules or of torch.utils._python_dispatch rebound);
 - the torch dispatch mode stack not being exactly [our recorder] at the end of forward, or a
   canary op no longer reaching the recorder (dispatch disabled by a guard left open);
-- a call to a dispatch-mode removal entry point of torch._C while forward runs (popping the
-  recorder, computing, and pushing it back would otherwise leave no trace).
+- a call to a dispatch-mode removal entry point while forward runs, made by candidate code, or
+  the recorder being exited at all while forward runs (popping the recorder, computing, and
+  pushing it back would otherwise leave no trace).
 Candidate code shares this process, so this raises the bar; the static screen (screen.py) and
 the out-of-process comparison are the parts a candidate cannot reach.
 """
@@ -96,6 +97,8 @@ class Integrity:
 
     def check_recording(self, recorder) -> str | None:
         """Call at the end of forward, still inside `with recorder`."""
+        if recorder.exits_in_forward:
+            return "the op recorder was exited during forward"
         stack = self._stack()
         if len(stack) != 1 or stack[0] is not recorder:
             return "the torch dispatch mode stack was changed"

@@ -45,7 +45,9 @@ class Verdict:
     trials: list[Trial] = field(default_factory=list)
     trials_run: int = 0
     kernels_launched: int = 0
-    torch_ops: list[str] = field(default_factory=list)   # torch compute ops the candidate called
+    # Torch compute ops the candidate called during forward, plus host escapes ("host:numpy",
+    # "host:tolist", ...; see kgen.core.verify.escapes) when it moved the math off torch.
+    torch_ops: list[str] = field(default_factory=list)
     pure: bool = False
     atol: float | None = None
     rtol: float | None = None

@@ -138,6 +138,9 @@ def k(in0, out0, N: tl.constexpr):
     for k0 in range(0, 4):
         tl.store(out0 + carried, acc)
         carried = carried + 1
+    step = 0
+    while step < N:
+        step = step + 1
 '''
 
 
@@ -149,6 +152,7 @@ def test_dead_locals_go_live_ones_and_effects_stay():
     assert "acc = acc + x" in out and "tl.store(out0 + flat, acc)" in out
     assert "carried = carried + 1" in out                    # read by the next iteration
     assert "only = rows + k0" in out                         # a loop body may not become empty
+    assert "step = step + 1" in out                          # read by the while condition
     assert drop_dead_locals("def broken(:\n") == "def broken(:\n"
 
 
@@ -180,3 +184,16 @@ def test_aliases_are_inlined_only_where_the_copied_name_cannot_change():
 
 def test_collapse_blank_lines():
     assert collapse_blank_lines("a\n\n\n\n\nb\n\n\n") == "a\n\n\nb\n"
+
+
+def test_literal_tensors_of_forward_become_buffers_outside_the_state_dict():
+    task = load_task(TASKS / "pw_literal_constants.py")
+    src = BuiltinGenerator().initial(task, 1)[0].source
+    ns: dict = {"__name__": "kgen_candidate_test"}
+    exec(compile(src, "<candidate>", "exec"), ns)
+    ref: dict = {"__name__": "kgen_reference_test"}
+    exec(compile(task.source, "<reference>", "exec"), ref)
+    new = ns["ModelNew"]()
+    assert new.state_dict().keys() == ref["Model"]().state_dict().keys()
+    consts = dict(new.named_buffers())
+    assert any(v.dtype.is_floating_point is False and v.tolist() == [1, 2, 3, 0, 7, 6] for v in consts.values())

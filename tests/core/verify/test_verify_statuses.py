@@ -82,7 +82,7 @@ def test_wrong_dtype_is_incorrect(task, runner_pool):
 
 
 def test_patching_comparison_functions_changes_nothing(task, runner_pool):
-    v = check(task, runner_pool, "patch_compare")
+    v = check(task, runner_pool, "patch_compare", allow_ops=("import:numpy",))  # it patches numpy too
     assert v.status == "incorrect"
     assert "outside atol" in v.message
     assert all(t.max_abs_err and t.max_abs_err > 0.1 for t in v.trials)

@@ -37,6 +37,7 @@ class Captured:
     init_inputs: list[Any]
     example_inputs: list[Any]
     module_ns: dict[str, Any] = field(default_factory=dict)
+    constants: dict[str, Any] = field(default_factory=dict)   # lifted tensor target -> tensor (cpu)
 
 
 def decomposition_table() -> dict:
@@ -116,8 +117,11 @@ def capture(source: str, seed: int = 0) -> Captured:
         if spec.kind.name != "USER_OUTPUT":
             raise KgenError(f"the reference mutates state in forward ({spec.kind.name} of {spec.target}); "
                             "the builtin generator only lowers pure forwards", code="unsupported")
+    # tensors the forward builds from literals (torch.tensor([...])) become lifted constants
+    constants = {t: ep.constants[t].detach().cpu() for kind, t in kinds.values()
+                 if kind == "CONSTANT_TENSOR" and t in ep.constants}
     return Captured(graph=ep.graph, input_kinds=kinds, user_inputs=user, out_spec=ep.call_spec.out_spec,
-                    init_inputs=init_inputs, example_inputs=inputs, module_ns=ns)
+                    init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants)
 
 
 def signature_text(source: str, method: str) -> tuple[str, list[str]] | None:

@@ -12,6 +12,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from kgen.core.errors import KgenError
 from kgen.core.generate.builtin import emit_conv, emit_groups, emit_pool, ops, tidy
 from kgen.core.generate.builtin.export import Captured, signature_text
 from kgen.core.generate.builtin.fusion import Group, build_groups, shape_of, trace
@@ -19,6 +20,7 @@ from kgen.core.generate.builtin.kernel import stored_nodes
 from kgen.core.generate.builtin.prelude import reference_prelude
 
 BASE = "_KgenReference"
+MAX_CONSTANT = 1 << 16
 EMITTERS = {**emit_groups.EMITTERS, "conv": emit_conv.conv, "pool": emit_pool.pool}
 
 RUNTIME = '''
@@ -156,6 +158,7 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     use_names = fsig is not None and len(plain) >= len(user_ph) and not any(p.startswith("*") for p in positional[:len(user_ph)])
     params_text = fsig[0] if use_names else "self, *args"
     dev_src = None
+    constant_buffers: dict[str, str] = {}
     for i, ph in enumerate(user_ph):
         name = plain[i] if use_names else f"args[{i}]"
         val = ph.meta.get("val")
@@ -170,7 +173,12 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
         if n.op == "placeholder" and n not in fw.names:
             kind, target = cap.input_kinds.get(n.name, ("", None))
             var = f"p_{n.name}" if not n.name.startswith("p_") else n.name
-            fw.emit(f"{var} = _kgen_attr(self, {target!r})")
+            if kind == "CONSTANT_TENSOR":
+                buffer = constant_buffers.setdefault(target, f"_kgen_const{len(constant_buffers)}")
+                var = n.name
+                fw.emit(f"{var} = self.{buffer}")
+            else:
+                fw.emit(f"{var} = _kgen_attr(self, {target!r})")
             fw.names[n] = var
             dev_src = dev_src or var
         elif n.op == "get_attr":
@@ -226,7 +234,8 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     ret, extra_top = _out_expr(fw, cap, out_node)
     fw.emit(f"return {ret}")
 
-    init_block = _init_block(source, cap)
+    init_block = _init_block(source, cap, [_constant_buffer(buffer, cap.constants[target])
+                                           for target, buffer in constant_buffers.items()])
     forward = "\n".join(fw.lines)
     kernels = [tidy.drop_dead_locals(tidy.inline_aliases(k)) for k in kernels]
     kernel_code = "\n".join(kernels)
@@ -271,17 +280,40 @@ def _header(names: list[str], fused: list[list[str]], fallback: list[str], doc: 
     return f'"""{body}"""\n'
 
 
-def _init_block(source: str, cap: Captured) -> str:
+def _constant_buffer(name: str, value: Any) -> str:
+    """A tensor the reference forward built from literals, as a non-persistent buffer: it follows
+    the module to its device and stays out of the state_dict the verifier compares."""
+    if value.numel() > MAX_CONSTANT:
+        raise KgenError(f"the reference builds a {value.numel()}-element constant tensor in forward; "
+                        f"the builtin generator inlines at most {MAX_CONSTANT}", code="unsupported")
+    data = _literal(value.tolist())
+    make = f"torch.tensor({data}, dtype={value.dtype})"
+    if value.numel() == 0:
+        make += f".reshape({tuple(value.shape)!r})"
+    return f"self.register_buffer({name!r}, {make}, persistent=False)"
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return f"float({str(value)!r})"
+    return repr(value)
+
+
+def _init_block(source: str, cap: Captured, extra: list[str]) -> str:
+    generic = ["    def __init__(self, *args, **kwargs):", "        super().__init__(*args, **kwargs)"]
+    body_extra = ["        " + line for line in extra]
     sig = signature_text(source, "__init__")
     if sig is None:
-        return ""
+        return "\n".join(generic + body_extra) + "\n" if extra else ""
     text, call = sig
     init = cap.module_ns["Model"].__init__
     try:
         bound = inspect.signature(init).bind(None, *cap.init_inputs)
         bound.apply_defaults()
     except (TypeError, ValueError):
-        return ""
+        return "\n".join(generic + body_extra) + "\n" if extra else ""
     traced = {k: v for k, v in list(bound.arguments.items())[1:] if _simple(v)}
     checks = ", ".join(f"{k!r}: {k}" for k in traced if k in text)
     lines = [f"    def __init__({text}):",
@@ -293,4 +325,4 @@ def _init_block(source: str, cap: Captured) -> str:
                   "            if value != traced[key]:",
                   "                raise ValueError(f'ModelNew was generated for {key}={traced[key]!r}, got {value!r}; '",
                   "                                 'generate again for these constructor arguments')"]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + body_extra) + "\n"

@@ -7,6 +7,8 @@ math, functional, ...) and no helpers that only the reference forward or the inp
 used. Rule: a top-level import, function, class or plain assignment is kept exactly when the
 kept reference class reaches it, directly or through other kept statements; statements that
 bind nothing (a module-level call, an attribute assignment) are kept because they may matter.
+Helper nn.Module classes the constructor builds lose their forward too: ModelNew.forward has
+lowered them, and their torch math would only be dead host code.
 """
 
 from __future__ import annotations
@@ -75,6 +77,15 @@ def _forward_of(cls: ast.ClassDef) -> ast.stmt | None:
                  and i.name == "forward"), None)
 
 
+def _submodule_forward(node: ast.stmt) -> ast.stmt | None:
+    """The forward of a helper nn.Module class (its bases name a ...Module), if it has one."""
+    if not isinstance(node, ast.ClassDef):
+        return None
+    if not any(ast.unparse(b).split(".")[-1].endswith("Module") for b in node.bases):
+        return None
+    return _forward_of(node)
+
+
 def reference_prelude(source: str, base_name: str) -> Prelude:
     tree = ast.parse(source)
     lines = source.splitlines()
@@ -126,11 +137,19 @@ def reference_prelude(source: str, base_name: str) -> Prelude:
         for i, (node, bound) in enumerate(droppable):
             if i not in kept and bound & live:
                 kept.add(i)
-                live |= _used(node)
+                live |= _used(node, skip=_submodule_forward(node))
                 changed = True
     for i, (node, _) in enumerate(droppable):
         if i not in kept:
             drop.append((_start(node), node.end_lineno or node.lineno))
+            continue
+        fwd = _submodule_forward(node)
+        if fwd is not None:
+            # the constructor builds this submodule for its parameters; its forward never runs
+            fstart = _start(fwd)
+            drop.append((fstart, fwd.end_lineno or fwd.lineno))
+            if len(node.body) == 1:
+                stub[fstart] = " " * fwd.col_offset + "pass  # forward: lowered into ModelNew.forward"
 
     text_lines = [stub[i] if i in stub else ln for i, ln in enumerate(lines, 1)
                   if i in stub or not any(a <= i <= b for a, b in drop)]

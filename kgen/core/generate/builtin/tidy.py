@@ -90,7 +90,8 @@ class _Liveness:
         return live
 
     def loop(self, stmt: ast.For | ast.While, after: set[str], mark: bool) -> set[str]:
-        head = set(after)
+        # a while condition is read again after every pass of the body
+        head = set(after) | (_uses(stmt.test) if isinstance(stmt, ast.While) else set())
         for _ in range(100):
             entry = self.block(stmt.body, head, False)
             if isinstance(stmt, ast.For):
@@ -119,9 +120,10 @@ def _stored(node: ast.AST) -> list[str]:
     return [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)]
 
 
-def _one_alias(func: ast.FunctionDef) -> tuple[ast.stmt, list[ast.Name], str] | None:
-    """An assignment `t = s` that can go, with the reads of t to rename to s: t is assigned only
-    there, every read of t follows it in the same block, and s is not reassigned in that stretch."""
+def _aliases(func: ast.FunctionDef) -> list[tuple[ast.stmt, list[ast.Name], str]]:
+    """Assignments `t = s` that can go, with the reads of t to rename to s: t is assigned only
+    there, every read of t follows it in the same block, and s is not reassigned in that stretch.
+    A chain (`a = b; c = a`) takes two rounds."""
     params = {a.arg for a in func.args.args + func.args.posonlyargs + func.args.kwonlyargs}
     counts: dict[str, int] = {}
     for name in _stored(func):
@@ -132,6 +134,9 @@ def _one_alias(func: ast.FunctionDef) -> tuple[ast.stmt, list[ast.Name], str] | 
             loads.setdefault(n.id, []).append(n)
     blocks = [func.body] + [getattr(n, f) for n in ast.walk(func) if n is not func
                             for f in ("body", "orelse") if isinstance(getattr(n, f, None), list)]
+    found: list[tuple[ast.stmt, list[ast.Name], str]] = []
+    targets: set[str] = set()
+    sources: set[str] = set()
     for body in blocks:
         for i, stmt in enumerate(body):
             if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
@@ -147,35 +152,32 @@ def _one_alias(func: ast.FunctionDef) -> tuple[ast.stmt, list[ast.Name], str] | 
             reads = loads.get(t, [])
             if any(not first <= r.lineno <= last for r in reads):
                 continue
-            if any(src in _stored(r) for r in rest):
+            if any(src in _stored(r) for r in rest) or t in sources or src in targets:
                 continue
-            return stmt, reads, src
-    return None
+            targets.add(t)
+            sources.add(src)
+            found.append((stmt, reads, src))
+    return found
 
 
 def inline_aliases(kernel_src: str) -> str:
     """Replace locals that only rename another (`i4 = rows`) by the name they copy."""
     text = kernel_src
-    for _ in range(500):
+    for _ in range(50):
         try:
             tree = ast.parse(text)
         except SyntaxError:
             return kernel_src
-        found = None
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef):
-                found = _one_alias(node)
-                if found:
-                    break
-        if found is None:
+        found = [a for node in tree.body if isinstance(node, ast.FunctionDef) for a in _aliases(node)]
+        if not found:
             return text
-        stmt, reads, src = found
         lines = text.splitlines()
-        for r in sorted(reads, key=lambda r: (r.lineno, r.col_offset), reverse=True):
+        edits = [(r, src) for _, reads, src in found for r in reads]
+        for r, src in sorted(edits, key=lambda e: (e[0].lineno, e[0].col_offset), reverse=True):
             line = lines[r.lineno - 1]
             lines[r.lineno - 1] = line[:r.col_offset] + src + line[r.end_col_offset:]
-        del lines[stmt.lineno - 1:stmt.end_lineno or stmt.lineno]
-        text = "\n".join(lines) + "\n"
+        gone = {i for stmt, _, _ in found for i in range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1)}
+        text = "\n".join(ln for i, ln in enumerate(lines, 1) if i not in gone) + "\n"
     return text
 
 

@@ -46,5 +46,5 @@ class ModelNew(nn.Module):
         hits = _found()
         if hits:
             print("LEAKED from", hits)
-            return out + 1.0
+            return torch.zeros_like(x)
         return out

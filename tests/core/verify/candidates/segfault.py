@@ -1,6 +1,7 @@
-"""Hostile: dereferences a null pointer (SIGSEGV)."""
+"""Hostile: a real segmentation fault (faulthandler's null dereference; ctypes would be
+screened out before it ran)."""
 
-import ctypes
+import faulthandler
 
 import torch
 import torch.nn as nn
@@ -27,5 +28,5 @@ def relu_add(x, y, out=None):
 class ModelNew(nn.Module):
     def forward(self, x, y):
         out = relu_add(x, y)
-        ctypes.string_at(0)
+        faulthandler._sigsegv()
         return out
