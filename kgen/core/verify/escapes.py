@@ -113,8 +113,10 @@ class HostGuard:
 
         import torch
 
-        self._wrap(_thread, "start_new_thread", "host:thread", always=True)
-        self._wrap(threading, "_start_new_thread", "host:thread", always=True)
+        # Python 3.13 starts threads through the "joinable" names; _wrap skips absent ones.
+        for owner, name in ((_thread, "start_new_thread"), (_thread, "start_joinable_thread"),
+                            (threading, "_start_new_thread"), (threading, "_start_joinable_thread")):
+            self._wrap(owner, name, "host:thread", always=True)
         for name in _PROCESS_HOOKS:
             self._wrap(os, name, "host:process", always=True)
         for owner in (torch.Tensor, torch.UntypedStorage):

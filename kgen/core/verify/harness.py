@@ -144,7 +144,8 @@ def reference_specs(task, *, device: str = "cpu", timeout_s: float = 120.0, pool
     from kgen.core.verify.sandbox import default_pool
 
     canonical, key = parse_device(device)
-    ref = _reference(task, key, _seeds(MIN_TRIALS), timeout_s, pool or default_pool(), False)  # same key as verify
+    # The fixed seeds of a default verify(), so this warms the cache entry verify() will use.
+    ref = _reference(task, key, _seeds(MIN_TRIALS), timeout_s, pool or default_pool(), False)
     return {"task_id": task.id, "device": canonical, "structure": ref.structure,
             "outputs": [{"shape": o["shape"], "dtype": o["dtype"]} for o in ref.outputs]}
 

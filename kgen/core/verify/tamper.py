@@ -4,7 +4,8 @@ import, construction and every forward.
 Everything the check relies on is captured before candidate code is imported, so patching
 `torch.empty` or the dispatch helpers later cannot blind it. What counts as tampering:
 - a hook replaced or removed (JITFunction.run, the host-escape hooks, functions of the harness
-  modules or of torch.utils._python_dispatch rebound);
+  modules or of torch.utils._python_dispatch rebound), a torch.Tensor attribute set or replaced,
+  or a builtin replaced;
 - the torch dispatch mode stack not being exactly [our recorder] at the end of forward, or a
   canary op no longer reaching the recorder (dispatch disabled by a guard left open);
 - a call to a dispatch-mode removal entry point while forward runs, made by candidate code, or
@@ -21,6 +22,7 @@ import types
 
 from kgen.core.verify.escapes import from_torch
 
+_RUNTIME_CACHES = frozenset({"__slotnames__"})
 _WATCHED_C = ("_pop_torch_dispatch_stack", "_pop_torch_dispatch_mode", "_unset_dispatch_mode",
               "_set_dispatch_mode", "_DisableTorchDispatch", "_ExcludeDispatchKeyGuard")
 _WATCHED_PY = ("_pop_mode", "_pop_mode_temporarily", "_disable_current_modes", "_pop_torch_dispatch_stack")
@@ -63,6 +65,12 @@ class Integrity:
                 self._watch(owner, name)
         # The dispatch helpers are part of the snapshot only after our watchers are in place.
         self._modules.append((pd, _callables(pd)))
+        # Tensor methods and builtins run in the harness after the checks (detach/to/clone on
+        # the outputs, type() in the output check): patched ones would compute unrecorded.
+        import builtins
+
+        self._dicts = [("torch.Tensor", torch.Tensor, dict(vars(torch.Tensor))),
+                       ("builtins", builtins, dict(vars(builtins)))]
 
     def _watch(self, owner, name: str) -> None:
         original = getattr(owner, name, None)
@@ -88,6 +96,16 @@ class Integrity:
         for (owner, name), hook in list(self.guard.installed.items()) + list(self._watched.items()):
             if getattr(owner, name, None) is not hook:
                 return f"{getattr(owner, '__name__', owner)}.{name} (a harness hook) was replaced"
+        for label, owner, snapshot in self._dicts:
+            now = vars(owner)
+            if label == "torch.Tensor" and now.keys() != snapshot.keys():
+                # copyreg caches __slotnames__ on the class the first time a tensor is pickled.
+                changed = sorted((set(now) ^ set(snapshot)) - _RUNTIME_CACHES)
+                if changed:
+                    return f"{label}.{changed[0]} was replaced"
+            for name, value in snapshot.items():
+                if now.get(name) is not value:
+                    return f"{label}.{name} was replaced"
         for module, snapshot in self._modules:
             now = vars(module)
             for name, (value, code) in snapshot.items():

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import threading
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -37,8 +38,21 @@ _child_generators: dict[tuple, Any] = {}
 def _child_init(log_prefix: str) -> None:
     for name in _SCRUBBED_ENV:
         os.environ.pop(name, None)
+    _exit_with_parent()
     _relay_stderr(log_prefix)
     warnings.showwarning = _warning_line
+
+
+def _exit_with_parent() -> None:
+    """A gateway killed with SIGKILL cannot kill its children: each child notices and leaves."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="kgen-parent-watch", daemon=True).start()
 
 
 def _relay_stderr(log_prefix: str) -> None:
@@ -50,11 +64,16 @@ def _relay_stderr(log_prefix: str) -> None:
     pid = os.getpid()
 
     def pump() -> None:
-        with os.fdopen(read_end, "rb") as src, os.fdopen(real, "wb", buffering=0) as dst:
+        # Keeps draining even when the real stderr is gone: a full pipe would block the child.
+        with os.fdopen(read_end, "rb") as src:
             for raw in src:
                 text = raw.decode("utf-8", "replace").strip()
-                if text:
-                    dst.write(f"{log_prefix}: child_output pid={pid} text={json.dumps(text)}\n".encode())
+                if not text:
+                    continue
+                try:
+                    os.write(real, f"{log_prefix}: child_output pid={pid} text={json.dumps(text)}\n".encode())
+                except OSError:
+                    pass
 
     threading.Thread(target=pump, name="kgen-stderr-relay", daemon=True).start()
 

@@ -83,10 +83,15 @@ def test_tampering_with_the_instrumentation_is_rejected(task, runner_pool, name,
     assert what in v.message
 
 
-def test_patched_builtins_and_comparisons_do_not_change_the_verdict(task, runner_pool):
+def test_patched_builtins_are_tampering_and_never_reach_the_comparison(task, runner_pool):
     v = check(task, runner_pool, "patch_builtins")
-    assert v.status == "incorrect", v.message
-    assert all(t.max_abs_err and t.max_abs_err > 0.1 for t in v.trials)
+    assert v.status == "rejected", v.message
+    assert "builtins.abs was replaced" in v.message
+    # Even unnoticed, the patch lives in the candidate's process; the comparison runs here.
+    import builtins
+    import math
+
+    assert builtins.abs(-1.0) == 1.0 and not math.isclose(0.0, 1.0)
 
 
 def test_escape_library_import_is_rejected_unless_allowed(task, runner_pool):

@@ -82,10 +82,20 @@ def test_wrong_dtype_is_incorrect(task, runner_pool):
 
 
 def test_patching_comparison_functions_changes_nothing(task, runner_pool):
-    v = check(task, runner_pool, "patch_compare", allow_ops=("import:numpy",))  # it patches numpy too
+    # Without its Tensor.__eq__ patch (a torch.Tensor attribute: tampering, see below), the
+    # candidate only patches module-level comparison functions, which the caller never uses.
+    source = (CANDIDATES / "patch_compare.py").read_text()
+    source = source.replace("torch.Tensor.__eq__ = ", "_unused = ")
+    v = verify(task, source, pool=runner_pool, timeout_s=60, allow_ops=("import:numpy",))
     assert v.status == "incorrect"
     assert "outside atol" in v.message
     assert all(t.max_abs_err and t.max_abs_err > 0.1 for t in v.trials)
+
+
+def test_patching_tensor_methods_is_tampering(task, runner_pool):
+    v = check(task, runner_pool, "patch_compare", allow_ops=("import:numpy",))
+    assert v.status == "rejected"
+    assert "torch.Tensor.__eq__ was replaced" in v.message
 
 
 def test_writing_into_an_input_is_incorrect(task, runner_pool):

@@ -1,5 +1,7 @@
 """kill -9 of the gateway loses no job and no event, re-queues what was running, keeps seqs."""
 
+from pathlib import Path
+
 from gw_helpers import read_events, request, start_gateway, start_node, submit_body, wait_until
 
 
@@ -8,6 +10,19 @@ def _events_in_db(db, job_id):
 
     with Store(db) as store:
         return store.get_job(job_id)["status"], store.events(job_id)
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"   # a zombie has exited; only its parent (init) has yet to reap it
 
 
 def test_kill9_and_restart_on_the_same_db(tmp_path):
@@ -27,7 +42,11 @@ def test_kill9_and_restart_on_the_same_db(tmp_path):
             jobs.append(reply.json()["job_id"])
         # Kill as soon as the first job is running: the others are still queued behind it.
         assert wait_until(lambda: any(e["type"] == "running" for e in read_events(first.url, jobs[0])), 60)
+        children = _children(first.proc.pid)   # task check and generator children
+        assert children
         first.kill9()
+        # Orphans would hold memory (torch, a warm sandbox runner) forever: they notice and leave.
+        assert wait_until(lambda: not any(_alive(pid) for pid in children), 60), children
 
         before = {job_id: _events_in_db(db, job_id) for job_id in jobs}
         assert all(events[0]["seq"] == 1 and events[0]["type"] == "queued" for _, events in before.values())

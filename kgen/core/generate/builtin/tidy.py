@@ -8,14 +8,17 @@ that a sweep may not do); pruning afterwards keeps the templates simple and the 
 from __future__ import annotations
 
 import ast
+import functools
 import re
 
 # Calls with an effect beyond their value: an assignment from one of these is never dead.
 _EFFECTS = ("store", "atomic", "print", "assert", "barrier")
 
 
+@functools.lru_cache(maxsize=8)
 def definitions(text: str) -> dict[str, str]:
-    """Top-level functions of `text` by name, each with its decorators, in source order."""
+    """Top-level functions of `text` by name, each with its decorators, in source order (cached:
+    the helper libraries are the same text on every build; treat the result as read-only)."""
     tree = ast.parse(text)
     lines = text.splitlines()
     out: dict[str, str] = {}
@@ -62,6 +65,13 @@ class _Liveness:
 
     def __init__(self) -> None:
         self.dead: set[int] = set()
+        self._memo: dict[int, set[str]] = {}   # the loop fixpoint revisits the same statements
+
+    def uses(self, node: ast.AST) -> set[str]:
+        got = self._memo.get(id(node))
+        if got is None:
+            got = self._memo[id(node)] = _uses(node)
+        return got
 
     def block(self, body: list[ast.stmt], live: set[str], mark: bool) -> set[str]:
         live = set(live)
@@ -72,14 +82,14 @@ class _Liveness:
                 if name not in live and not _has_effect(stmt.value):
                     dead_here.append(stmt)
                     continue
-                live = (live - {name}) | _uses(stmt.value)
+                live = (live - {name}) | self.uses(stmt.value)
             elif isinstance(stmt, (ast.For, ast.While)):
                 live = self.loop(stmt, live, mark)
             elif isinstance(stmt, ast.If):
                 live = (self.block(stmt.body, live, mark) | self.block(stmt.orelse, live, mark)
-                        | _uses(stmt.test))
+                        | self.uses(stmt.test))
             else:
-                live |= _uses(stmt)
+                live |= self.uses(stmt)
                 if isinstance(stmt, ast.AugAssign) and isinstance(stmt.target, ast.Name):
                     live.add(stmt.target.id)
         if mark:
@@ -91,7 +101,7 @@ class _Liveness:
 
     def loop(self, stmt: ast.For | ast.While, after: set[str], mark: bool) -> set[str]:
         # a while condition is read again after every pass of the body
-        head = set(after) | (_uses(stmt.test) if isinstance(stmt, ast.While) else set())
+        head = set(after) | (self.uses(stmt.test) if isinstance(stmt, ast.While) else set())
         for _ in range(100):
             entry = self.block(stmt.body, head, False)
             if isinstance(stmt, ast.For):
@@ -102,7 +112,7 @@ class _Liveness:
             head = grown
         if mark:
             self.block(stmt.body, head, True)
-        extra = _uses(stmt.iter) if isinstance(stmt, ast.For) else _uses(stmt.test)
+        extra = self.uses(stmt.iter) if isinstance(stmt, ast.For) else self.uses(stmt.test)
         return head | extra | self.block(stmt.orelse, after, mark)
 
 
@@ -123,19 +133,29 @@ def _stored(node: ast.AST) -> list[str]:
 def _aliases(func: ast.FunctionDef) -> list[tuple[ast.stmt, list[ast.Name], str]]:
     """Assignments `t = s` that can go, with the reads of t to rename to s: t is assigned only
     there, every read of t follows it in the same block, and s is not reassigned in that stretch.
-    A chain (`a = b; c = a`) takes two rounds."""
+    A later alias of an earlier one reads the earlier one's source."""
     params = {a.arg for a in func.args.args + func.args.posonlyargs + func.args.kwonlyargs}
     counts: dict[str, int] = {}
-    for name in _stored(func):
-        counts[name] = counts.get(name, 0) + 1
     loads: dict[str, list[ast.Name]] = {}
+    blocks = [func.body]
     for n in ast.walk(func):
-        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load):
-            loads.setdefault(n.id, []).append(n)
-    blocks = [func.body] + [getattr(n, f) for n in ast.walk(func) if n is not func
-                            for f in ("body", "orelse") if isinstance(getattr(n, f, None), list)]
+        if isinstance(n, ast.Name):
+            if isinstance(n.ctx, ast.Load):
+                loads.setdefault(n.id, []).append(n)
+            else:
+                counts[n.id] = counts.get(n.id, 0) + 1
+        elif isinstance(n, (ast.For, ast.While, ast.If)):
+            blocks += [n.body, n.orelse]
+    stored_memo: dict[int, set[str]] = {}
+
+    def stored_in(stmt: ast.stmt) -> set[str]:
+        got = stored_memo.get(id(stmt))
+        if got is None:
+            got = stored_memo[id(stmt)] = set(_stored(stmt))
+        return got
+
     found: list[tuple[ast.stmt, list[ast.Name], str]] = []
-    targets: set[str] = set()
+    targets: dict[str, str] = {}   # alias -> the name it will read
     sources: set[str] = set()
     for body in blocks:
         for i, stmt in enumerate(body):
@@ -152,9 +172,11 @@ def _aliases(func: ast.FunctionDef) -> list[tuple[ast.stmt, list[ast.Name], str]
             reads = loads.get(t, [])
             if any(not first <= r.lineno <= last for r in reads):
                 continue
-            if any(src in _stored(r) for r in rest) or t in sources or src in targets:
+            if t in sources or any(src in stored_in(r) for r in rest):
                 continue
-            targets.add(t)
+            # `b = a; c = b`: c's reads lie within b's stretch, where a does not change either
+            src = targets.get(src, src)
+            targets[t] = src
             sources.add(src)
             found.append((stmt, reads, src))
     return found
