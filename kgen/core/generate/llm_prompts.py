@@ -21,7 +21,11 @@ Rules for every module you write:
   outputs of the same shapes and dtypes.
 - All computation runs in @triton.jit kernels. torch may only allocate (torch.empty, empty_like, zeros) and
   reshape/view tensors; calling torch compute ops (matmul, softmax, sum, ...) makes the candidate rejected.
-- Parameters (weights) must be created like Model creates them, so the same seed gives the same values.
+- No computation on the host either: no NumPy or other array libraries, no .numpy()/.tolist()/printing tensor
+  values, no threads or subprocesses, no data_ptr(), no torch.compile; at most a few .item() reads. The verifier
+  rejects all of these, and any attempt to patch torch or the harness.
+- Parameters (weights) must be created like Model creates them (same attribute names and shapes), so the same
+  seed gives the same values and the reference's weights can be loaded into ModelNew.
 - Handle any input size: use masks, never assume sizes divide the block size.
 """
 

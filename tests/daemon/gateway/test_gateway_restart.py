@@ -13,8 +13,14 @@ def _events_in_db(db, job_id):
 
 
 def _children(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -43,7 +49,7 @@ def test_kill9_and_restart_on_the_same_db(tmp_path):
         # Kill as soon as the first job is running: the others are still queued behind it.
         assert wait_until(lambda: any(e["type"] == "running" for e in read_events(first.url, jobs[0])), 60)
         children = _children(first.proc.pid)   # task check and generator children
-        assert children
+        assert children or not Path("/proc").is_dir()
         first.kill9()
         # Orphans would hold memory (torch, a warm sandbox runner) forever: they notice and leave.
         assert wait_until(lambda: not any(_alive(pid) for pid in children), 60), children
