@@ -67,7 +67,11 @@ class Service:
         """One journald-friendly line: `kgen-<name>: <event> k=v ...`."""
         parts = [f"{k}={v}" for k, v in fields.items()]
         line = " ".join([f"kgen-{self.name}:", event, *parts])
-        print(line, file=sys.stderr, flush=True)
+        try:
+            print(line, file=sys.stderr, flush=True)
+        except (OSError, ValueError):
+            # stderr gone (journald restarted, a closed pipe): losing a log line must never stop shutdown.
+            pass
 
     # -- lifecycle ----------------------------------------------------------
     def request_stop(self, code: int = 0) -> None:

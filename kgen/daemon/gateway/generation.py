@@ -35,17 +35,23 @@ _child_generators: dict[tuple, Any] = {}
 
 
 # -- in the child ------------------------------------------------------------------------------
-def _child_init(log_prefix: str) -> None:
+def _child_init(log_prefix: str, parent: int) -> None:
     for name in _SCRUBBED_ENV:
         os.environ.pop(name, None)
-    _exit_with_parent()
+    _exit_with_parent(parent)
     _relay_stderr(log_prefix)
     warnings.showwarning = _warning_line
 
 
-def _exit_with_parent() -> None:
-    """A gateway killed with SIGKILL cannot kill its children: each child notices and leaves."""
-    parent = os.getppid()
+def _exit_with_parent(parent: int) -> None:
+    """A gateway killed with SIGKILL cannot kill its children: each child notices and leaves.
+
+    `parent` comes from the gateway, not os.getppid(): a child still importing when the gateway
+    died would otherwise take init for its parent and never leave.
+    """
+    # Not PR_SET_PDEATHSIG: it fires when the spawning *thread* ends, and pools spawn from worker threads.
+    if os.getppid() != parent:
+        os._exit(0)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -168,7 +174,7 @@ class ChildPool:
                 raise KgenError("the gateway is stopping", code="stopping")
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(max_workers=self.workers, mp_context=get_context("spawn"),
-                                                     initializer=_child_init, initargs=(self.log_prefix,))
+                                                     initializer=_child_init, initargs=(self.log_prefix, os.getpid()))
             return self._executor
 
     def _discard(self, executor: ProcessPoolExecutor, reason: str) -> None:

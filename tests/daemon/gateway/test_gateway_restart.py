@@ -28,7 +28,7 @@ def _alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return False
-    return state != "Z"   # a zombie has exited; only its parent (init) has yet to reap it
+    return state != "Z"   # a zombie has exited; only init has yet to reap it
 
 
 def test_kill9_and_restart_on_the_same_db(tmp_path):
@@ -48,10 +48,10 @@ def test_kill9_and_restart_on_the_same_db(tmp_path):
             jobs.append(reply.json()["job_id"])
         # Kill as soon as the first job is running: the others are still queued behind it.
         assert wait_until(lambda: any(e["type"] == "running" for e in read_events(first.url, jobs[0])), 60)
-        children = _children(first.proc.pid)   # task check and generator children
+        children = _children(first.proc.pid)   # task check and generator children (some still starting)
         assert children or not Path("/proc").is_dir()
         first.kill9()
-        # Orphans would hold memory (torch, a warm sandbox runner) forever: they notice and leave.
+        # Orphans would hold memory (torch, a warm sandbox runner) for good: they notice and leave.
         assert wait_until(lambda: not any(_alive(pid) for pid in children), 60), children
 
         before = {job_id: _events_in_db(db, job_id) for job_id in jobs}

@@ -1,5 +1,6 @@
 """Data-movement ops lowered as loads at computed positions: cat, flip, embedding, index_select,
-gather.
+gather, constant_pad_nd, repeat and advanced indexing (`index`, so also reflect/replicate padding
+and nearest upsampling, which decompose to it).
 
 They run in the output's index space like pointwise ops (and fuse with the pointwise work
 around them), but read their sources at positions derived from the output position: shifted
@@ -14,7 +15,10 @@ from typing import Any
 from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.fusion import shape_of
 
-INDEXED_OPS = {"cat", "embedding", "index_select", "gather", "flip"}
+INDEXED_OPS = {"cat", "embedding", "index_select", "gather", "flip", "constant_pad_nd", "repeat", "index",
+               "_unsafe_index"}
+# integer index dtypes; uint8/bool indices are masks in torch (data-dependent shapes)
+_INDEX_DTYPES = {"torch.int64", "torch.int32", "torch.int16", "torch.int8"}
 
 
 def can_lower(node: Any) -> bool:
@@ -31,8 +35,10 @@ def can_lower(node: Any) -> bool:
         return all(hasattr(p, "meta") and str(p.meta["val"].dtype) in ops.TL_TYPES for p in parts)
     if name == "embedding":
         return node.args[0].meta["val"].dim() == 2
-    if name == "flip":
-        return hasattr(node.args[0], "meta")
+    if name in ("flip", "constant_pad_nd", "repeat"):
+        return hasattr(node.args[0], "meta") and str(node.args[0].meta["val"].dtype) in ops.TL_TYPES
+    if name in ("index", "_unsafe_index"):
+        return _index_ok(node)
     return all(hasattr(a, "meta") for a in (node.args[0], node.args[2]))
 
 
@@ -52,8 +58,22 @@ def _gather_load(ctx: Any, py: str, shape: tuple, pos: list[str], extra_mask: st
     return v
 
 
+def _index_ok(node: Any) -> bool:
+    src, indices = node.args[0], node.args[1]
+    if not hasattr(src, "meta") or str(src.meta["val"].dtype) not in ops.TL_TYPES:
+        return False
+    given = [i for i in indices if i is not None]
+    return bool(given) and len(indices) <= src.meta["val"].dim() and all(
+        hasattr(i, "meta") and str(i.meta["val"].dtype) in _INDEX_DTYPES for i in given)
+
+
 def _index_value(writer: Any, ctx: Any, index: Any, pos: list[str]) -> str:
     """An integer index tensor read at `pos` (its own shape)."""
+    from kgen.core.generate.builtin.fusion import trace
+
+    root, _ = trace(index)
+    if root in writer.consts:  # a uniform constant index (torch.full) is inlined
+        return f"(tl.zeros_like({ctx.flat}) + {ops.literal(int(ops.const_fill(root)))})"
     shape = shape_of(index)
     v = _gather_load(ctx, writer.pyname(index), shape, pos, None, index.meta["val"].dtype)
     return v
@@ -87,6 +107,17 @@ def lower(writer: Any, ctx: Any, node: Any) -> str:
         flipped = {int(d) % len(out) for d in node.args[1]}
         pos = [(f"({out[d] - 1} - {_idx(dims, d)})" if d in flipped else _idx(dims, d)) for d in range(len(out))]
         return _gather_load(ctx, writer.pyname(node.args[0]), out, pos, None, dtype)
+    if name == "constant_pad_nd":
+        return _pad(writer, ctx, node, out, dims, dtype)
+    if name == "repeat":
+        src = node.args[0]
+        shape = shape_of(src)
+        lead = len(out) - len(shape)
+        pos = [(f"({_idx(dims, d + lead)} % {size})" if size != out[d + lead] else _idx(dims, d + lead))
+               for d, size in enumerate(shape)]
+        return _gather_load(ctx, writer.pyname(src), shape, pos, None, dtype)
+    if name in ("index", "_unsafe_index"):
+        return _advanced_index(writer, ctx, node, out, dims, dtype)
     if name == "embedding":
         weight, indices = node.args[0], node.args[1]
         rows = shape_of(weight)[0]
@@ -104,3 +135,65 @@ def lower(writer: Any, ctx: Any, node: Any) -> str:
     ok = f"(({i} >= 0) & ({i} < {src_shape[dim] if src_shape else 1}))"
     pos = [(i if d == dim else _idx(dims, d)) for d in range(len(src_shape))]
     return _gather_load(ctx, writer.pyname(src), src_shape, pos, ok, dtype)
+
+
+def _pad(writer: Any, ctx: Any, node: Any, out: tuple, dims: list, dtype: Any) -> str:
+    """F.pad constant mode: pads come in (low, high) pairs from the last dim backwards; a negative
+    pad crops. A position outside the source reads the fill value."""
+    src = node.args[0]
+    shape = shape_of(src)
+    pads = list(node.args[1])
+    fill = node.args[2] if len(node.args) > 2 else node.kwargs.get("value", 0)
+    pos, inside = [], []
+    for d in range(len(shape)):
+        k = len(shape) - 1 - d
+        low = int(pads[2 * k]) if 2 * k < len(pads) else 0
+        here = _idx(dims, d)
+        if low == 0 and out[d] == shape[d]:
+            pos.append(here)
+            continue
+        q = f"({here} - {low})" if low > 0 else (f"({here} + {-low})" if low < 0 else here)
+        pos.append(q)
+        if low > 0:
+            inside.append(f"({q} >= 0)")
+        if out[d] - 1 - low >= shape[d]:
+            inside.append(f"({q} < {shape[d]})")
+    ok = " & ".join(inside) if inside else None
+    v = _gather_load(ctx, writer.pyname(src), shape, pos, f"({ok})" if ok else None, dtype)
+    if ok is None:
+        return v
+    cdt = ops.compute_dtype(dtype)
+    lit = ops.literal(float(fill) if cdt.is_floating_point else (bool(fill) if str(cdt) == "torch.bool" else int(fill)))
+    r = ctx.k.var("pad")
+    ctx.emit(f"{r} = tl.where({ok}, {v}, {lit})")
+    return r
+
+
+def _advanced_index(writer: Any, ctx: Any, node: Any, out: tuple, dims: list, dtype: Any) -> str:
+    """x[i0, :, i2, ...] with integer tensors. The index tensors broadcast to one shape B; B's dims
+    replace the indexed dims in place when those are adjacent, else they lead the output."""
+    import torch
+
+    src = node.args[0]
+    shape = shape_of(src)
+    indices = list(node.args[1]) + [None] * (len(shape) - len(node.args[1]))
+    given = [d for d, i in enumerate(indices) if i is not None]
+    bshape = tuple(torch.broadcast_shapes(*[tuple(i.meta["val"].shape) for i in indices if i is not None]))
+    adjacent = given == list(range(given[0], given[-1] + 1))
+    b_at = given[0] if adjacent else 0
+    bdims = list(range(b_at, b_at + len(bshape)))
+    rest = iter(d for d in range(len(out)) if d not in bdims)
+    pos: list[str] = []
+    oks: list[str] = []
+    for d, index in enumerate(indices):
+        if index is None:
+            pos.append(_idx(dims, next(rest)))
+            continue
+        ishape = shape_of(index)
+        lead = len(bshape) - len(ishape)
+        i = _index_value(writer, ctx, index, [_idx(dims, bdims[lead + k]) for k in range(len(ishape))])
+        w = ctx.k.var("ix")
+        ctx.emit(f"{w} = tl.where({i} < 0, {i} + {shape[d]}, {i})")  # negative indices count from the end
+        pos.append(w)
+        oks.append(f"({w} >= 0) & ({w} < {shape[d]})")
+    return _gather_load(ctx, writer.pyname(src), shape, pos, "(" + " & ".join(oks) + ")", dtype)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgen.core.errors import KgenError, TaskError
+from kgen.core.generate.builtin.rewrite import splits_to_slices
 
 # Kept whole on purpose: the emitters lower these directly (matmul epilogue, single-pass tanh...).
 _KEEP = {"addmm", "tanh", "sigmoid", "mean", "var", "clamp_min"}
@@ -25,6 +26,10 @@ _EXTRA = (
     "logsumexp", "threshold", "hardshrink", "softshrink",
     "logit", "frac", "rsub", "sgn", "log_sigmoid_forward", "prelu", "_prelu_kernel", "baddbmm",
     "square", "xlogy", "softmax", "log_softmax",
+    # interpolation becomes index arithmetic plus advanced indexing and pointwise blends
+    "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "_upsample_nearest_exact1d",
+    "_upsample_nearest_exact2d", "_upsample_nearest_exact3d", "upsample_linear1d", "upsample_bilinear2d",
+    "upsample_trilinear3d", "slice_scatter",
 )
 
 
@@ -103,6 +108,7 @@ def capture(source: str, seed: int = 0) -> Captured:
             warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
             ep = torch.export.export(model, tuple(inputs), strict=False)
             ep = ep.run_decompositions(decomposition_table())
+            splits_to_slices(ep.graph)
     except Exception as exc:  # noqa: BLE001
         raise KgenError(f"torch.export cannot capture this reference: {type(exc).__name__}: {exc}",
                         code="export_failed") from None

@@ -308,6 +308,29 @@ def _bool_unary(fmt: str) -> Callable[[Operands], str]:
     return lower
 
 
+def _float_binary(fmt: str) -> Callable[[Operands], str]:
+    def lower(o: Operands) -> str:
+        if not is_float(o.out):
+            raise NotImplementedError("integer output")
+        return fmt.format(a=o.expr(o.arg(0)), b=o.expr(o.arg(1)))
+    return lower
+
+
+def _shift(direction: str) -> Callable[[Operands], str]:
+    """Integer shifts as torch defines them for shift amounts outside [0, bits): a left shift
+    gives 0, a right shift fills with the sign (so 0 for unsigned types)."""
+    def lower(o: Operands) -> str:
+        import torch
+
+        if is_float(o.out) or o.out == torch.bool:
+            raise NotImplementedError("shift of a non-integer dtype")
+        a, s, bits = o.expr(o.arg(0)), o.expr(o.arg(1)), 8 * o.out.itemsize
+        if direction == "left":
+            return f"_kgen_shl({a}, {s}, {bits})"
+        return f"_kgen_shr({a}, {s}, {bits})" if o.out.is_signed else f"_kgen_shr_unsigned({a}, {s}, {bits})"
+    return lower
+
+
 POINTWISE: dict[str, Callable[[Operands], str]] = {
     "add": _add,
     "sub": lambda o: _add(o, "-"),
@@ -332,6 +355,16 @@ POINTWISE: dict[str, Callable[[Operands], str]] = {
     "cos": _unary("tl.cos({x})"),
     "tan": _unary("(tl.sin({x}) / tl.cos({x}))"),
     "tanh": _unary("_kgen_tanh({x})"),
+    "asin": _unary("_kgen_atan2({x}, tl.sqrt((1.0 - {x}) * (1.0 + {x})))"),
+    "acos": _unary("_kgen_atan2(tl.sqrt((1.0 - {x}) * (1.0 + {x})), {x})"),
+    "atan": _unary("_kgen_atan2({x}, tl.zeros_like({x}) + 1.0)"),
+    "atan2": _float_binary("_kgen_atan2({a}, {b})"),
+    "arctan2": _float_binary("_kgen_atan2({a}, {b})"),
+    "sinh": _unary("_kgen_sinh({x})"),
+    "cosh": _unary("_kgen_cosh({x})"),
+    "asinh": _unary("_kgen_asinh({x})"),
+    "acosh": _unary("_kgen_acosh({x})"),
+    "atanh": _unary("_kgen_atanh({x})"),
     "sigmoid": _unary("(1.0 / (1.0 + tl.exp(-{x})))"),
     "erf": _unary("tl.erf({x})"),
     "floor": _unary("tl.floor({x})", float_only=False),
@@ -352,6 +385,8 @@ POINTWISE: dict[str, Callable[[Operands], str]] = {
     "bitwise_and": _binary("({a} & {b})"), "bitwise_or": _binary("({a} | {b})"),
     "bitwise_xor": _binary("({a} ^ {b})"), "bitwise_not": lambda o: (
         f"({o.expr(o.arg(0))} == 0)" if str(o.out) == "torch.bool" else f"(~{o.expr(o.arg(0))})"),
+    "__lshift__": _shift("left"), "bitwise_left_shift": _shift("left"),
+    "__rshift__": _shift("right"), "bitwise_right_shift": _shift("right"),
     "isnan": _bool_unary("({x} != {x})"),
     "isinf": _bool_unary("(({x} == float(\"inf\")) | ({x} == float(\"-inf\")))"),
     "remainder": _remainder,
@@ -369,6 +404,96 @@ HELPERS = '''
 def _kgen_tanh(x):
     # 1 - 2/(exp(2x)+1) saturates cleanly at both ends without a libdevice call
     return 1.0 - 2.0 / (tl.exp(2.0 * x) + 1.0)
+
+
+@triton.jit
+def _kgen_atan2(y, x):
+    # atan of the smaller over the larger magnitude lies in [0, pi/4]; two half-angle steps
+    # (atan t = 2 atan(t / (1 + sqrt(1 + t^2)))) bring it under 0.2, where seven terms of the odd
+    # series are exact to fp32. Quadrants and signed zeros follow C's atan2, as torch does.
+    ay = tl.abs(y)
+    ax = tl.abs(x)
+    big = tl.maximum(ay, ax)
+    small = tl.minimum(ay, ax)
+    t = tl.where(small == float("inf"), 1.0, small / tl.where(big == 0, 1.0, big))
+    t = t / (1.0 + tl.sqrt(1.0 + t * t))
+    t = t / (1.0 + tl.sqrt(1.0 + t * t))
+    z = t * t
+    series = z * (0.2 + z * (-0.14285714285714285 + z * (0.1111111111111111 + z * (
+        -0.09090909090909091 + z * 0.07692307692307693))))
+    r = 4.0 * t * (1.0 + z * (-0.3333333333333333 + series))
+    r = tl.where(ay > ax, 1.5707963267948966 - r, r)
+    # a zero's sign shows in the infinity it divides into
+    x_neg = (x < 0) | ((x == 0) & (1.0 / x < 0))
+    y_neg = (y < 0) | ((y == 0) & (1.0 / y < 0))
+    r = tl.where(x_neg, 3.141592653589793 - r, r)
+    r = tl.where(y_neg, -r, r)
+    return tl.where((x != x) | (y != y), float("nan"), r)
+
+
+@triton.jit
+def _kgen_sinh(x):
+    # the odd series near 0 avoids cancelling exponentials; beyond, exp(|x| - ln 2) stays finite
+    # as long as sinh itself does
+    a = tl.abs(x)
+    z = a * a
+    near = a * (1.0 + z * (0.16666666666666666 + z * (0.008333333333333333 + z * (
+        0.0001984126984126984 + z * 2.755731922398589e-06))))
+    e = tl.exp(a - 0.6931471805599453)
+    r = tl.where(a < 0.5, near, e - 0.25 / e)
+    return tl.where(x < 0, -r, r)
+
+
+@triton.jit
+def _kgen_cosh(x):
+    e = tl.exp(tl.abs(x) - 0.6931471805599453)
+    return e + 0.25 / e
+
+
+@triton.jit
+def _kgen_asinh(x):
+    # series near 0 (no cancellation), log(2|x|) far out (|x|^2 would overflow)
+    a = tl.abs(x)
+    z = a * a
+    near = a * (1.0 + z * (-0.16666666666666666 + z * (0.075 + z * (
+        -0.044642857142857144 + z * 0.030381944444444444))))
+    mid = tl.log(a + tl.sqrt(z + 1.0))
+    far = tl.log(a) + 0.6931471805599453
+    r = tl.where(a < 0.125, near, tl.where(a > 10000.0, far, mid))
+    return tl.where(x < 0, -r, r)
+
+
+@triton.jit
+def _kgen_acosh(x):
+    mid = tl.log(x + tl.sqrt((x - 1.0) * (x + 1.0)))
+    return tl.where(x > 10000.0, tl.log(x) + 0.6931471805599453, mid)
+
+
+@triton.jit
+def _kgen_atanh(x):
+    a = tl.abs(x)
+    z = a * a
+    near = a * (1.0 + z * (0.3333333333333333 + z * (0.2 + z * (0.14285714285714285 + z * 0.1111111111111111))))
+    r = tl.where(a < 0.125, near, 0.5 * tl.log((1.0 + a) / (1.0 - a)))
+    return tl.where(x < 0, -r, r)
+
+
+@triton.jit
+def _kgen_shl(a, s, bits):
+    out = (s < 0) | (s >= bits)
+    return tl.where(out, 0, a << tl.where(out, 0, s))
+
+
+@triton.jit
+def _kgen_shr(a, s, bits):
+    out = (s < 0) | (s >= bits)
+    return a >> tl.where(out, bits - 1, s)
+
+
+@triton.jit
+def _kgen_shr_unsigned(a, s, bits):
+    out = (s < 0) | (s >= bits)
+    return tl.where(out, 0, a >> tl.where(out, 0, s))
 
 
 @triton.jit
