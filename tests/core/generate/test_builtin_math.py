@@ -75,8 +75,9 @@ def _build(source: str, tmp_path):
 def _edge_values():
     import torch
 
+    # (not beyond |x| = 88.7: torch's own vectorised sinh/cosh overflow there while its scalar path does not)
     special = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1e-30, -1e-30, 1e-7, -1e-7, 0.124, 0.126, 0.49, 0.51,
-               0.9999, -0.9999, 1.0001, -1.0001, 2.0, 88.0, 89.0, -89.0, 1e4, 1.0001e4, 3e19, -3e19,
+               0.9999, -0.9999, 1.0001, -1.0001, 2.0, 88.0, -88.0, 1e4, 1.0001e4, 3e19, -3e19,
                float("inf"), float("-inf"), float("nan")]
     sweep = torch.cat([torch.linspace(-1, 1, 161), torch.linspace(-12, 12, 161),
                        torch.logspace(-6, 6, 120) * torch.tensor([1.0, -1.0]).repeat(60)])

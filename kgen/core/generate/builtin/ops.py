@@ -466,7 +466,8 @@ def _kgen_asinh(x):
 @triton.jit
 def _kgen_acosh(x):
     mid = tl.log(x + tl.sqrt((x - 1.0) * (x + 1.0)))
-    return tl.where(x > 10000.0, tl.log(x) + 0.6931471805599453, mid)
+    r = tl.where(x > 10000.0, tl.log(x) + 0.6931471805599453, mid)
+    return tl.where(x < 1.0, float("nan"), r)
 
 
 @triton.jit
