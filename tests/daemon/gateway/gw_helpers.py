@@ -149,12 +149,3 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.1):
         time.sleep(interval)
     return None
 
-
-def noisy_child_call(text: str) -> str:
-    """Run in a gateway child pool: writes to stderr the ways libraries do, then answers JSON text."""
-    import warnings
-
-    warnings.warn("first line\n  second line", FutureWarning)
-    print("a python-level line", file=sys.stderr)
-    os.write(2, b"a raw fd-2 line\n")
-    return json.dumps({"echo": text})

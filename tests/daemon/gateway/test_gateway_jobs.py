@@ -147,23 +147,3 @@ def test_gateway_log_is_one_line_per_event_without_torch_and_sigterm_exits(clust
     strays = [line for line in gateway.lines if not line.startswith("kgen-gateway: ")]
     assert not strays, strays
 
-
-def test_child_stderr_reaches_the_log_as_single_lines(capfd):
-    from gw_helpers import noisy_child_call
-
-    from kgen.daemon.gateway.generation import ChildPool
-
-    pool = ChildPool(1, 120, log_prefix="kgen-test")
-    try:
-        assert pool.run(noisy_child_call, ("hi",), "noisy call") == {"echo": "hi"}
-        deadline = time.monotonic() + 30
-        seen = ""
-        while time.monotonic() < deadline and "raw fd-2" not in seen:
-            time.sleep(0.1)
-            seen += capfd.readouterr().err
-    finally:
-        pool.close()
-    lines = [line for line in seen.splitlines() if line.strip()]
-    assert all(line.startswith("kgen-test: child_output pid=") for line in lines), lines
-    assert any("FutureWarning: first line second line" in line for line in lines), lines
-    assert any("a python-level line" in line for line in lines) and any("a raw fd-2 line" in line for line in lines)

@@ -424,8 +424,9 @@ def _kgen_atan2(y, x):
     r = 4.0 * t * (1.0 + z * (-0.3333333333333333 + series))
     r = tl.where(ay > ax, 1.5707963267948966 - r, r)
     # a zero's sign shows in the infinity it divides into
-    x_neg = (x < 0) | ((x == 0) & (1.0 / x < 0))
-    y_neg = (y < 0) | ((y == 0) & (1.0 / y < 0))
+    # (through tl.where, so that a constant operand becomes a tensor and divides like one)
+    x_neg = (x < 0) | ((x == 0) & (1.0 / tl.where(x == 0, x, 1.0) < 0))
+    y_neg = (y < 0) | ((y == 0) & (1.0 / tl.where(y == 0, y, 1.0) < 0))
     r = tl.where(x_neg, 3.141592653589793 - r, r)
     r = tl.where(y_neg, -r, r)
     return tl.where((x != x) | (y != y), float("nan"), r)
