@@ -48,6 +48,19 @@ def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
             if k.startswith(_KEPT_SECRETS_PREFIX) or not any(m in k.upper() for m in _SECRET_MARKERS)}
 
 
+_undumpable = False
+
+
+def _close_gateway_to_children() -> None:
+    """Before the first child starts: same-uid children must not ptrace the gateway or read its
+    /proc/PID/environ and memory (the token lives there); a non-dumpable process refuses both."""
+    global _undumpable
+    if not _undumpable:
+        from kgen.core.verify.sandbox import make_undumpable   # torch-free
+
+        _undumpable = make_undumpable()
+
+
 class _ProtocolError(Exception):
     pass
 
@@ -76,6 +89,8 @@ class _Child:
                 self.replies.put(line)
         except (OSError, ValueError):
             pass
+        finally:
+            stream.close()
         self.replies.put(_EOF)
 
     def _relay_stderr(self, log_prefix: str) -> None:
@@ -86,20 +101,28 @@ class _Child:
                 if not text:
                     continue
                 try:
-                    print(f"{log_prefix}: child_output pid={self.pid} text={json.dumps(text[:4000])}",
-                          file=sys.stderr, flush=True)
+                    # One write per line: print() writes the newline separately, so lines could interleave.
+                    sys.stderr.write(f"{log_prefix}: child_output pid={self.pid} text={json.dumps(text[:4000])}\n")
+                    sys.stderr.flush()
                 except (OSError, ValueError):
                     pass
         except (OSError, ValueError):
             pass
+        finally:
+            self.proc.stderr.close()
 
     def fresh(self) -> bool:
         """Alive and silent since its last reply (anything unasked for means its code misbehaved)."""
         return self.proc.poll() is None and self.replies.empty()
 
     def send(self, request: dict[str, Any]) -> None:
+        # Written from a thread: a child that stopped reading must not block the caller past its timeout.
+        data = json.dumps(request).encode() + b"\n"
+        threading.Thread(target=self._write, args=(data,), name=f"kgen-child-{self.pid}-request", daemon=True).start()
+
+    def _write(self, data: bytes) -> None:
         try:
-            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.write(data)
             self.proc.stdin.flush()
         except (OSError, ValueError):
             pass   # a dead child shows up as EOF/exit when the reply is awaited
@@ -132,16 +155,15 @@ class _Child:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             pass
-        for stream in (self.proc.stdin,):
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
+        try:
+            self.proc.stdin.close()
+        except (OSError, ValueError):
+            pass
 
 
 def _check_reply(line: Any, request_id: int) -> dict[str, Any]:
     if len(line) > MAX_REPLY_BYTES or not line.endswith(b"\n"):
-        raise _ProtocolError("an over-long reply line")
+        raise _ProtocolError("an unterminated or over-long reply line")
     try:
         reply = json.loads(line)
     except ValueError:
@@ -199,6 +221,7 @@ class ChildPool:
                 self._children.discard(child)
                 self._log("child_pool_reset", reason="child_misbehaved_while_idle", pid=child.pid)
                 threading.Thread(target=child.kill, daemon=True).start()
+            _close_gateway_to_children()
             try:
                 child = _Child(self.log_prefix)
             except OSError as exc:
@@ -246,7 +269,9 @@ class ChildPool:
                 self._discard(child, "child_died")
                 if self._closed:
                     raise KgenError(f"{what} stopped: the gateway is stopping", code="stopping")
-                raise KgenError(f"{what} crashed its process (exit {child.proc.returncode})", code="child_crashed")
+                code = child.proc.returncode
+                how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+                raise KgenError(f"{what} crashed its process ({how})", code="child_crashed")
             try:
                 reply = _check_reply(line, request["id"])
                 value = decode(reply)

@@ -233,3 +233,12 @@ def test_children_leave_when_the_gateway_is_killed(tmp_path):
     finally:
         gateway.kill()
         gateway.wait(10)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux-only")
+def test_the_process_that_starts_children_is_closed_to_ptrace_and_proc_reads(pool):
+    import ctypes
+
+    assert_recovers(pool)
+    PR_GET_DUMPABLE = 3
+    assert ctypes.CDLL(None).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0
