@@ -46,6 +46,27 @@ def _tables(root: Command) -> dict[str, list[tuple[str, str]]]:
             "option_values": option_values, "argument_values": argument_values}
 
 
+def _lookup_functions(prog: str, t: dict[str, list[tuple[str, str]]]) -> str:
+    """The case-table lookups bash and zsh share (same syntax in both shells)."""
+    return f"""_{prog}_value_options() {{
+    case "$1" in
+{_cases(t["valued"])}
+    esac
+}}
+
+_{prog}_option_values() {{
+    case "$1|$2" in
+{_cases(t["option_values"])}
+    esac
+}}
+
+_{prog}_argument_values() {{
+    case "$1|$2" in
+{_cases(t["argument_values"])}
+    esac
+}}"""
+
+
 def bash(root: Command) -> str:
     t = _tables(root)
     prog = root.name
@@ -64,23 +85,7 @@ _{prog}_options() {{
     esac
 }}
 
-_{prog}_value_options() {{
-    case "$1" in
-{_cases(t["valued"])}
-    esac
-}}
-
-_{prog}_option_values() {{
-    case "$1|$2" in
-{_cases(t["option_values"])}
-    esac
-}}
-
-_{prog}_argument_values() {{
-    case "$1|$2" in
-{_cases(t["argument_values"])}
-    esac
-}}
+{_lookup_functions(prog, t)}
 
 _{prog}_fill() {{
     if [[ "$1" == "@file" ]]; then
@@ -168,23 +173,7 @@ _{prog}_options() {{
     esac
 }}
 
-_{prog}_value_options() {{
-    case "$1" in
-{_cases(t["valued"])}
-    esac
-}}
-
-_{prog}_option_values() {{
-    case "$1|$2" in
-{_cases(t["option_values"])}
-    esac
-}}
-
-_{prog}_argument_values() {{
-    case "$1|$2" in
-{_cases(t["argument_values"])}
-    esac
-}}
+{_lookup_functions(prog, t)}
 
 _{prog}_fill() {{
     if [[ "$1" == "@file" ]]; then
