@@ -43,6 +43,13 @@ class Captured:
     example_inputs: list[Any]
     module_ns: dict[str, Any] = field(default_factory=dict)
     constants: dict[str, Any] = field(default_factory=dict)   # lifted tensor target -> tensor (cpu)
+    # buffers forward updates in place (training-mode batch norm): (buffer fqn, position of its new
+    # value among the graph's flat outputs); the remaining positions are the user outputs
+    mutations: list[tuple[str, int]] = field(default_factory=list)
+    # user inputs forward updates in place: (placeholder name, position of its new value)
+    input_mutations: list[tuple[str, int]] = field(default_factory=list)
+    # training flag, at capture, of each module owning an updated buffer: the lowering depends on it
+    modes: dict[str, bool] = field(default_factory=dict)
 
 
 def decomposition_table() -> dict:
@@ -54,6 +61,8 @@ def decomposition_table() -> dict:
     extra = [getattr(aten, n) for n in _EXTRA if hasattr(aten, n)]
     table.update(get_decompositions(extra))
     table[aten._native_batch_norm_legit_no_training.default] = _batch_norm_inference
+    table[aten._native_batch_norm_legit_functional.default] = _batch_norm_training
+    table[aten._native_batch_norm_legit.no_stats] = _batch_norm_batch_stats
     for op in list(table):
         packet = getattr(op, "_overloadpacket", None)
         if packet is not None and packet.__name__ in _KEEP:
@@ -71,6 +80,45 @@ def _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, 
     if bias is not None:
         out = out + bias.reshape(shape)
     return out, x.new_zeros((0,)), x.new_zeros((0,))
+
+
+def _batch_stats(x, weight, bias, eps):
+    """Batch norm over batch statistics (channel dim 1) as a mean, a biased var and pointwise math,
+    all of which the emitters fuse; half inputs compute in fp32 like torch."""
+    import torch
+
+    dims = [0] + list(range(2, x.dim()))
+    xc = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    mean = xc.mean(dims, keepdim=True)
+    var = xc.var(dims, correction=0, keepdim=True)
+    rstd = (var + eps).rsqrt()
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    out = (xc - mean) * rstd
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out.to(x.dtype), mean.reshape(-1), rstd.reshape(-1), var.reshape(-1)
+
+
+def _batch_norm_training(x, weight, bias, running_mean, running_var, training, momentum, eps):
+    """Training-mode batch norm with its running-stat updates as new values (export's functional
+    form): the graph outputs them as buffer mutations, which the module writes back in place."""
+    if not training:
+        out = _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, eps)[0]
+        return out, x.new_zeros((0,)), x.new_zeros((0,)), running_mean, running_var
+    out, mean, rstd, var = _batch_stats(x, weight, bias, eps)
+    n = x.numel() // x.shape[1]
+    unbiased = var * (n / max(n - 1, 1))
+    new_mean = running_mean * (1 - momentum) + mean.to(running_mean.dtype) * momentum
+    new_var = running_var * (1 - momentum) + unbiased.to(running_var.dtype) * momentum
+    return out, mean, rstd, new_mean, new_var
+
+
+def _batch_norm_batch_stats(x, weight, bias, training, momentum, eps):
+    """Batch norm without running stats (track_running_stats=False): batch statistics only."""
+    out, mean, rstd, _ = _batch_stats(x, weight, bias, eps)
+    return out, mean, rstd
 
 
 def load_namespace(source: str, name: str = "kgen_task") -> dict[str, Any]:
@@ -119,15 +167,25 @@ def capture(source: str, seed: int = 0) -> Captured:
         kinds[spec.arg.name] = (kind, spec.target)
         if kind == "USER_INPUT":
             user.append(spec.arg.name)
-    for spec in ep.graph_signature.output_specs:
-        if spec.kind.name != "USER_OUTPUT":
-            raise KgenError(f"the reference mutates state in forward ({spec.kind.name} of {spec.target}); "
-                            "the builtin generator only lowers pure forwards", code="unsupported")
+    mutations: list[tuple[str, int]] = []
+    input_mutations: list[tuple[str, int]] = []
+    for pos, spec in enumerate(ep.graph_signature.output_specs):
+        if spec.kind.name == "BUFFER_MUTATION":
+            mutations.append((spec.target, pos))
+        elif spec.kind.name == "USER_INPUT_MUTATION":
+            input_mutations.append((spec.target, pos))
+        elif spec.kind.name != "USER_OUTPUT":
+            raise KgenError(f"the reference mutates state in forward ({spec.kind.name} of {spec.target}); the "
+                            "builtin generator only lowers forwards whose side effects are buffer and input updates",
+                            code="unsupported")
+    modes = {owner: bool(model.get_submodule(owner).training)
+             for owner in {t.rpartition(".")[0] for t, _ in mutations}}
     # tensors the forward builds from literals (torch.tensor([...])) become lifted constants
     constants = {t: ep.constants[t].detach().cpu() for kind, t in kinds.values()
                  if kind == "CONSTANT_TENSOR" and t in ep.constants}
     return Captured(graph=ep.graph, input_kinds=kinds, user_inputs=user, out_spec=ep.call_spec.out_spec,
-                    init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants)
+                    init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants,
+                    mutations=mutations, modes=modes, input_mutations=input_mutations)
 
 
 def signature_text(source: str, method: str) -> tuple[str, list[str]] | None:

@@ -125,7 +125,8 @@ class ForwardWriter:
 
 
 def _out_expr(fw: ForwardWriter, cap: Captured, out_node: Any) -> tuple[str, str]:
-    flat = out_node.args[0]
+    updated = {pos for _, pos in cap.mutations + cap.input_mutations}
+    flat = [a for pos, a in enumerate(out_node.args[0]) if pos not in updated]
     leaves = [fw.arg(a) if hasattr(a, "op") else repr(a) for a in flat]
     spec = cap.out_spec
     children = list(spec.children()) if hasattr(spec, "children") else list(spec.children_specs)
@@ -185,6 +186,14 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
             var = f"a_{n.name}"
             fw.emit(f"{var} = _kgen_attr(self, {n.target!r})")
             fw.names[n] = var
+    for owner, training in sorted(cap.modes.items()):
+        # batch statistics or running statistics are baked into the kernels; the other mode needs
+        # another lowering, not a silently different answer
+        mod = f"_kgen_attr(self, {owner!r})" if owner else "self"
+        mode = "training" if training else "eval"
+        fw.emit(f"if {mod}.training is not {training}:")
+        fw.emit(f"    raise ValueError('ModelNew was generated for {owner or 'the model'} in {mode} mode; "
+                "generate again for the other mode')")
     fw.emit(f"dev = {dev_src}.device" if dev_src else "dev = torch.device('cpu')")
 
     kernels: list[str] = []
@@ -231,6 +240,14 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
         meta = [f"{k}={v}" for k, v in launch.kernel.constexprs.items()] + [f"{k}={v}" for k, v in launch.meta.items()]
         fw.emit(f"{kname}[{launch.grid}](")
         fw.emit("    " + ", ".join(largs + meta) + ")")
+    # buffer updates are written back only after every kernel has read the old values
+    for target, pos in cap.mutations:
+        new = out_node.args[0][pos]
+        fw.emit(f"_kgen_attr(self, {target!r}).copy_({fw.arg(new) if hasattr(new, 'op') else repr(new)})")
+    placeholders = {n.name: n for n in graph_nodes if n.op == "placeholder"}
+    for name, pos in cap.input_mutations:
+        new = out_node.args[0][pos]
+        fw.emit(f"{fw.names[placeholders[name]]}.copy_({fw.arg(new) if hasattr(new, 'op') else repr(new)})")
     ret, extra_top = _out_expr(fw, cap, out_node)
     fw.emit(f"return {ret}")
 
