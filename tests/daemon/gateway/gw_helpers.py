@@ -4,91 +4,18 @@ and a tiny stdlib HTTP client for talking to them."""
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
-import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
-TOKEN = "gateway-test-token"
-
-TASK_SRC = '''
-import torch
-import torch.nn as nn
-
-
-class Model(nn.Module):
-    def __init__(self):
-        super().__init__()
-
-    def forward(self, x):
-        return torch.relu(x) * 2.0
+# The daemon helpers are shared with the node and e2e tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "node"))
+from node_helpers import TASK_SRC, TOKEN, Daemon, daemon_env, wait_until  # noqa: E402,F401
 
 
-def get_inputs():
-    return [torch.randn(64)]
-
-
-def get_init_inputs():
-    return []
-'''
-
-
-def env_for(home, **extra) -> dict:
-    env = dict(os.environ)
-    for key in ("KGEN_GATEWAY_URL", "KGEN_NODE_GATEWAY", "NOTIFY_SOCKET", "KGEN_GATEWAY_PORT",
-                "KGEN_GATEWAY_DB", "KGEN_GATEWAY_HOST", "WATCHDOG_USEC", "WATCHDOG_PID"):
-        env.pop(key, None)
-    env.update({"KGEN_HOME": str(home), "KGEN_TOKEN": TOKEN, "TRITON_INTERPRET": "1", **extra})
-    return env
-
-
-class Daemon:
-    """A kgen daemon subprocess; stderr is drained in a thread so the pipe never fills."""
-
-    def __init__(self, args: list[str], env: dict, name: str, timeout: float = 90.0):
-        self.name = name
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen([sys.executable, "-m", "kgen", *args], env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        self.url = None
-        found = threading.Event()
-
-        def drain():
-            for line in self.proc.stderr:
-                self.lines.append(line.rstrip())
-                match = re.search(rf"kgen-{name}: listening url=(\S+)", line)
-                if match and not found.is_set():
-                    self.url = match.group(1)
-                    found.set()
-            found.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        if not found.wait(timeout) or self.url is None:
-            self.stop()
-            raise RuntimeError(f"{name} did not start: " + "\n".join(self.lines[-20:]))
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self, timeout: float = 30.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+env_for = daemon_env
 
 
 def start_gateway(home, db, *extra: str, env_extra: dict | None = None) -> Daemon:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -13,9 +14,14 @@ TOKEN = "node-test-token"
 
 
 class Daemon:
-    """A kgen daemon subprocess; stderr is drained in a thread so the pipe never fills."""
+    """A kgen daemon subprocess; stderr is drained in a thread so the pipe never fills.
 
-    def __init__(self, args: list[str], env: dict, name: str, timeout: float = 60.0):
+    `name` is the daemon's log prefix (gateway or node); the daemon is ready once it logs
+    `kgen-<name>: listening url=...`, which also tells the ephemeral port it bound.
+    """
+
+    def __init__(self, args: list[str], env: dict, name: str, timeout: float = 90.0):
+        self.name = name
         self.lines: list[str] = []
         self.proc = subprocess.Popen([sys.executable, "-m", "kgen", *args], env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
@@ -36,6 +42,14 @@ class Daemon:
             self.stop()
             raise RuntimeError(f"{name} did not start: " + "\n".join(self.lines[-20:]))
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
     def stop(self, timeout: float = 30.0) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -48,10 +62,12 @@ class Daemon:
 
 
 def daemon_env(tmp_path, **extra) -> dict:
+    """The caller's environment without addresses or systemd variables a test must not inherit; `extra` wins."""
     env = dict(os.environ)
-    env.update({"KGEN_HOME": str(tmp_path), "KGEN_TOKEN": TOKEN, "TRITON_INTERPRET": "1", **extra})
-    for key in ("KGEN_GATEWAY_URL", "KGEN_NODE_GATEWAY", "NOTIFY_SOCKET"):
+    for key in ("KGEN_GATEWAY_URL", "KGEN_NODE_GATEWAY", "NOTIFY_SOCKET", "KGEN_GATEWAY_PORT",
+                "KGEN_GATEWAY_DB", "KGEN_GATEWAY_HOST", "WATCHDOG_USEC", "WATCHDOG_PID"):
         env.pop(key, None)
+    env.update({"KGEN_HOME": str(tmp_path), "KGEN_TOKEN": TOKEN, "TRITON_INTERPRET": "1", **extra})
     return env
 
 
