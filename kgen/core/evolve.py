@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
@@ -22,6 +23,8 @@ from typing import Any, Awaitable, Callable
 from kgen.core.errors import BadInput, KgenError
 from kgen.core.generate import Candidate
 from kgen.core.verify.verdict import Verdict
+
+log = logging.getLogger("kgen.core.evolve")
 
 VerifyFn = Callable[[str, int], Awaitable[Verdict]]
 
@@ -142,6 +145,10 @@ class _Cancelled(Exception):
     pass
 
 
+class _Finished(Exception):
+    """The job ended elsewhere (cancelled, or another process finished it): stop, write nothing."""
+
+
 def _extra_keywords(fn: Callable) -> set[str]:
     """Which optional keywords (allow_ops, candidate_id) a VerifyFn takes: the two-argument
     contract stays valid, richer verifiers opt in by naming the keyword (or taking **kwargs)."""
@@ -173,7 +180,7 @@ class _Engine:
 
     # -- helpers -----------------------------------------------------------------
     def event(self, type_: str, **data: Any) -> None:
-        self.store.add_event(self.job_id, type_, data)
+        self.store.add_event(self.job_id, type_, data, open_only=True)
 
     async def race(self, awaitable):
         """Await `awaitable` unless the job is cancelled first (then raise _Cancelled)."""
@@ -233,15 +240,26 @@ class _Engine:
             verdict = Verdict(status="crashed", message=f"verification failed: {type(exc).__name__}: {exc}",
                               task_id=self.task.id, candidate_sha=entry.candidate.sha)
         entry.verdict = verdict
-        self.store.add_verdict(entry.candidate_id, verdict)
-        self.event("candidate_verified", candidate_id=entry.candidate_id, round=entry.round, index=entry.index,
-                   **summarize_verdict(verdict))
-        if self.best is None or entry.rank() < self.best.rank():
+        improves = self.best is None or entry.rank() < self.best.rank()
+        best_event = None
+        if improves:
+            best_event = {"candidate_id": entry.candidate_id, "round": entry.round, "index": entry.index,
+                          "status": verdict.status,
+                          "candidate_ms": verdict.timing.candidate_ms if verdict.timing else None}
+        # Verdict, its event and the best update land together, and never on a finished job.
+        recorded = self.store.record_verdict(
+            self.job_id, entry.candidate_id, verdict,
+            {"candidate_id": entry.candidate_id, "round": entry.round, "index": entry.index,
+             **summarize_verdict(verdict)},
+            best=best_event,
+            set_best=improves and verdict.correct,  # best_candidate_id names a kernel worth using
+        )
+        if not recorded:
+            log.info("late verdict for finished job %s dropped (candidate %s)", self.job_id[:12],
+                     entry.candidate_id[:12])
+            raise _Finished()
+        if improves:
             self.best = entry
-            if verdict.correct:  # best_candidate_id names a kernel worth using, never a failed one
-                self.store.set_best(self.job_id, entry.candidate_id)
-            self.event("best_updated", candidate_id=entry.candidate_id, round=entry.round, index=entry.index,
-                       status=verdict.status, candidate_ms=verdict.timing.candidate_ms if verdict.timing else None)
 
     async def check_all(self, entries: list[Entry]) -> None:
         todo = [e for e in entries if e.verdict is None]
@@ -369,6 +387,8 @@ async def run_job(store, job_id: str, task, spec: dict[str, Any], generator, ver
             await engine.run_single()
         else:
             await engine.run_evolve()
+    except _Finished:
+        return store.get_job(job_id)
     except _Cancelled:
         best = engine.best.candidate_id if engine.best and engine.best.verdict.correct else None
         store.set_job_status(job_id, "cancelled", best_candidate_id=best, error="cancelled")

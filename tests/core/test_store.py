@@ -312,3 +312,46 @@ def test_reader_connections_of_finished_threads_are_released(store, task):
     store.get_job(jid)
     # SQLite may park a closed connection's descriptor for reuse (POSIX lock rules); a leak would be ~20.
     assert open_db_files() <= baseline + 3
+
+
+# -- tokens, transactional verdicts (migration 3) ------------------------------------------------
+def test_tokens_are_stored_hashed_and_checked(tmp_path):
+    from kgen.core.store.tokens import hash_secret
+
+    with Store(tmp_path / "t.db") as s:
+        row, secret = s.create_token("node", "n1")
+        assert row["role"] == "node" and "hash" not in row and row["last_used"] is None
+        raw = s.query_one("SELECT hash FROM tokens WHERE name = 'n1'")["hash"]
+        assert raw == hash_secret(secret) and secret not in raw
+        assert s.check_token(secret)["name"] == "n1"
+        assert s.get_token("n1")["last_used"] is not None
+        assert s.check_token(secret + "x") is None
+        with pytest.raises(BadInput):
+            s.create_token("node", "n1")
+        with pytest.raises(BadInput):
+            s.create_token("root")
+        s.bind_token("n1", "w1")
+        s.bind_token("n1", "w2")   # first binding wins
+        assert s.token_bound_to("w1") == "n1" and s.token_bound_to("w2") is None
+        s.revoke_token("n1")
+        assert s.check_token(secret) is None
+        with pytest.raises(NotFound):
+            s.revoke_token("n1")
+
+
+def test_verdict_event_and_best_are_one_transaction_and_never_after_the_end(tmp_path, task):
+    with Store(tmp_path / "v.db") as s:
+        job = s.create_job(task, {"job_type": "single"})
+        jid = job["job_id"]
+        s.set_job_status(jid, "running")
+        cid = s.add_candidate(jid, 0, 0, Candidate(source="x = 1\n"))
+        ok = s.record_verdict(jid, cid, Verdict(status="correct"), {"candidate_id": cid},
+                              best={"candidate_id": cid}, set_best=True)
+        assert ok and s.get_job(jid)["best_candidate_id"] == cid
+        assert [e["type"] for e in s.events(jid)][-2:] == ["candidate_verified", "best_updated"]
+        s.set_job_status(jid, "cancelled")
+        before = s.events(jid)
+        assert s.record_verdict(jid, cid, Verdict(status="incorrect"), {"candidate_id": cid}) is False
+        assert s.add_event(jid, "late", {}, open_only=True) is None
+        assert s.events(jid) == before
+        assert s.get_candidate(cid)["verdict"]["status"] == "correct"

@@ -153,14 +153,25 @@ class JobsMixin(Database):
                      (job_id, seq, type_, now, dumps(clean)))
         return {**clean, "seq": seq, "type": type_, "ts": now, "job_id": job_id}
 
-    def add_event(self, job_id: str, type: str, data: dict[str, Any] | None = None) -> int:
+    def add_event(self, job_id: str, type: str, data: dict[str, Any] | None = None, *,
+                  open_only: bool = False) -> int | None:
+        """Append an event; with `open_only`, nothing is written for a finished job (returns None)."""
         if not type or not isinstance(type, str):
             raise BadInput("event type must be a non-empty string")
         with self._write_lock:
             with self.write() as conn:
+                if open_only and self._finished(conn, job_id):
+                    return None
                 event = self._append_event(conn, job_id, type, dict(data or {}), time.time())
             self._announce(event)
         return event["seq"]
+
+    @staticmethod
+    def _finished(conn, job_id: str) -> bool:
+        row = conn.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no job {job_id!r}")
+        return row["status"] in TERMINAL
 
     def events(self, job_id: str, after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
         sql = "SELECT seq, type, ts, data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq"
@@ -196,6 +207,38 @@ class JobsMixin(Database):
                 "INSERT INTO verdicts(candidate_id, status, verdict, worker_id, created_at) VALUES (?, ?, ?, ?, ?)",
                 (candidate_id, data.get("status", ""), dumps(data), worker_id, time.time()),
             )
+
+    def record_verdict(self, job_id: str, candidate_id: str, verdict: "Verdict | dict",
+                       event: dict[str, Any], *, best: dict[str, Any] | None = None,
+                       set_best: bool = False, worker_id: str | None = None) -> bool:
+        """A verdict, its `candidate_verified` event and the `best` update, in one transaction.
+
+        `best` (when given) becomes a `best_updated` event; `set_best` also points the job row at
+        the candidate. Nothing is written for a finished job: returns False (a late verdict).
+        """
+        data = verdict if isinstance(verdict, dict) else verdict.to_dict()
+        now = time.time()
+        announced = []
+        with self._write_lock:
+            with self.write() as conn:
+                if self._finished(conn, job_id):
+                    return False
+                row = conn.execute("SELECT job_id FROM candidates WHERE candidate_id = ?", (candidate_id,)).fetchone()
+                if row is None or row["job_id"] != job_id:
+                    raise NotFound(f"no candidate {candidate_id!r} in job {job_id[:12]}")
+                conn.execute(
+                    "INSERT INTO verdicts(candidate_id, status, verdict, worker_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (candidate_id, data.get("status", ""), dumps(data), worker_id, now),
+                )
+                announced.append(self._append_event(conn, job_id, "candidate_verified", event, now))
+                if set_best:
+                    conn.execute("UPDATE jobs SET best_candidate_id = ?, updated_at = ? WHERE job_id = ?",
+                                 (candidate_id, now, job_id))
+                if best is not None:
+                    announced.append(self._append_event(conn, job_id, "best_updated", best, now))
+            for item in announced:
+                self._announce(item)
+        return True
 
     def candidates(self, job_id: str) -> list[dict[str, Any]]:
         """The job's candidates in (round, index) order, each with its latest verdict (dict or None)."""

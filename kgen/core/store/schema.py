@@ -87,6 +87,19 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             last_seen     REAL NOT NULL
         );
     """),
+    (3, "scoped tokens, per-node call secrets, suspect workers", """
+        CREATE TABLE tokens (
+            name       TEXT PRIMARY KEY,
+            role       TEXT NOT NULL,
+            hash       TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            last_used  REAL,
+            worker_id  TEXT,
+            url        TEXT
+        );
+        ALTER TABLE workers ADD COLUMN secret TEXT NOT NULL DEFAULT '';
+        ALTER TABLE workers ADD COLUMN suspect TEXT NOT NULL DEFAULT '';
+    """),
 ]
 
 LATEST = MIGRATIONS[-1][0]

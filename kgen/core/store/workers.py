@@ -19,7 +19,8 @@ def _worker_dict(row) -> dict[str, Any]:
 
 class WorkersMixin(Database):
     def upsert_worker(self, url: str, backend: str = "cpu", arch: str = "", capacity: int = 1, *,
-                      worker_id: str | None = None, info: dict[str, Any] | None = None) -> dict[str, Any]:
+                      worker_id: str | None = None, info: dict[str, Any] | None = None,
+                      secret: str | None = None) -> dict[str, Any]:
         """Register (or re-register) the node at `url`.
 
         A node that registers again under the same URL keeps its worker id, so a node that lost
@@ -38,14 +39,25 @@ class WorkersMixin(Database):
                     "UPDATE workers SET backend = ?, arch = ?, capacity = ?, info = ?, last_seen = ? WHERE worker_id = ?",
                     (backend, arch or "", int(capacity), dumps(info or {}), now, worker_id),
                 )
+                if secret is not None:
+                    conn.execute("UPDATE workers SET secret = ? WHERE worker_id = ?", (secret, worker_id))
             else:
                 worker_id = worker_id or uuid.uuid4().hex[:16]
                 conn.execute(
-                    "INSERT INTO workers(worker_id, url, backend, arch, capacity, info, registered_at, last_seen)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (worker_id, url, backend, arch or "", int(capacity), dumps(info or {}), now, now),
+                    "INSERT INTO workers(worker_id, url, backend, arch, capacity, info, registered_at, last_seen, secret)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (worker_id, url, backend, arch or "", int(capacity), dumps(info or {}), now, now, secret or ""),
                 )
         return self.get_worker(worker_id)
+
+    def worker_id_for_url(self, url: str) -> str | None:
+        row = self.query_one("SELECT worker_id FROM workers WHERE url = ?", (url,))
+        return row["worker_id"] if row else None
+
+    def set_worker_suspect(self, worker_id: str, reason: str) -> None:
+        """Mark a worker suspect (a cross-check disagreed with it); kept across re-registration."""
+        with self.write() as conn:
+            conn.execute("UPDATE workers SET suspect = ? WHERE worker_id = ?", (reason or "suspect", worker_id))
 
     def get_worker(self, worker_id: str) -> dict[str, Any]:
         row = self.query_one("SELECT * FROM workers WHERE worker_id = ?", (worker_id,))
