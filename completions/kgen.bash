@@ -3,9 +3,10 @@
 
 _kgen_commands() {
     case "$1" in
-        'kgen') echo 'verify run submit tail init completions man systemd job worker gateway node config' ;;
+        'kgen') echo 'verify run submit tail init completions man systemd job worker token gateway node config' ;;
         'kgen job') echo 'list status cancel result submit tail' ;;
         'kgen worker') echo 'register list remove' ;;
+        'kgen token') echo 'create list revoke' ;;
         'kgen gateway') echo 'start' ;;
         'kgen node') echo 'start' ;;
         'kgen config') echo 'path show get set unset' ;;
@@ -31,13 +32,17 @@ _kgen_options() {
         'kgen job submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --wait --json --gateway --token -h --help' ;;
         'kgen job tail') echo '--jsonl --no-follow --after --gateway --token -h --help' ;;
         'kgen worker') echo '-h --help' ;;
-        'kgen worker register') echo '--backend --arch --capacity --json --gateway --token -h --help' ;;
+        'kgen worker register') echo '--name --json --gateway --token -h --help' ;;
         'kgen worker list') echo '--json --jsonl --gateway --token -h --help' ;;
         'kgen worker remove') echo '--json --gateway --token -h --help' ;;
+        'kgen token') echo '-h --help' ;;
+        'kgen token create') echo '--role --name --json --db --gateway --token -h --help' ;;
+        'kgen token list') echo '--json --db --gateway --token -h --help' ;;
+        'kgen token revoke') echo '--json --db --gateway --token -h --help' ;;
         'kgen gateway') echo '-h --help' ;;
-        'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --stream-heartbeat -h --help' ;;
+        'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --max-node-capacity --cross-check --stream-heartbeat -h --help' ;;
         'kgen node') echo '-h --help' ;;
-        'kgen node start') echo '--host --port --gateway --backend --arch --devices --token --advertise-url -h --help' ;;
+        'kgen node start') echo '--host --port --gateway --backend --arch --devices --token --token-file --advertise-url -h --help' ;;
         'kgen config') echo '-h --help' ;;
         'kgen config path') echo '--json -h --help' ;;
         'kgen config show') echo '--reveal --json -h --help' ;;
@@ -61,11 +66,14 @@ _kgen_value_options() {
         'kgen job result') echo '-o --output --gateway --token' ;;
         'kgen job submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --gateway --token' ;;
         'kgen job tail') echo '--after --gateway --token' ;;
-        'kgen worker register') echo '--backend --arch --capacity --gateway --token' ;;
+        'kgen worker register') echo '--name --gateway --token' ;;
         'kgen worker list') echo '--gateway --token' ;;
         'kgen worker remove') echo '--gateway --token' ;;
-        'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --stream-heartbeat' ;;
-        'kgen node start') echo '--host --port --gateway --backend --arch --devices --token --advertise-url' ;;
+        'kgen token create') echo '--role --name --db --gateway --token' ;;
+        'kgen token list') echo '--db --gateway --token' ;;
+        'kgen token revoke') echo '--db --gateway --token' ;;
+        'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --max-node-capacity --cross-check --stream-heartbeat' ;;
+        'kgen node start') echo '--host --port --gateway --backend --arch --devices --token --token-file --advertise-url' ;;
     esac
 }
 
@@ -90,9 +98,9 @@ _kgen_argument_values() {
         'kgen systemd|0') echo 'gateway node' ;;
         'kgen job submit|0') echo '@file' ;;
         'kgen config path|0') echo 'config token home state' ;;
-        'kgen config get|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts node.host node.port node.backend node.arch node.devices node.gateway store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
-        'kgen config set|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts node.host node.port node.backend node.arch node.devices node.gateway store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
-        'kgen config unset|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts node.host node.port node.backend node.arch node.devices node.gateway store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config get|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config set|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config unset|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
     esac
 }
 

@@ -10,7 +10,7 @@ from kgen.core.errors import ConfigError
 
 node_app = typer.Typer(help="Run a verification node (device pool + verify/profile API).", no_args_is_help=True)
 
-NO_TOKEN = "no token: run `kgen init` or set KGEN_TOKEN"
+NO_TOKEN = "no token: give --token-file (a node token from `kgen token create --role node`), or run `kgen init`"
 
 
 @node_app.command("start")
@@ -21,19 +21,23 @@ def start(
     backend: Optional[str] = typer.Option(None, "--backend", help="cpu (Triton interpreter) or cuda (env KGEN_NODE_BACKEND)."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Arch label, e.g. h100 (env KGEN_NODE_ARCH; default detected)."),
     devices: Optional[str] = typer.Option(None, "--devices", help="cuda: device ids 0,1,...; cpu: number of slots (env KGEN_NODE_DEVICES)."),
-    token: Optional[str] = typer.Option(None, "--token", help="Cluster token (else KGEN_TOKEN, else the token file)."),
+    token: Optional[str] = typer.Option(None, "--token", help="Local token the local CLI calls this node with (else KGEN_TOKEN, else the token file)."),
+    token_file: Optional[str] = typer.Option(None, "--token-file", help="File with this node's node token, used to register with the gateway (else KGEN_NODE_TOKEN, else config node.token_file)."),
     advertise_url: Optional[str] = typer.Option(None, "--advertise-url", help="URL the gateway should use to reach this node (default: the bound address)."),
 ) -> None:
     """Start a node and block until SIGTERM/SIGINT."""
-    from kgen.core.config import get, resolve_token
+    from kgen.core.config import get, resolve_node_token, resolve_token
 
     resolved_token, _ = resolve_token(token)
-    if not resolved_token:
+    node_token, _ = resolve_node_token(token_file)
+    if not resolved_token and not node_token:
         raise ConfigError(NO_TOKEN)
     backend_value = get("node.backend", backend)
     gateway_value = get("node.gateway", gateway)
     if gateway_value and not gateway_value.startswith(("http://", "https://")):
         raise ConfigError(f"--gateway must be an http:// or https:// URL, got {gateway_value!r}")
+    if node_token and not gateway_value:
+        raise ConfigError("a node token is for registering with a gateway: give --gateway URL too")
     if advertise_url and not advertise_url.startswith(("http://", "https://")):
         raise ConfigError(f"--advertise-url must be an http:// or https:// URL, got {advertise_url!r}")
 
@@ -46,7 +50,8 @@ def start(
         arch=get("node.arch", arch),
         devices=get("node.devices", devices),
         gateway=gateway_value,
-        token=resolved_token,
+        token=resolved_token or "",
+        node_token=node_token or "",
         advertise_url=advertise_url or "",
         default_timeout_s=get("verify.timeout_s"),
         memory_mb=get("verify.memory_mb"),

@@ -1,4 +1,4 @@
-"""`kgen worker register|list|remove`: the nodes a gateway dispatches to."""
+"""`kgen worker register|list|remove`: the nodes a gateway dispatches to (register = enroll a node token)."""
 
 from __future__ import annotations
 
@@ -15,25 +15,31 @@ worker_app = typer.Typer(help="Register, list and remove the nodes of a gateway.
 @worker_app.command("register")
 def register_worker(
     node_url: str = typer.Argument(..., help="The node's URL, e.g. http://10.0.0.5:9001."),
-    backend: Optional[str] = typer.Option(None, "--backend", help="cpu or cuda (default: asked from the node)."),
-    arch: Optional[str] = typer.Option(None, "--arch", help="Arch label (default: asked from the node)."),
-    capacity: Optional[int] = typer.Option(None, "--capacity", min=1, help="Concurrent candidates (default: asked from the node)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
+    name: Optional[str] = typer.Option(None, "--name", help="Token name (default: node-<random>)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {token, secret, url} as JSON."),
     gateway: Optional[str] = GATEWAY_OPTION,
     token: Optional[str] = TOKEN_OPTION,
 ) -> None:
-    """Register a running node with the gateway (static registration; nodes started with --gateway do it themselves)."""
-    from kgen.cli._output import print_json
+    """Enroll a node: create a node token valid for NODE_URL only; the node then registers itself with it.
+
+    The gateway never contacts NODE_URL here: it sends no credential to a node before the node has
+    proved, by registering with this token, that it holds it.
+    """
+    from kgen.cli._output import err, print_json
+    from kgen.core.config import resolve
 
     if not node_url.startswith(("http://", "https://")):
         raise BadInput(f"node URL must start with http:// or https://, got {node_url!r}")
-    if backend is not None and backend not in ("cpu", "cuda"):
-        raise BadInput(f"--backend must be cpu or cuda, got {backend!r}")
-    answer = gateway_client(gateway, token).register_worker(node_url, backend=backend, arch=arch, capacity=capacity)
+    answer = gateway_client(gateway, token).create_token("node", name, url=node_url.rstrip("/"))
+    answer.pop("api_version", None)
     if as_json:
-        print_json(answer)
-    else:
-        typer.echo(answer["worker_id"])
+        print_json({**answer, "url": node_url.rstrip("/")})
+        return
+    typer.echo(answer["secret"])
+    gateway_url, _ = resolve("gateway.url", gateway)
+    err().print(f"node token {answer['token']['name']!r} for {node_url} (shown once). On the node, save it to a "
+                f"file (mode 0600) and run:\n  kgen node start --gateway {gateway_url} "
+                f"--advertise-url {node_url} --token-file FILE")
 
 
 @worker_app.command("list")
@@ -56,11 +62,11 @@ def list_workers(
         for worker in workers:
             print_jsonl(worker)
         return
-    table = Table("WORKER", "URL", "BACKEND", "ARCH", "LOAD", "HEALTHY", box=None)
+    table = Table("WORKER", "URL", "BACKEND", "ARCH", "LOAD", "HEALTHY", "SUSPECT", box=None)
     for w in workers:
         table.add_row(str(w.get("worker_id", "")), str(w.get("url", "")), str(w.get("backend", "")),
                       str(w.get("arch", "")), f"{w.get('load', 0)}/{w.get('capacity', '?')}",
-                      "yes" if w.get("healthy") else "no")
+                      "yes" if w.get("healthy") else "no", "yes" if w.get("suspect") else "no")
     out().print(table)
 
 

@@ -58,6 +58,8 @@ def _error_from_response(status: int, raw: bytes, headers: Any, where: str) -> K
     message = message or f"HTTP {status}"
     if status == 401:
         return Unauthorised(f"{where}: {message} (check --token, KGEN_TOKEN or the token file)")
+    if status == 403:
+        return Unauthorised(f"{where}: {message}", code=code or "forbidden")
     if status == 404:
         return NotFound(message, code=code)
     if 400 <= status < 500 and status != 429:
@@ -252,11 +254,27 @@ class Client(_Http):
             backoff = min(backoff * 2, 5.0) if failing_since else 0.1
 
     # -- workers --------------------------------------------------------------
-    def register_worker(self, url: str, backend: str | None = None, arch: str | None = None,
-                        capacity: int | None = None) -> dict:
-        """{worker_id, heartbeat_ttl_s}; missing backend/arch/capacity are queried from the node."""
-        body = {"url": url, "backend": backend, "arch": arch, "capacity": capacity}
+    def register_worker(self, url: str, backend: str, capacity: int, arch: str | None = None,
+                        node_id: str | None = None) -> dict:
+        """Self-registration, made by the node itself with its node token:
+        {worker_id, heartbeat_ttl_s, node_secret, worker}. The gateway calls the node with node_secret."""
+        body = {"url": url, "backend": backend, "arch": arch, "capacity": capacity, "node_id": node_id}
         return self.request("POST", "/api/v1/workers/register", {k: v for k, v in body.items() if v is not None})
+
+    # -- tokens (admin) -----------------------------------------------------------
+    def create_token(self, role: str, name: str | None = None, *, url: str | None = None) -> dict:
+        """{token: {name, role, created_at, ...}, secret}; the secret is shown this once only.
+        `url` binds a node token to the one node URL it may register."""
+        body = {"role": role, "name": name, "url": url}
+        return self.request("POST", "/api/v1/tokens", {k: v for k, v in body.items() if v is not None})
+
+    def list_tokens(self) -> list[dict]:
+        return list(self.request("GET", "/api/v1/tokens").get("tokens") or [])
+
+    def revoke_token(self, name: str) -> dict:
+        if not name or not re.match(r"^[A-Za-z0-9_.-]+$", name):
+            raise BadInput(f"not a token name: {name!r}")
+        return self.request("DELETE", f"/api/v1/tokens/{_quote(name)}")
 
     def list_workers(self) -> list[dict]:
         return list(self.request("GET", "/api/v1/workers").get("workers") or [])

@@ -54,12 +54,17 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("gateway.max_queue", int, 256, None, "queued jobs before submits get 429", _positive),
     Key("gateway.heartbeat_ttl_s", float, 30.0, None, "worker heartbeat TTL in seconds", _positive),
     Key("gateway.max_attempts", int, 3, None, "tries of one candidate on different nodes", _positive),
+    Key("gateway.max_node_capacity", int, 16, None, "cap on the capacity a node reports for itself", _positive),
+    Key("gateway.cross_check", str, "auto", None,
+        "auto: re-verify a correct candidate on a second node when one serves the backend; off",
+        lambda v: None if v in ("auto", "off") else "must be 'auto' or 'off'"),
     Key("node.host", str, "127.0.0.1", "KGEN_NODE_HOST", "address the node binds"),
     Key("node.port", int, 9001, "KGEN_NODE_PORT", "port the node binds", _port),
     Key("node.backend", str, "cpu", "KGEN_NODE_BACKEND", "cpu (Triton interpreter) or cuda", _backend),
     Key("node.arch", str, "", "KGEN_NODE_ARCH", "arch label, e.g. h100 (default: detected)"),
     Key("node.devices", str, "", "KGEN_NODE_DEVICES", "device ids, e.g. 0,1 (cpu: number of slots)"),
     Key("node.gateway", str, "", "KGEN_NODE_GATEWAY", "gateway URL to self-register with"),
+    Key("node.token_file", str, "", "KGEN_NODE_TOKEN_FILE", "file holding this node's node token (registers with the gateway)"),
     Key("store.path", str, "", "KGEN_STORE", "local-mode SQLite file (default: <home>/kgen.db)"),
     Key("verify.timeout_s", float, 300.0, "KGEN_VERIFY_TIMEOUT", "per-candidate timeout in seconds", _positive),
     Key("verify.memory_mb", int, 8192, "KGEN_VERIFY_MEMORY_MB", "per-candidate address-space limit", _positive),
@@ -188,6 +193,25 @@ def resolve_token(flag: str | None = None) -> tuple[str | None, str]:
         if text:
             return text, f"file {path}"
     return None, "none"
+
+
+def resolve_node_token(token_file: str | None = None) -> tuple[str | None, str]:
+    """A node's node token: --token-file, $KGEN_NODE_TOKEN, then the file named by node.token_file."""
+    path_value, origin = (token_file, "flag --token-file") if token_file else (None, "")
+    if not path_value and os.environ.get("KGEN_NODE_TOKEN"):
+        return os.environ["KGEN_NODE_TOKEN"].strip(), "env KGEN_NODE_TOKEN"
+    if not path_value:
+        path_value, origin = resolve("node.token_file")
+    if not path_value:
+        return None, "none"
+    path = Path(path_value).expanduser()
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read node token file {path} ({origin}): {exc.strerror or exc}") from None
+    if not text:
+        raise ConfigError(f"node token file {path} is empty")
+    return text, f"file {path}"
 
 
 # -- writing ---------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Every JSON body carries `api_version: "v1"`; request bodies are size-limited and validated
 against a small schema with unknown fields rejected; every route but the open ones
-(`/livez`, `/readyz`) needs `Authorization: Bearer <token>`, compared in constant time; every
+(`/livez`, `/readyz`) needs `Authorization: Bearer <token>`, compared in constant time, whose role
+the route admits (any bad credential: 401; a known token of another role: 403); every
 error is `{"api_version": "v1", "error": {"code", "message", ...}}`. No request may kill a
 daemon: anything a handler raises becomes a JSON error response.
 
@@ -18,7 +19,8 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
 
 from aiohttp import web
 
@@ -128,22 +130,91 @@ async def read_json(request: web.Request, schema: Schema) -> dict[str, Any]:
     return validate(data, schema)
 
 
+MAX_AUTH_HEADER = 4096   # longer Authorization headers are refused (401) before any lookup
+# The parser's own limit must sit above MAX_AUTH_HEADER, so an oversized header reaches the
+# middleware (a JSON 401) instead of the parser's plain-text 400. Pass to web.AppRunner.
+SERVER_LIMITS = {"max_field_size": 65536, "max_line_size": 65536}
+ROLES = ("client", "node", "admin")
+PRINCIPAL_KEY = "kgen_principal"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made a request: a role, a token name and, for node tokens, the worker it is bound to."""
+
+    role: str
+    name: str
+    worker_id: str | None = None
+    url: str | None = None
+
+
+# secret -> Principal, or None when the secret is not a live token
+Authenticator = Callable[[str], "Principal | None"]
+# request -> roles allowed on its route
+RouteRoles = Callable[[web.Request], Iterable[str]]
+
+
+def bearer_secret(header: str | None) -> str | None:
+    """The secret of an `Authorization: Bearer <secret>` header, or None for anything else.
+
+    Tokens are printable ASCII; a header that is not (non-UTF-8 bytes arrive as surrogates)
+    or is oversized is simply not a credential, so it can never reach an encoder and raise.
+    """
+    if not header or len(header) > MAX_AUTH_HEADER:
+        return None
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret or not all(33 <= ord(c) < 127 for c in secret):
+        return None
+    return secret
+
+
 def bearer_ok(header: str | None, token: str) -> bool:
-    if not header or not header.startswith("Bearer "):
-        return False
-    return hmac.compare_digest(header[len("Bearer "):].strip().encode(), token.encode())
+    secret = bearer_secret(header)
+    return secret is not None and hmac.compare_digest(secret.encode(), token.encode())
+
+
+def single_token(token: str, role: str = "admin", name: str = "admin") -> Authenticator:
+    """An authenticator that knows one secret (constant-time compare)."""
+    expected = token.encode()
+    principal = Principal(role=role, name=name)
+    return lambda secret: principal if hmac.compare_digest(secret.encode(), expected) else None
 
 
 MAX_BODY_KEY = web.AppKey("kgen_max_body", int)
 
 
-def _auth_middleware(token: str, open_paths: Iterable[str]):
+def _unauthorised(message: str) -> web.Response:
+    return json_error(401, "unauthorised", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _auth_middleware(authenticate: Authenticator, open_paths: Iterable[str], route_roles: RouteRoles | None):
     open_set = frozenset(open_paths)
 
     @web.middleware
     async def auth(request: web.Request, handler):
-        if request.path not in open_set and not bearer_ok(request.headers.get("Authorization"), token):
-            return json_error(401, "unauthorised", "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+        if request.path in open_set:
+            return await handler(request)
+        header = request.headers.get("Authorization")
+        if not header:
+            return _unauthorised("missing bearer token")
+        secret = bearer_secret(header)
+        if secret is None:
+            return _unauthorised("malformed Authorization header (expected 'Bearer <token>')")
+        try:
+            principal = authenticate(secret)
+        except Exception:  # a broken token store must not turn into a 500 with the token in it
+            log.warning("token lookup failed for %s %s", request.method, request.path)
+            principal = None
+        if principal is None:
+            return _unauthorised("wrong or revoked bearer token")
+        if route_roles is not None:
+            allowed = tuple(route_roles(request))
+            if principal.role not in allowed:
+                return json_error(403, "forbidden",
+                                  f"a {principal.role} token may not {request.method} {request.path}; "
+                                  f"needs role {' or '.join(allowed) or 'none'}", role=principal.role)
+        request[PRINCIPAL_KEY] = principal
         return await handler(request)
 
     return auth
@@ -188,13 +259,20 @@ async def error_middleware(request: web.Request, handler):
         return json_error(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
 
-def make_app(token: str, *, max_body: int = DEFAULT_MAX_BODY, open_paths: Iterable[str] = OPEN_PATHS) -> web.Application:
-    """An aiohttp app with the shared middlewares: JSON errors (outermost), body limit, auth."""
-    if not token:
+def make_app(auth: "str | Authenticator", *, max_body: int = DEFAULT_MAX_BODY, open_paths: Iterable[str] = OPEN_PATHS,
+             route_roles: RouteRoles | None = None) -> web.Application:
+    """An aiohttp app with the shared middlewares: JSON errors (outermost), body limit, auth.
+
+    `auth` is one token (its holder is admin) or an authenticator; `route_roles` (optional)
+    names the roles each route admits: a known token with another role gets 403.
+    """
+    if not auth:
         raise ValueError("a daemon needs a token")
+    authenticate = single_token(auth) if isinstance(auth, str) else auth
     app = web.Application(
         client_max_size=max_body,
-        middlewares=[error_middleware, _body_limit_middleware(max_body), _auth_middleware(token, open_paths)],
+        middlewares=[error_middleware, _body_limit_middleware(max_body),
+                     _auth_middleware(authenticate, open_paths, route_roles)],
     )
     app[MAX_BODY_KEY] = max_body
     return app

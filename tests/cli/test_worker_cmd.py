@@ -1,4 +1,5 @@
-"""`kgen worker register|list|remove` against a real gateway and a node started without --gateway."""
+"""`kgen worker register|list|remove` against a real gateway; register enrolls a node token that
+the node then registers itself with (the gateway never contacts a URL it was only told about)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon" / "node"))
 
-from node_helpers import TOKEN, Daemon, daemon_env  # noqa: E402
+from node_helpers import TOKEN, Daemon, daemon_env, wait_until  # noqa: E402
 
 from kgen.cli import main  # noqa: E402
+from kgen.core.client import Client  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def daemons(tmp_path_factory):
+def gateway(tmp_path_factory):
     home = tmp_path_factory.mktemp("workercli")
-    env = daemon_env(home)
-    gw = Daemon(["gateway", "start", "--port", "0", "--db", str(home / "gw.db")], env, "gateway")
-    node = Daemon(["node", "start", "--port", "0", "--devices", "2"], env, "node")
-    yield gw, node
-    node.stop()
+    gw = Daemon(["gateway", "start", "--port", "0", "--db", str(home / "gw.db")], daemon_env(home), "gateway")
+    yield gw, home
     gw.stop()
 
 
@@ -41,46 +40,54 @@ def cli(monkeypatch, tmp_path, capsys):
     return run
 
 
-def test_register_queries_the_node_then_list_and_remove(cli, daemons):
-    gw, node = daemons
-    code, out, err = cli("worker", "register", node.url, "--gateway", gw.url)
-    assert code == 0, err
-    worker_id = out.strip()
-    code, out, _ = cli("worker", "list", "--gateway", gw.url, "--json")
-    workers = json.loads(out)["workers"]
-    mine = [w for w in workers if w["worker_id"] == worker_id]
-    assert len(mine) == 1
-    assert mine[0]["url"] == node.url and mine[0]["backend"] == "cpu" and mine[0]["capacity"] == 2
-    assert mine[0]["healthy"] is True
-    code, out, _ = cli("worker", "list", "--gateway", gw.url)
-    assert code == 0 and worker_id in out and node.url in out
+def test_register_enrolls_a_node_that_then_registers_itself_and_list_and_remove(cli, gateway, tmp_path):
+    gw, home = gateway
+    import socket
 
-    code, out, err = cli("worker", "remove", worker_id, "--gateway", gw.url)
+    with socket.socket() as s:   # the node's future address, known before it starts
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    code, out, err = cli("worker", "register", url, "--name", "enrolled", "--gateway", gw.url)
     assert code == 0, err
+    secret = out.strip()
+    assert secret and "--token-file" in err
+    assert Client(gw.url, TOKEN).list_workers() == []     # nothing registered, nothing contacted
+
+    token_file = tmp_path / "node.token"
+    token_file.write_text(secret + "\n")
+    env = daemon_env(home)
+    del env["KGEN_TOKEN"]                                  # the node holds its node token only
+    node = Daemon(["node", "start", "--port", str(port), "--devices", "2", "--gateway", gw.url,
+                   "--token-file", str(token_file)], env, "node")
+    try:
+        assert wait_until(lambda: Client(gw.url, TOKEN).list_workers(), 60)
+        code, out, _ = cli("worker", "list", "--gateway", gw.url, "--json")
+        [worker] = json.loads(out)["workers"]
+        assert worker["url"] == url and worker["backend"] == "cpu" and worker["capacity"] == 2
+        assert worker["healthy"] is True and worker["suspect"] == ""
+        code, out, _ = cli("token", "list", "--gateway", gw.url, "--json")
+        [enrolled] = [t for t in json.loads(out)["tokens"] if t["name"] == "enrolled"]
+        assert enrolled["worker_id"] == worker["worker_id"] and enrolled["url"] == url
+        code, out, _ = cli("worker", "list", "--gateway", gw.url)
+        assert code == 0 and worker["worker_id"] in out and "SUSPECT" in out
+
+        code, out, err = cli("worker", "remove", worker["worker_id"], "--gateway", gw.url, "--json")
+        assert code == 0, err
+        assert json.loads(out) == {"worker_id": worker["worker_id"], "removed": True}
+    finally:
+        node.stop()
     code, out, _ = cli("worker", "list", "--gateway", gw.url, "--jsonl")
-    assert worker_id not in out
-
-
-def test_explicit_capacity_wins(cli, daemons):
-    gw, node = daemons
-    code, out, err = cli("worker", "register", node.url, "--gateway", gw.url, "--capacity", "1", "--json")
-    assert code == 0, err
-    worker_id = json.loads(out)["worker_id"]
-    code, out, _ = cli("worker", "list", "--gateway", gw.url, "--json")
-    assert [w["capacity"] for w in json.loads(out)["workers"] if w["worker_id"] == worker_id] == [1]
-    code, out, err = cli("worker", "remove", worker_id, "--gateway", gw.url, "--json")
-    assert code == 0, err
-    assert json.loads(out) == {"worker_id": worker_id, "removed": True}
+    assert worker["worker_id"] not in out
 
 
 @pytest.mark.parametrize("args", [
     ("register", "ftp://nowhere"),
-    ("register", "http://127.0.0.1:1"),          # nothing listens there: the gateway cannot ask it
-    ("register", "http://x", "--backend", "tpu"),
+    ("register", "http://127.0.0.1:1/path"),
     ("remove", "does-not-exist"),
     ("remove", "../../etc"),
 ])
-def test_bad_worker_commands_exit_2(cli, daemons, args):
-    gw, _ = daemons
+def test_bad_worker_commands_exit_2(cli, gateway, args):
+    gw, _ = gateway
     code, out, err = cli("worker", *args, "--gateway", gw.url)
     assert code == 2 and err.startswith("kgen: error:") and out == ""

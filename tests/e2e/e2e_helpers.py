@@ -37,9 +37,19 @@ class Cluster:
         return Daemon(["gateway", "start", "--port", str(port), "--db", str(self.db), "--stream-heartbeat", "1"],
                       self.env, "gateway")
 
+    def node_token(self) -> Path:
+        """A fresh node token (one per node, as in a real deployment), in a 0600 file."""
+        done = kgen("token", "create", "--role", "node", "--json", "--gateway", self.gateway.url, env=self.env)
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        path = self.home / f"{answer['token']['name']}.token"
+        path.write_text(answer["secret"] + "\n")
+        path.chmod(0o600)
+        return path
+
     def start_node(self, devices: int) -> Daemon:
-        return Daemon(["node", "start", "--port", "0", "--devices", str(devices), "--gateway", self.gateway.url],
-                      self.env, "node")
+        return Daemon(["node", "start", "--port", "0", "--devices", str(devices), "--gateway", self.gateway.url,
+                       "--token-file", str(self.node_token())], self.env, "node")
 
     @property
     def client(self) -> Client:

@@ -15,9 +15,63 @@ from kgen.daemon.gateway.metrics import Metrics
 from kgen.daemon.gateway.registry import Registry
 from kgen.daemon.gateway.scheduler import Scheduler
 from kgen.daemon.gateway.stream import EventHub, stream_events
-from kgen.daemon.http import DEFAULT_MAX_BODY, HttpError, json_response, make_app
+from kgen.core.errors import NotFound
+from kgen.daemon.http import (DEFAULT_MAX_BODY, PRINCIPAL_KEY, ROLES, Authenticator, HttpError, Principal,
+                              json_response, make_app)
 
-NODE_STATUS_TIMEOUT_S = 10.0
+DEFAULT_MAX_NODE_CAPACITY = 16
+
+C, N, A = "client", "node", "admin"
+# Route -> roles it admits (one table). A node token may touch only its own worker (handlers check).
+ROUTE_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("GET", "/metrics"): (C, A),
+    ("POST", "/api/v1/workers/register"): (N, A),
+    ("POST", "/api/v1/workers/{worker_id}/heartbeat"): (N, A),
+    ("DELETE", "/api/v1/workers/{worker_id}"): (N, A),
+    ("GET", "/api/v1/workers"): (C, A),
+    ("POST", "/api/v1/jobs"): (C, A),
+    ("GET", "/api/v1/jobs"): (C, A),
+    ("GET", "/api/v1/jobs/{job_id}"): (C, A),
+    ("POST", "/api/v1/jobs/{job_id}/cancel"): (C, A),
+    ("GET", "/api/v1/jobs/{job_id}/result"): (C, A),
+    ("GET", "/api/v1/jobs/{job_id}/events"): (C, A),
+    ("POST", "/api/v1/tokens"): (A,),
+    ("GET", "/api/v1/tokens"): (A,),
+    ("DELETE", "/api/v1/tokens/{name}"): (A,),
+}
+
+
+def route_roles(request: web.Request) -> tuple[str, ...]:
+    method = "GET" if request.method == "HEAD" else request.method
+    info = request.match_info
+    resource = info.route.resource if info is not None and info.route is not None else None
+    if resource is None:
+        return ROLES  # no such route: any valid token then gets the 404/405
+    return ROUTE_ROLES.get((method, resource.canonical), (A,))
+
+
+def new_node_secret() -> str:
+    import secrets
+
+    return "kgn_" + secrets.token_urlsafe(32)
+
+
+def gateway_authenticator(admin_token: str, store) -> Authenticator:
+    """The configured token (token file / KGEN_TOKEN) is admin; others are looked up by hash."""
+    import hmac
+
+    expected = admin_token.encode()
+    admin = Principal(role="admin", name="admin")
+
+    def authenticate(secret: str) -> Principal | None:
+        if hmac.compare_digest(secret.encode(), expected):
+            return admin
+        row = store.check_token(secret)
+        if row is None:
+            return None
+        return Principal(role=row["role"], name=row["name"], worker_id=row.get("worker_id"), url=row.get("url"))
+
+    return authenticate
 
 
 @dataclass
@@ -31,6 +85,7 @@ class Gateway:
     metrics: Metrics
     hub: EventHub
     heartbeat_s: float = 15.0
+    max_node_capacity: int = DEFAULT_MAX_NODE_CAPACITY
     ready: bool = False
     closing: asyncio.Event = field(default_factory=asyncio.Event)
     started_at: float = field(default_factory=time.time)
@@ -61,47 +116,73 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 # -- workers ------------------------------------------------------------------------------
-async def _node_status(gw: Gateway, url: str) -> dict:
-    import aiohttp
+def _principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL_KEY]
 
-    try:
-        async with gw.scheduler.session.get(f"{url}/api/v1/status",
-                                            timeout=aiohttp.ClientTimeout(total=NODE_STATUS_TIMEOUT_S)) as resp:
-            data = await resp.json(content_type=None)
-            if resp.status != 200 or not isinstance(data, dict):
-                raise HttpError(422, "node_unavailable", f"node at {url} answered HTTP {resp.status} to /api/v1/status")
-            return data
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, ConnectionError) as exc:
-        raise HttpError(422, "node_unreachable",
-                        f"cannot query node status at {url}: {type(exc).__name__}: {exc}".rstrip(": ")) from None
+
+def _own_worker(request: web.Request, worker_id: str) -> None:
+    """A node token touches only the worker it is bound to."""
+    p = _principal(request)
+    if p.role == "node" and p.worker_id != worker_id:
+        raise HttpError(403, "forbidden", f"node token {p.name!r} is bound to worker {p.worker_id or '(none yet)'}, "
+                        f"not {worker_id}", role=p.role)
+
+
+def _check_node_claim(gw: Gateway, p: Principal, url: str) -> None:
+    """A node token registers one node: the URL it was issued for, the worker it is bound to."""
+    if p.role != "node":
+        return
+    if p.url and p.url.rstrip("/") != url:
+        raise HttpError(403, "forbidden", f"node token {p.name!r} was issued for {p.url}, not {url}")
+    holder = gw.store.worker_id_for_url(url)
+    if p.worker_id:
+        if holder not in (None, p.worker_id):
+            raise HttpError(403, "forbidden", f"{url} is registered as another worker ({holder})")
+        try:
+            bound_url = gw.store.get_worker(p.worker_id)["url"]
+        except NotFound:
+            bound_url = None
+        if bound_url not in (None, url):
+            raise HttpError(403, "forbidden", f"node token {p.name!r} is bound to worker {p.worker_id} at {bound_url}")
+    elif holder is not None:
+        owner = gw.store.token_bound_to(holder)
+        if owner is not None and owner != p.name:
+            raise HttpError(403, "forbidden", f"{url} is registered as worker {holder} by another node token")
 
 
 async def register_worker(request: web.Request) -> web.Response:
+    """Self-registration: the caller proves it holds a node token (or admin token) by making the call.
+
+    Nothing here contacts the URL: the gateway sends no credential anywhere before that proof.
+    The reply carries a fresh per-node secret, the only credential the gateway will call the node with.
+    """
     gw = _gw(request)
+    p = _principal(request)
     body = await schemas.read_body(request, schemas.REGISTER)
     url = body["url"].rstrip("/")
-    backend, arch, capacity = body.get("backend"), body.get("arch"), body.get("capacity")
-    if backend is None or arch is None or capacity is None:
-        status = await _node_status(gw, url)
-        try:
-            queried = schemas.check_values(
-                {"backend": status.get("backend"), "arch": status.get("arch") or "",
-                 "capacity": int(status.get("capacity"))}, schemas.REGISTER)
-        except (TypeError, ValueError):
-            raise HttpError(422, "node_unavailable", f"node at {url} reported an unusable status") from None
-        backend = backend if backend is not None else queried["backend"]
-        arch = arch if arch is not None else queried["arch"]
-        capacity = capacity if capacity is not None else queried["capacity"]
-        body.setdefault("node_id", str(status.get("node_id") or ""))
-    worker = gw.registry.register(url=url, backend=backend, arch=arch, capacity=capacity,
-                                  node_id=body.get("node_id") or "")
+    for name in ("backend", "capacity"):
+        if body.get(name) is None:
+            raise HttpError(400, "missing_field", f"missing required field {name!r}: a node registers itself "
+                            "with its backend and capacity (`kgen node start --gateway URL`)", field=name)
+    _check_node_claim(gw, p, url)
+    reported = body["capacity"]
+    capacity = min(reported, gw.max_node_capacity)
+    secret = new_node_secret()
+    worker = gw.registry.register(url=url, backend=body["backend"], arch=body.get("arch") or "", capacity=capacity,
+                                  node_id=body.get("node_id") or "", secret=secret,
+                                  worker_id=p.worker_id if p.role == "node" else None)
+    if reported > capacity:
+        gw.registry.log("capacity_capped", worker_id=worker.worker_id, reported=reported, capacity=capacity)
+    if p.role == "node" and not p.worker_id:
+        gw.store.bind_token(p.name, worker.worker_id)
     return json_response({"worker_id": worker.worker_id, "heartbeat_ttl_s": gw.registry.ttl,
-                          "worker": worker.public(gw.registry.ttl)})
+                          "node_secret": secret, "worker": worker.public(gw.registry.ttl)})
 
 
 async def heartbeat(request: web.Request) -> web.Response:
     gw = _gw(request)
     worker_id = schemas.worker_id_param(request.match_info["worker_id"])
+    _own_worker(request, worker_id)
     body = await schemas.read_body(request, schemas.HEARTBEAT)
     gw.registry.heartbeat(worker_id, load=body.get("load"), state=body.get("state"))
     return json_response({"ok": True, "heartbeat_ttl_s": gw.registry.ttl})
@@ -110,8 +191,40 @@ async def heartbeat(request: web.Request) -> web.Response:
 async def remove_worker(request: web.Request) -> web.Response:
     gw = _gw(request)
     worker_id = schemas.worker_id_param(request.match_info["worker_id"])
-    gw.registry.remove(worker_id)
+    _own_worker(request, worker_id)
+    gw.registry.remove(worker_id, reason="deregistered" if _principal(request).role == "node" else "removed")
     return json_response({"removed": True, "worker_id": worker_id})
+
+
+# -- tokens (admin) -------------------------------------------------------------------------------
+async def create_token(request: web.Request) -> web.Response:
+    gw = _gw(request)
+    body = await schemas.read_body(request, schemas.TOKEN_CREATE)
+    url = body.get("url")
+    token, secret = gw.store.create_token(body["role"], body.get("name"), url=url.rstrip("/") if url else None)
+    gw.registry.log("token_created", name=token["name"], role=token["role"], by=_principal(request).name)
+    return json_response({"token": token, "secret": secret}, status=201)
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    return json_response({"tokens": _gw(request).store.list_tokens()})
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    gw = _gw(request)
+    name = schemas.token_name_param(request.match_info["name"])
+    token = gw.store.get_token(name)
+    gw.store.revoke_token(name)
+    # A revoked node token takes its worker with it: the gateway stops calling that node.
+    removed = None
+    if token.get("worker_id"):
+        try:
+            gw.registry.remove(token["worker_id"], reason="token_revoked")
+            removed = token["worker_id"]
+        except NotFound:
+            pass
+    gw.registry.log("token_revoked", name=name, by=_principal(request).name)
+    return json_response({"revoked": True, "name": name, "worker_removed": removed})
 
 
 async def list_workers(request: web.Request) -> web.Response:
@@ -250,7 +363,7 @@ def _gauges(gw: Gateway):
 
 
 def build_app(gw: Gateway, token: str, *, max_body: int = DEFAULT_MAX_BODY) -> web.Application:
-    app = make_app(token, max_body=max_body)
+    app = make_app(gateway_authenticator(token, gw.store), max_body=max_body, route_roles=route_roles)
     app.middlewares.insert(0, _metrics_middleware(gw.metrics))
     gw.metrics.add_gauges(_gauges(gw))
     app[GATEWAY_KEY] = gw
@@ -268,5 +381,8 @@ def build_app(gw: Gateway, token: str, *, max_body: int = DEFAULT_MAX_BODY) -> w
     r.add_post("/api/v1/jobs/{job_id}/cancel", cancel_job)
     r.add_get("/api/v1/jobs/{job_id}/result", job_result)
     r.add_get("/api/v1/jobs/{job_id}/events", job_events)
+    r.add_post("/api/v1/tokens", create_token)
+    r.add_get("/api/v1/tokens", list_tokens)
+    r.add_delete("/api/v1/tokens/{name}", revoke_token)
     return app
 

@@ -207,12 +207,12 @@ class JobManager:
         gateway_opts = {k: spec.pop(k) for k in GATEWAY_SPEC_KEYS if k in spec}
         cancel = asyncio.Event()
         ctx = DispatchContext(
-            job_id=job_id, task_source=task.source, op_name=task.op_name, backend=spec.get("backend", "cpu"),
+            job_id=job_id, task_source=task.source, task_id=task.id, op_name=task.op_name, backend=spec.get("backend", "cpu"),
             arch=spec.get("arch") or None, timeout_s=float(spec.get("timeout_s") or self.default_timeout_s),
             atol=spec.get("atol"), rtol=spec.get("rtol"),
             allow_cpu_fallback=bool(gateway_opts.get("allow_cpu_fallback")),
             candidate_id=lambda source: self._candidate_id(job_id, source),
-            add_event=lambda type_, data: self.store.add_event(job_id, type_, data),
+            add_event=lambda type_, data: self.store.add_event(job_id, type_, data, open_only=True),
             cancel=cancel,
         )
 

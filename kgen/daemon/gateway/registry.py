@@ -30,16 +30,20 @@ class Worker:
     last_heartbeat: float = field(default_factory=time.time)
     registered_at: float = field(default_factory=time.time)
     unreachable: bool = False      # set by a failed dispatch, cleared by a heartbeat
+    secret: str = ""               # the gateway's credential for calling this node (never listed)
+    suspect: str = ""              # why a cross-check disagreed with this node ("" = not suspect)
 
     def public(self, ttl: float, now: float | None = None) -> dict[str, Any]:
         data = asdict(self)
         data.pop("unreachable")
+        data.pop("secret")
         data["healthy"] = self.healthy(ttl, now)
         return data
 
     def healthy(self, ttl: float, now: float | None = None) -> bool:
+        # A suspect node is never scheduled again; only an admin's `kgen worker remove` clears it.
         now = time.time() if now is None else now
-        return (not self.unreachable and self.state in SCHEDULABLE_STATES
+        return (not self.unreachable and not self.suspect and self.state in SCHEDULABLE_STATES
                 and now - self.last_heartbeat <= ttl)
 
 
@@ -67,6 +71,7 @@ class Registry:
                 state=str(info.get("state") or "running"),
                 last_heartbeat=float(row.get("last_seen") or 0.0),
                 registered_at=float(row.get("registered_at") or 0.0),
+                secret=row.get("secret") or "", suspect=row.get("suspect") or "",
             )
             self._workers[w.worker_id] = w
 
@@ -75,13 +80,18 @@ class Registry:
         return {"node_id": w.node_id, "load": w.load, "state": w.state}
 
     # -- API ------------------------------------------------------------------
-    def register(self, *, url: str, backend: str, arch: str, capacity: int, node_id: str = "") -> Worker:
+    def log(self, event: str, **fields: Any) -> None:
+        self._log(event, **fields)
+
+    def register(self, *, url: str, backend: str, arch: str, capacity: int, node_id: str = "",
+                 secret: str = "", worker_id: str | None = None) -> Worker:
         url = url.rstrip("/")
         # The store keys workers by URL: a node that re-registers (after a gateway restart or a
         # 404 heartbeat) keeps its worker id.
         existing = next((w for w in self._workers.values() if w.url == url), None)
         state = {"node_id": node_id or (existing.node_id if existing else ""), "load": 0, "state": "running"}
-        row = self.store.upsert_worker(url, backend, arch, capacity, info=state)
+        row = self.store.upsert_worker(url, backend, arch, capacity, info=state, secret=secret,
+                                       worker_id=worker_id)
         worker = self._workers.get(row["worker_id"])
         if worker is None:
             if existing is not None:
@@ -92,6 +102,7 @@ class Registry:
         worker.backend, worker.arch, worker.capacity = backend, arch, capacity
         worker.node_id, worker.load, worker.state = state["node_id"], 0, "running"
         worker.unreachable, worker.last_heartbeat = False, time.time()
+        worker.secret, worker.suspect = secret, row.get("suspect") or ""
         self._log("worker_registered", worker_id=worker.worker_id, url=url, backend=backend,
                   arch=arch or "-", capacity=capacity)
         self._on_change()
@@ -141,6 +152,14 @@ class Registry:
         if worker is not None and not worker.unreachable:
             worker.unreachable = True
             self._log("worker_unreachable", worker_id=worker_id, url=worker.url)
+
+    def mark_suspect(self, worker_id: str, reason: str) -> None:
+        worker = self._workers.get(worker_id)
+        if worker is not None:
+            worker.suspect = reason
+        self.store.set_worker_suspect(worker_id, reason)
+        self._log("worker_suspect", worker_id=worker_id, reason=reason)
+        self._on_change()
 
     def served(self) -> list[dict[str, str]]:
         """Distinct (backend, arch) pairs healthy workers serve, for unsupported-backend errors."""

@@ -1,5 +1,11 @@
 """Dispatch of candidates to nodes: placement, per-worker in-flight accounting and retries.
 
+Every call to a node carries that node's own secret (issued when it registered itself), never a
+client's or admin's token; every verify carries a dispatch id, the task id and the candidate's
+sha, which the node's answer must echo, or the verdict is refused. With cross-checking on, a
+`correct` verdict is re-verified on a different node before it counts; a disagreement marks the
+first node suspect (it is never scheduled again) and the second node's verdict stands.
+
 Placement: a healthy worker serving the job's backend (and arch, when the job names one),
 with the most free capacity (capacity minus this gateway's in-flight dispatches to it).
 A node that cannot be reached, times out or fails is left out for that candidate and the
@@ -9,8 +15,10 @@ candidate is retried on another node, up to `max_attempts`; each retry is a job 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -27,6 +35,7 @@ class DispatchContext:
 
     job_id: str
     task_source: str
+    task_id: str
     op_name: str
     backend: str
     arch: str | None
@@ -41,17 +50,33 @@ class DispatchContext:
 
 
 class _Retry(Exception):
-    def __init__(self, reason: str, *, exclude: bool, unreachable: bool = False, wait_s: float = 0.0):
+    def __init__(self, reason: str, *, exclude: bool, unreachable: bool = False, wait_s: float = 0.0,
+                 refused: str | None = None):
         super().__init__(reason)
         self.reason, self.exclude, self.unreachable, self.wait_s = reason, exclude, unreachable, wait_s
+        self.refused = refused   # why a verdict that arrived was not accepted
+
+
+CROSS_CHECK_MODES = ("auto", "off")
+# Timings that differ by more than these factors are a disagreement. Interpreter wall times on a
+# loaded CPU swing a lot, so only gross lies ("10000x") count there.
+GPU_TIMING_RATIO = 3.0
+INTERPRETER_TIMING_RATIO = 20.0
+
+
+def candidate_sha(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
 
 
 class Scheduler:
-    def __init__(self, registry: Registry, token: str, metrics, *, max_attempts: int = 3,
+    def __init__(self, registry: Registry, metrics, *, max_attempts: int = 3,
                  call_margin_s: float = 60.0, no_worker_wait_s: float | None = None,
-                 max_busy_retries: int = 30, log: Callable[..., None] | None = None):
+                 max_busy_retries: int = 30, cross_check: str = "auto",
+                 log: Callable[..., None] | None = None):
+        if cross_check not in CROSS_CHECK_MODES:
+            raise ValueError(f"cross_check must be one of {CROSS_CHECK_MODES}, got {cross_check!r}")
         self.registry = registry
-        self.token = token
+        self.cross_check = cross_check
         self.metrics = metrics
         self.max_attempts = max_attempts
         self.call_margin_s = call_margin_s
@@ -68,10 +93,8 @@ class Scheduler:
         import aiohttp
 
         self._changed = asyncio.Event()
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=0),
-            headers={"Authorization": f"Bearer {self.token}"},
-        )
+        # No default Authorization: each call carries the secret of the node it goes to.
+        self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, limit_per_host=0))
 
     async def close(self) -> None:
         if self._session is not None:
@@ -107,7 +130,7 @@ class Scheduler:
                 best, best_key = w, key
         return best
 
-    async def _acquire(self, ctx: DispatchContext, exclude: set[str]) -> Worker | None:
+    async def _acquire(self, ctx: DispatchContext, exclude: set[str], *, strict: bool = False) -> Worker | None:
         """A worker slot, waiting while matching workers are all busy; None when no worker
         that is not excluded has served the backend for `no_worker_wait_s`."""
         absent_since: float | None = None
@@ -120,6 +143,8 @@ class Scheduler:
                 return worker
             matching = self.matching(ctx.backend, ctx.arch)
             candidates = [w for w in matching if w.worker_id not in exclude]
+            if strict and not candidates:
+                return None     # a cross-check needs a different node, never the same one again
             if matching and not candidates:
                 # Every healthy worker already failed this candidate once: try them again (the
                 # attempt budget still bounds it) rather than wait for a new node to appear.
@@ -149,13 +174,48 @@ class Scheduler:
     # -- dispatch -------------------------------------------------------------------
     async def dispatch(self, ctx: DispatchContext, candidate_source: str, *,
                        allow_ops: list[str] | None = None) -> Verdict:
-        """The node's verdict for one candidate, retried on other nodes when a node fails."""
-        exclude: set[str] = set()
+        """The node's verdict for one candidate (retried on other nodes when a node fails), and,
+        when it claims `correct` and cross-checking is on, a second node's opinion of it."""
+        verdict, worker_id, candidate_id = await self._dispatch(ctx, candidate_source, allow_ops, set())
+        if verdict.correct and worker_id is not None and self.cross_check != "off":
+            verdict = await self._cross_check(ctx, candidate_source, allow_ops, verdict, worker_id, candidate_id)
+        return verdict
+
+    async def _cross_check(self, ctx: DispatchContext, source: str, allow_ops, claimed: Verdict,
+                           first: str, candidate_id: str | None) -> Verdict:
+        others = [w for w in self.matching(ctx.backend, ctx.arch) if w.worker_id != first]
+        if not others:
+            return claimed   # auto: only one healthy node serves this backend
+        checked, second, _ = await self._dispatch(ctx, source, allow_ops, {first}, strict=True, cross_check=True)
+        if second is None:
+            await _event(ctx, "cross_check_unavailable", {"candidate_id": candidate_id, "worker_id": first,
+                                                          "message": checked.message[:300]})
+            self.metrics.inc("kgen_gateway_cross_checks_total", result="unavailable")
+            return claimed
+        disagreement = verdicts_disagree(claimed, checked)
+        if disagreement is None:
+            self.metrics.inc("kgen_gateway_cross_checks_total", result="agree")
+            await _event(ctx, "cross_checked", {"candidate_id": candidate_id, "worker_id": first,
+                                                "checked_by": second})
+            return claimed
+        self.metrics.inc("kgen_gateway_cross_checks_total", result="disagree")
+        self.metrics.inc("kgen_gateway_suspect_workers_total")
+        self.registry.mark_suspect(first, f"cross-check by {second}: {disagreement}")
+        await _event(ctx, "worker_suspect", {"candidate_id": candidate_id, "worker_id": first, "checked_by": second,
+                                             "reason": disagreement, "claimed_status": claimed.status,
+                                             "checked_status": checked.status})
+        self._log("worker_suspect", job_id=ctx.job_id, worker_id=first, checked_by=second, reason=disagreement)
+        return checked   # the candidate's verdict is the honest node's
+
+    async def _dispatch(self, ctx: DispatchContext, candidate_source: str, allow_ops: list[str] | None,
+                        exclude: set[str], *, strict: bool = False,
+                        cross_check: bool = False) -> tuple[Verdict, str | None, str | None]:
+        """(verdict, worker id that gave it or None, candidate id)."""
         failures: list[str] = []
         attempt, busy = 0, 0    # node failures (bounded by max_attempts); busy answers (bounded apart)
         candidate_id = None
         while attempt < self.max_attempts and busy <= self.max_busy_retries:
-            worker = await self._acquire(ctx, exclude)
+            worker = await self._acquire(ctx, exclude, strict=strict)
             if worker is None:
                 failures.append("no healthy worker serves "
                                 f"backend={ctx.backend} arch={ctx.arch or 'any'}")
@@ -163,12 +223,15 @@ class Scheduler:
             if candidate_id is None:
                 candidate_id = ctx.candidate_id(candidate_source)
             wait_s = 0.0
+            dispatch = {"dispatch_id": uuid.uuid4().hex, "task_id": ctx.task_id,
+                        "candidate_sha": candidate_sha(candidate_source)}
             try:
-                await _event(ctx, "candidate_dispatched", {"candidate_id": candidate_id,
-                                                           "worker_id": worker.worker_id})
-                verdict = await self._call_node(worker, ctx, candidate_source, allow_ops)
+                await _event(ctx, "candidate_dispatched", {"candidate_id": candidate_id, "worker_id": worker.worker_id,
+                                                           "dispatch_id": dispatch["dispatch_id"],
+                                                           **({"cross_check": True} if cross_check else {})})
+                verdict = await self._call_node(worker, ctx, candidate_source, allow_ops, dispatch)
                 self.metrics.inc("kgen_gateway_dispatches_total", result="ok")
-                return verdict
+                return verdict, worker.worker_id, candidate_id
             except _Retry as retry:
                 self.metrics.inc("kgen_gateway_dispatch_errors_total", reason=retry.reason)
                 if retry.reason == "busy":
@@ -180,6 +243,11 @@ class Scheduler:
                     self.registry.mark_unreachable(worker.worker_id)
                 if retry.exclude:
                     exclude.add(worker.worker_id)
+                if retry.refused is not None:
+                    await _event(ctx, "verdict_refused", {"candidate_id": candidate_id, "worker_id": worker.worker_id,
+                                                          "dispatch_id": dispatch["dispatch_id"],
+                                                          "reason": retry.refused})
+                    self._log("verdict_refused", job_id=ctx.job_id, worker_id=worker.worker_id, reason=retry.refused)
                 await _event(ctx, "candidate_retry", {"candidate_id": candidate_id, "worker_id": worker.worker_id,
                                                       "reason": retry.reason, "attempt": attempt + busy})
                 self._log("dispatch_retry", job_id=ctx.job_id, worker_id=worker.worker_id,
@@ -190,16 +258,20 @@ class Scheduler:
             if wait_s:
                 await asyncio.sleep(wait_s)
         self.metrics.inc("kgen_gateway_dispatches_total", result="failed")
-        return Verdict(status="crashed", device="",
-                       message="no node could verify the candidate: " + "; ".join(failures[-5:]))
+        return (Verdict(status="crashed", device="",
+                        message="no node could verify the candidate: " + "; ".join(failures[-5:])),
+                None, candidate_id)
 
     async def _call_node(self, worker: Worker, ctx: DispatchContext, candidate_source: str,
-                         allow_ops: list[str] | None) -> Verdict:
+                         allow_ops: list[str] | None, dispatch: dict[str, str]) -> Verdict:
         import aiohttp
 
+        if not worker.secret:
+            # Registered before secrets existed (or by hand): it never proved itself; send nothing.
+            raise _Retry("no_node_secret", exclude=True, unreachable=True)
         body: dict[str, Any] = {"api_version": API_VERSION, "task": ctx.task_source,
                                 "candidate": candidate_source, "timeout_s": ctx.timeout_s,
-                                "op_name": ctx.op_name}
+                                "op_name": ctx.op_name, "dispatch": dispatch}
         if ctx.atol is not None:
             body["atol"] = ctx.atol
         if ctx.rtol is not None:
@@ -212,9 +284,13 @@ class Scheduler:
             if ctx.allow_cpu_fallback:
                 lease = await self._acquire_lease(worker, ctx)
                 body["lease_id"] = lease
-            async with self._session.post(f"{worker.url}/api/v1/verify", json=body, timeout=timeout) as resp:
+            async with self._session.post(f"{worker.url}/api/v1/verify", json=body, timeout=timeout,
+                                          headers=_auth(worker)) as resp:
                 data = await _json_or_none(resp)
-                return _verdict_from_response(resp.status, resp.headers, data)
+                verdict = _verdict_from_response(resp.status, resp.headers, data)
+            if resp.status == 200:
+                _check_binding(data, verdict, dispatch)
+            return verdict
         except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError) as exc:
             raise _Retry("unreachable", exclude=True, unreachable=True) from exc
         except asyncio.TimeoutError as exc:
@@ -228,7 +304,7 @@ class Scheduler:
 
         body = {"api_version": API_VERSION, "ttl_s": ctx.timeout_s + self.call_margin_s,
                 "allow_cpu_fallback": True}
-        async with self._session.post(f"{worker.url}/api/v1/acquire_device", json=body,
+        async with self._session.post(f"{worker.url}/api/v1/acquire_device", json=body, headers=_auth(worker),
                                       timeout=aiohttp.ClientTimeout(total=30)) as resp:
             data = await _json_or_none(resp)
             if resp.status == 200 and isinstance(data, dict) and data.get("lease_id"):
@@ -242,10 +318,57 @@ class Scheduler:
         try:
             async with self._session.post(f"{worker.url}/api/v1/release_device",
                                           json={"api_version": API_VERSION, "lease_id": lease_id},
-                                          timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                                          headers=_auth(worker), timeout=aiohttp.ClientTimeout(total=10)) as resp:
                 await resp.read()
         except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
             pass  # the node expires the lease on its own
+
+
+def _auth(worker: Worker) -> dict[str, str]:
+    return {"Authorization": f"Bearer {worker.secret}"}
+
+
+def _check_binding(data: Any, verdict: Verdict, dispatch: dict[str, str]) -> None:
+    """The answer must be for this dispatch: same dispatch id, task and candidate, echoed back."""
+    echo = data.get("dispatch") if isinstance(data, dict) else None
+    problems = []
+    if not isinstance(echo, dict):
+        problems.append("no dispatch echo")
+    else:
+        for key, sent in dispatch.items():
+            if echo.get(key) != sent:
+                problems.append(f"{key} {str(echo.get(key))[:16]!r} != {sent[:16]!r}")
+    if verdict.task_id and verdict.task_id != dispatch["task_id"]:
+        problems.append("verdict is for another task")
+    if verdict.candidate_sha and verdict.candidate_sha != dispatch["candidate_sha"]:
+        problems.append("verdict is for another candidate")
+    if problems:
+        raise _Retry("verdict_mismatch", exclude=True, refused="; ".join(problems))
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or a <= 0 or b <= 0:
+        return None
+    return max(a, b) / min(a, b)
+
+
+def verdicts_disagree(claimed: Verdict, checked: Verdict) -> str | None:
+    """Why two verdicts for the same candidate cannot both be honest, or None if they agree."""
+    if claimed.status != checked.status:
+        return f"status {claimed.status} vs {checked.status}"
+    a, b = claimed.timing, checked.timing
+    if a is None or b is None:
+        return None
+    if a.kind != b.kind:
+        return f"timing kind {a.kind} vs {b.kind}"
+    limit = GPU_TIMING_RATIO if a.kind == "gpu" else INTERPRETER_TIMING_RATIO
+    for name in ("candidate_ms", "speedup_eager"):
+        ratio = _ratio(getattr(a, name), getattr(b, name))
+        if ratio is not None and ratio > limit:
+            return f"{name} {getattr(a, name):.4g} vs {getattr(b, name):.4g}"
+    if (a.speedup_eager is None) != (b.speedup_eager is None):
+        return "speedup claimed by one node only"
+    return None
 
 
 async def _event(ctx: DispatchContext, type_: str, data: dict) -> None:

@@ -113,7 +113,7 @@ REGISTER = {
     "url": Field((str,), True, _node_url),
     "backend": Field((str,), False, _one_of("cpu", "cuda")),
     "arch": Field((str,), False, _arch),
-    "capacity": Field((int,), False, _int_range(1, 1024)),
+    "capacity": Field((int,), False, _int_range(1, 1_000_000)),
     "node_id": Field((str,), False, _label),
 }
 
@@ -124,6 +124,26 @@ HEARTBEAT = {
 }
 
 EMPTY = {"api_version": Field((str,), True)}
+
+_TOKEN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+
+
+def _token_name(v: str) -> str | None:
+    return None if _TOKEN_NAME.match(v) else "must be 1-64 characters of letters, digits, '_', '.', '-'"
+
+
+TOKEN_CREATE = {
+    "api_version": Field((str,), True),
+    "role": Field((str,), True, _one_of("client", "node", "admin")),
+    "name": Field((str,), False, _token_name),
+    "url": Field((str,), False, _node_url),
+}
+
+
+def token_name_param(raw: str) -> str:
+    if not _TOKEN_NAME.match(raw):
+        raise BadInput("token name must be 1-64 characters of letters, digits, '_', '.', '-'", code="bad_token_name")
+    return raw
 
 
 def http_schema(schema: dict[str, Field]) -> dict[str, tuple[Any, bool]]:

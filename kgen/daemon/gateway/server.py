@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from kgen.daemon.gateway.metrics import Metrics
 from kgen.daemon.gateway.registry import Registry
 from kgen.daemon.gateway.scheduler import Scheduler
 from kgen.daemon.gateway.stream import EventHub
-from kgen.daemon.http import DEFAULT_MAX_BODY
+from kgen.daemon.http import DEFAULT_MAX_BODY, SERVER_LIMITS
 from kgen.daemon.service import Service
 
 
@@ -34,6 +36,8 @@ class GatewayConfig:
     stream_heartbeat_s: float = 15.0
     max_body: int = DEFAULT_MAX_BODY
     generator_workers: int = 2
+    max_node_capacity: int = 16
+    cross_check: str = "auto"
 
 
 class GatewayService(Service):
@@ -44,11 +48,14 @@ class GatewayService(Service):
         self.gateway: Gateway | None = None
         self._runner: web.AppRunner | None = None
         self._store = None
+        self._lock: int | None = None
 
     async def on_start(self) -> None:
         from kgen.core.store import Store
 
         cfg = self.config
+        # One gateway per database: a second one would run the same jobs and write after `succeeded`.
+        self._lock = lock_database(Path(cfg.db_path).expanduser())
         try:
             self._store = store = Store(Path(cfg.db_path).expanduser())
         except (KgenError, OSError) as exc:
@@ -60,16 +67,18 @@ class GatewayService(Service):
         registry = Registry(store, cfg.heartbeat_ttl_s, log=self.log,
                             on_change=lambda: scheduler_ref and scheduler_ref[0].notify())
         registry.load()
-        scheduler = Scheduler(registry, cfg.token, metrics, max_attempts=cfg.max_attempts, log=self.log)
+        scheduler = Scheduler(registry, metrics, max_attempts=cfg.max_attempts, cross_check=cfg.cross_check,
+                              log=self.log)
         scheduler_ref.append(scheduler)
         await scheduler.start()
         jobs = JobManager(store, registry, scheduler, metrics, max_queue=cfg.max_queue,
                           max_running=cfg.max_running, default_timeout_s=cfg.default_timeout_s,
                           generator_workers=cfg.generator_workers, log=self.log)
         self.gateway = gw = Gateway(store=store, registry=registry, scheduler=scheduler, jobs=jobs,
-                                    metrics=metrics, hub=hub, heartbeat_s=cfg.stream_heartbeat_s)
+                                    metrics=metrics, hub=hub, heartbeat_s=cfg.stream_heartbeat_s,
+                                    max_node_capacity=cfg.max_node_capacity)
         self._runner = web.AppRunner(build_app(gw, cfg.token, max_body=cfg.max_body), access_log=None,
-                                     shutdown_timeout=2.0)
+                                     shutdown_timeout=2.0, **SERVER_LIMITS)
         await self._runner.setup()
         try:
             await web.TCPSite(self._runner, cfg.host, cfg.port).start()
@@ -105,3 +114,33 @@ class GatewayService(Service):
             await gw.scheduler.close()
         if self._store is not None:
             self._store.close()
+        if self._lock is not None:
+            os.close(self._lock)   # releases the flock
+            self._lock = None
+
+
+def lock_database(db: Path) -> int:
+    """An exclusive flock on `<db>.lock`, held for the gateway's life; ConfigError (exit 78) if taken.
+
+    flock, not a pid file: the kernel drops it when the holder dies, even by SIGKILL, so a crashed
+    gateway never blocks its successor. The holder's pid is written into the file for the message.
+    """
+    path = db.with_name(db.name + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot open lock file {path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        try:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        except OSError:
+            holder = ""
+        os.close(fd)
+        who = f"pid {holder}" if holder.isdigit() else "another process"
+        raise ConfigError(f"database {db} is in use by another gateway ({who} holds {path})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd

@@ -7,6 +7,7 @@ kgen.daemon.http. A draining node answers 503 to new work so the gateway places 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ from aiohttp import web
 from kgen import __version__
 from kgen.core.errors import TaskError
 from kgen.core.task import task_from_source
-from kgen.daemon.http import HttpError, json_response, make_app, read_json, retry_after
+from kgen.daemon.http import HttpError, Principal, json_response, make_app, read_json, retry_after
 from kgen.daemon.node.pool import DEFAULT_TTL_S, DevicePool, InsufficientMemory, Lease, NoDevice, UnknownLease
 from kgen.daemon.node.runners import Runners
 
@@ -37,7 +38,9 @@ VERIFY_SCHEMA = {
     "allow_ops": (list, False),
     "op_name": ((str, type(None)), False),
     "trials": (int, False),
+    "dispatch": (dict, False),
 }
+DISPATCH_KEYS = ("dispatch_id", "task_id", "candidate_sha")
 MAX_TRIALS = 100
 
 
@@ -52,6 +55,10 @@ class Node:
     node_id: str
     verify_wait_s: float = 30.0      # how long a verify without a lease waits for a free device
     state: str = "running"
+    # Who may call this node: its local token (for the local CLI; "" = none) and the per-node
+    # secret the gateway issued when this node registered itself (the gateway's only credential).
+    local_token: str = ""
+    gateway_secret: str = ""
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -164,6 +171,11 @@ def _check_verify_body(body: dict) -> None:
     trials = body.get("trials")
     if trials is not None and not 3 <= trials <= MAX_TRIALS:
         raise HttpError(400, "bad_value", f"field 'trials' must be 3..{MAX_TRIALS}, got {trials}", field="trials")
+    dispatch = body.get("dispatch")
+    if dispatch is not None and (set(dispatch) != set(DISPATCH_KEYS)
+                                 or not all(isinstance(v, str) and 0 < len(v) <= 128 for v in dispatch.values())):
+        raise HttpError(400, "bad_value", f"field 'dispatch' must be an object with string fields "
+                        f"{', '.join(DISPATCH_KEYS)}", field="dispatch")
     ops = body.get("allow_ops")
     if ops is not None and not all(isinstance(op, str) for op in ops):
         raise HttpError(400, "wrong_type", "field 'allow_ops' must be an array of strings", field="allow_ops")
@@ -206,7 +218,10 @@ async def _run(request: web.Request, *, profile: bool) -> web.Response:
         raise HttpError(400, exc.code, exc.message) from None
     finally:
         lock.release()
-    return json_response({"verdict": verdict, "device": lease.device.id, "node_id": node.node_id})
+    answer = {"verdict": verdict, "device": lease.device.id, "node_id": node.node_id}
+    if body.get("dispatch") is not None:
+        answer["dispatch"] = body["dispatch"]   # the gateway matches the verdict to its dispatch
+    return json_response(answer)
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -217,8 +232,25 @@ async def profile(request: web.Request) -> web.Response:
     return await _run(request, profile=True)
 
 
-def build_app(node: Node, token: str, *, max_body: int | None = None) -> web.Application:
-    app = make_app(token, **({"max_body": max_body} if max_body else {}))
+def node_authenticator(node: Node):
+    local = Principal(role="admin", name="local")
+    gateway = Principal(role="admin", name="gateway")
+
+    def authenticate(secret: str) -> Principal | None:
+        given = secret.encode()
+        # Both compared every time (constant time, no early exit revealing which one matched).
+        is_local = bool(node.local_token) & hmac.compare_digest(given, node.local_token.encode())
+        is_gateway = bool(node.gateway_secret) & hmac.compare_digest(given, node.gateway_secret.encode())
+        return local if is_local else gateway if is_gateway else None
+
+    return authenticate
+
+
+def build_app(node: Node, token: str | None = None, *, max_body: int | None = None) -> web.Application:
+    # Without a local token, nothing is accepted until the node has registered with its gateway.
+    if token:
+        node.local_token = token
+    app = make_app(node_authenticator(node), **({"max_body": max_body} if max_body else {}))
     app[NODE_KEY] = node
     app.router.add_get("/livez", livez)
     app.router.add_get("/readyz", readyz)

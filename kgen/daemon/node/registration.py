@@ -1,5 +1,9 @@
 """Self-registration with the gateway and heartbeats at TTL/2 with jitter.
 
+The node proves itself by registering with its node token (`kgen token create --role node`); the
+gateway answers with a per-node secret (`node_secret`), the only credential it will call this node
+with, handed to `on_secret` so the node's API accepts it from then on.
+
 The gateway forgets a worker whose heartbeats stop (or after its own restart may answer 404/410):
 the node then registers again. An unreachable gateway is retried with capped backoff; the node
 keeps serving meanwhile.
@@ -18,11 +22,13 @@ API_VERSION = "v1"
 
 class Registration:
     def __init__(self, gateway_url: str, token: str, advertise_url: str, describe: Callable[[], dict],
-                 log: Callable[..., None], *, request_timeout_s: float = 10.0):
+                 log: Callable[..., None], *, request_timeout_s: float = 10.0,
+                 on_secret: Callable[[str], None] = lambda secret: None):
         self.gateway_url = gateway_url.rstrip("/")
         self.token = token
         self.advertise_url = advertise_url
         self.describe = describe          # -> {backend, arch, capacity, node_id, load, state}
+        self.on_secret = on_secret
         self.log = log
         self.worker_id: str | None = None
         self.ttl_s = 30.0
@@ -53,6 +59,9 @@ class Registration:
         if status >= 400 or "worker_id" not in data:
             message = (data.get("error") or {}).get("message", "") if isinstance(data.get("error"), dict) else ""
             raise RuntimeError(f"gateway answered {status} {message}".strip())
+        secret = data.get("node_secret")
+        if isinstance(secret, str) and secret:
+            self.on_secret(secret)
         self.worker_id = data["worker_id"]
         ttl = data.get("heartbeat_ttl_s")
         if isinstance(ttl, (int, float)) and ttl > 0:
@@ -67,6 +76,8 @@ class Registration:
                                      {"load": info["load"], "state": info["state"]})
         if status in (404, 410):
             return False
+        if status in (401, 403):   # revoked, or bound to another worker: a config problem, say so
+            raise RuntimeError(f"heartbeat answered {status}: the gateway refuses this node token")
         if status >= 400:
             raise RuntimeError(f"heartbeat answered {status}")
         return True

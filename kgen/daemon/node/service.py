@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from kgen.daemon.http import SERVER_LIMITS
 from kgen.daemon.node.app import Node, build_app
 from kgen.daemon.node.pool import DevicePool, parse_devices
 from kgen.daemon.node.registration import Registration
@@ -32,7 +33,8 @@ class NodeConfig:
     arch: str = ""
     devices: str = ""
     gateway: str = ""
-    token: str = ""
+    token: str = ""               # local token: the local CLI (`kgen verify --node`) calls with it
+    node_token: str = ""          # registers with the gateway (else `token` is used)
     advertise_url: str = ""
     drain_timeout_s: float = 60.0
     verify_wait_s: float = 30.0
@@ -69,7 +71,8 @@ class NodeService(Service):
         runners = Runners(memory_mb=cfg.memory_mb, default_timeout_s=cfg.default_timeout_s)
         self.node = Node(pool=pool, runners=runners, backend=cfg.backend, arch=arch,
                          node_id=uuid.uuid4().hex[:12], verify_wait_s=cfg.verify_wait_s)
-        self._runner = web.AppRunner(build_app(self.node, cfg.token), access_log=None, shutdown_timeout=5)
+        self._runner = web.AppRunner(build_app(self.node, cfg.token or None), access_log=None, shutdown_timeout=5,
+                                     **SERVER_LIMITS)
         await self._runner.setup()
         site = web.TCPSite(self._runner, cfg.host, cfg.port)
         await site.start()
@@ -81,9 +84,13 @@ class NodeService(Service):
         if cfg.prewarm:
             runners.prewarm([d for d in devices if not d.fallback_only])
         if cfg.gateway:
-            self._registration = Registration(cfg.gateway, cfg.token, cfg.advertise_url or self.url,
-                                              self._describe, self.log)
+            self._registration = Registration(cfg.gateway, cfg.node_token or cfg.token, cfg.advertise_url or self.url,
+                                              self._describe, self.log, on_secret=self._set_gateway_secret)
             self._registration.start()
+
+    def _set_gateway_secret(self, secret: str) -> None:
+        assert self.node is not None
+        self.node.gateway_secret = secret
 
     def _bound_port(self) -> int | None:
         # aiohttp exposes the listening sockets only through the site's asyncio server.

@@ -154,22 +154,25 @@ def test_register_rejects_bad_urls(gateway, url):
     assert reply.status == 400, (url, reply.body)
 
 
-def test_register_unreachable_node_without_details_is_422(gateway):
+def test_register_without_backend_or_capacity_is_400_and_contacts_nobody(gateway):
+    # Registration is the node's own act: the gateway never calls a URL it was merely told about.
     reply = request(api(gateway, "/workers/register"), "POST", {"api_version": "v1", "url": "http://127.0.0.1:9"})
-    assert reply.status == 422, reply.body
-    assert reply.error_code() == "node_unreachable"
+    assert reply.status == 400, reply.body
+    assert reply.error_code() == "missing_field"
 
 
 def test_worker_lifecycle_and_unknown_worker_ids(gateway):
     body = {"api_version": "v1", "url": "http://127.0.0.1:7", "backend": "cpu", "arch": "testarch", "capacity": 2}
     first = request(api(gateway, "/workers/register"), "POST", body).json()
-    assert first["heartbeat_ttl_s"] > 0
+    assert first["heartbeat_ttl_s"] > 0 and first["node_secret"]
     again = request(api(gateway, "/workers/register"), "POST", body).json()
     assert again["worker_id"] == first["worker_id"]  # same URL, same worker
+    assert again["node_secret"] != first["node_secret"]  # a fresh secret per registration
     worker_id = first["worker_id"]
     workers = request(api(gateway, "/workers")).json()["workers"]
     mine = [w for w in workers if w["worker_id"] == worker_id]
     assert mine and mine[0]["backend"] == "cpu" and mine[0]["capacity"] == 2 and mine[0]["healthy"]
+    assert "secret" not in mine[0] and mine[0]["suspect"] == ""
     hb = request(api(gateway, f"/workers/{worker_id}/heartbeat"), "POST", {"api_version": "v1", "load": 1})
     assert hb.status == 200 and hb.json()["ok"] is True
     bad = request(api(gateway, f"/workers/{worker_id}/heartbeat"), "POST", {"api_version": "v1", "load": -3})

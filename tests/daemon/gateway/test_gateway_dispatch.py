@@ -2,19 +2,22 @@
 
 import socket
 
-from gw_helpers import read_events, request, start_gateway, start_node, submit_body
+from gw_helpers import read_events, request, start_gateway, start_node, submit_body, wait_until
 
 
 def test_candidate_on_a_dead_node_is_retried_on_another(tmp_path):
     gateway = start_gateway(tmp_path, tmp_path / "gw.db", "--heartbeat-ttl", "60", "--stream-heartbeat", "0.5")
-    doomed = start_node(tmp_path)
-    survivor = start_node(tmp_path)
+    # The doomed node has the most free capacity, so the scheduler tries it first.
+    doomed = start_node(tmp_path, "--gateway", gateway.url, "--devices", "4")
+    survivor = start_node(tmp_path, "--gateway", gateway.url)
     try:
-        register = f"{gateway.url}/api/v1/workers/register"
-        # The doomed node claims the most free capacity, so the scheduler tries it first.
-        dead = request(register, "POST", {"api_version": "v1", "url": doomed.url, "backend": "cpu",
-                                          "arch": "x86_64", "capacity": 4}).json()["worker_id"]
-        alive = request(register, "POST", {"api_version": "v1", "url": survivor.url}).json()["worker_id"]
+        def workers():
+            listed = request(f"{gateway.url}/api/v1/workers").json()["workers"]
+            return {w["url"]: w["worker_id"] for w in listed} if len(listed) == 2 else None
+
+        ids = wait_until(workers, 60)
+        assert ids, request(f"{gateway.url}/api/v1/workers").body
+        dead, alive = ids[doomed.url], ids[survivor.url]
         doomed.kill9()
         # Hold the dead node's port (bound, never listening) so no daemon of a parallel test can
         # take it over: connections to it are refused, as to any dead node.

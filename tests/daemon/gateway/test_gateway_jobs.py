@@ -102,12 +102,11 @@ def test_cancel_ends_a_job_once(cluster):
     assert again.status == 409 and again.error_code() == "conflict"
 
 
-def test_forty_concurrent_submits_get_2xx_or_429_and_accepted_jobs_are_listed(cluster, tmp_path):
-    _, node = cluster
+def test_forty_concurrent_submits_get_2xx_or_429_and_accepted_jobs_are_listed(tmp_path):
     gateway = start_gateway(tmp_path, tmp_path / "small.db", "--max-queue", "3", "--max-running", "1")
+    node = start_node(tmp_path, "--gateway", gateway.url)
     try:
-        reg = request(api(gateway, "/workers/register"), "POST", {"api_version": "v1", "url": node.url})
-        assert reg.status == 200, reg.body  # backend, arch and capacity queried from the node
+        assert wait_until(lambda: request(api(gateway, "/workers")).json()["workers"], 60)
 
         def submit(i):
             return request(api(gateway, "/jobs"), "POST", submit_body(op_name=f"op{i}"), timeout=240)
@@ -127,14 +126,14 @@ def test_forty_concurrent_submits_get_2xx_or_429_and_accepted_jobs_are_listed(cl
         metrics = request(f"{gateway.url}/metrics").body.decode()
         assert 'kgen_gateway_submits_rejected_total{reason="queue_full"}' in metrics
     finally:
+        node.stop()
         assert gateway.stop() == 0
 
 
-def test_gateway_log_is_one_line_per_event_without_torch_and_sigterm_exits(cluster, tmp_path):
-    _, node = cluster
+def test_gateway_log_is_one_line_per_event_without_torch_and_sigterm_exits(tmp_path):
     gateway = start_gateway(tmp_path, tmp_path / "own.db")
-    reg = request(api(gateway, "/workers/register"), "POST", {"api_version": "v1", "url": node.url})
-    assert reg.status == 200, reg.body
+    node = start_node(tmp_path, "--gateway", gateway.url)
+    assert wait_until(lambda: request(api(gateway, "/workers")).json()["workers"], 60)
     job_id = request(api(gateway, "/jobs"), "POST", submit_body(op_name="logs")).json()["job_id"]
     assert read_events(gateway.url, job_id, follow=True, timeout=280)[-1]["type"] == "end"
     maps = Path(f"/proc/{gateway.proc.pid}/maps")
@@ -144,6 +143,7 @@ def test_gateway_log_is_one_line_per_event_without_torch_and_sigterm_exits(clust
         text = None
     if text is not None:   # task checks and generators ran in children: torch never loaded here
         assert "libtorch" not in text
+    node.stop()
     gateway.proc.terminate()
     assert gateway.proc.wait(60) == 0          # generous bound; the latency itself is benchmarked
     time.sleep(0.2)                            # let the drain thread read the last lines

@@ -22,7 +22,7 @@ def test_pick_matches_backend_and_arch_and_prefers_free_capacity(registry):
     small = registry.register(url="http://127.0.0.1:1001", backend="cpu", arch="x86_64", capacity=1)
     big = registry.register(url="http://127.0.0.1:1002", backend="cpu", arch="x86_64", capacity=3)
     gpu = registry.register(url="http://127.0.0.1:1003", backend="cuda", arch="h100", capacity=8)
-    scheduler = Scheduler(registry, "t", Metrics())
+    scheduler = Scheduler(registry, Metrics())
     assert scheduler.pick("cpu", None).worker_id == big.worker_id
     assert scheduler.pick("cuda", None).worker_id == gpu.worker_id
     assert scheduler.pick("cuda", "h100").worker_id == gpu.worker_id
@@ -41,7 +41,7 @@ def test_pick_matches_backend_and_arch_and_prefers_free_capacity(registry):
 def test_unreachable_and_draining_workers_are_not_scheduled(registry):
     a = registry.register(url="http://127.0.0.1:2001", backend="cpu", arch="", capacity=1)
     b = registry.register(url="http://127.0.0.1:2002", backend="cpu", arch="", capacity=1)
-    scheduler = Scheduler(registry, "t", Metrics())
+    scheduler = Scheduler(registry, Metrics())
     registry.mark_unreachable(a.worker_id)
     registry.heartbeat(b.worker_id, state="draining")
     assert scheduler.pick("cpu", None) is None and not registry.serves("cpu", None)
