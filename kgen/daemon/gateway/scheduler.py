@@ -356,7 +356,12 @@ def verdicts_disagree(claimed: Verdict, checked: Verdict) -> str | None:
     """Why two verdicts for the same candidate cannot both be honest, or None if they agree."""
     if claimed.status != checked.status:
         return f"status {claimed.status} vs {checked.status}"
+    kinds = (claimed.device or "").split(":")[0], (checked.device or "").split(":")[0]
+    if kinds[0] != kinds[1]:
+        return f"device {claimed.device or '-'} vs {checked.device or '-'}"
     a, b = claimed.timing, checked.timing
+    if (a is None) != (b is None):
+        return "timing reported by one node only"
     if a is None or b is None:
         return None
     if a.kind != b.kind:
