@@ -98,7 +98,7 @@ complete -c kgen -n '__kgen_at \'kgen\'' -a 'verify' -d 'Verify a candidate Trit
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'run' -d 'Generate, verify and (with --job-type evolve) evolve a Triton kernel for TASK.py on this machine.'
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'submit' -d 'Submit a task file as a job (alias of `kgen job submit`).'
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'tail' -d 'Stream a job\'s events until it ends (alias of `kgen job tail`); exit 0 if it succeeded.'
-complete -c kgen -n '__kgen_at \'kgen\'' -a 'init' -d 'Create the config file and the API token (idempotent; keeps an existing token unless --force).'
+complete -c kgen -n '__kgen_at \'kgen\'' -a 'init' -d 'Create the config file and the admin token (idempotent; keeps an existing token unless --force).'
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'completions' -d 'Print a static completion script (bash: source it; zsh: save as _kgen on $fpath; fish: save in compl'
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'man' -d 'Write the man pages (roff), one per top-level command plus kgen(1), generated from the command tree.'
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'systemd' -d 'Print a systemd unit that runs this install of kgen (the node unit is a template: kgen-node@PORT).'
@@ -166,7 +166,7 @@ complete -c kgen -n '__kgen_at \'kgen tail\'' -l 'gateway' -x -d 'Gateway URL (e
 complete -c kgen -n '__kgen_at \'kgen tail\'' -l 'token' -x -d 'Cluster token (else KGEN_TOKEN, else the token file).'
 complete -c kgen -n '__kgen_at \'kgen tail\'' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c kgen -n '__kgen_at \'kgen tail\'' -F
-complete -c kgen -n '__kgen_at \'kgen init\'' -l 'force' -d 'Replace an existing API token (clients and nodes holding the old one lose access).'
+complete -c kgen -n '__kgen_at \'kgen init\'' -l 'force' -d 'Replace an existing admin token (whoever holds the old one loses access).'
 complete -c kgen -n '__kgen_at \'kgen init\'' -l 'json' -d 'Print the result as JSON.'
 complete -c kgen -n '__kgen_at \'kgen init\'' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c kgen -n '__kgen_at \'kgen completions\'' -s 'h' -l 'help' -d 'Show this message and exit.'

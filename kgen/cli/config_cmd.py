@@ -23,10 +23,14 @@ def _render(value) -> str:
 
 
 def init(
-    force: bool = typer.Option(False, "--force", help="Replace an existing API token (clients and nodes holding the old one lose access)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing admin token (whoever holds the old one loses access)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Create the config file and the API token (idempotent; keeps an existing token unless --force)."""
+    """Create the config file and the admin token (idempotent; keeps an existing token unless --force).
+
+    The token file holds the gateway's admin token; give clients and nodes their own scoped
+    tokens with `kgen token create --role client|node`.
+    """
     from kgen.cli._output import out, print_json
     from kgen.core import config
 
@@ -36,7 +40,7 @@ def init(
         return
     console = out()
     console.print(f"config  {result['config_path']}  ({'created' if result['config_created'] else 'kept'})")
-    console.print(f"token   {result['token_path']}  ({result['token']}, mode 0600)")
+    console.print(f"token   {result['token_path']}  ({result['token']}, mode 0600; the admin token)")
 
 
 def path(

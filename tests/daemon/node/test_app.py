@@ -74,6 +74,10 @@ def test_bad_acquire_bodies_get_json_4xx(node, body, status, code):
     ({"api_version": "v1", "task": "a", "candidate": "b", "trials": 10**6}, "bad_value"),
     ({"api_version": "v1", "task": "a", "candidate": "b", "trials": "3"}, "wrong_type"),
     ({"api_version": "v1", "task": TASK_SRC, "candidate": "b", "lease_id": "../../etc/passwd"}, "unknown_lease"),
+    ({"api_version": "v1", "task": "a", "candidate": "b", "dispatch": "d1"}, "wrong_type"),
+    ({"api_version": "v1", "task": "a", "candidate": "b", "dispatch": {"dispatch_id": "d"}}, "bad_value"),
+    ({"api_version": "v1", "task": "a", "candidate": "b",
+      "dispatch": {"dispatch_id": 1, "task_id": "t", "candidate_sha": "s"}}, "bad_value"),
 ])
 def test_bad_verify_bodies_get_json_4xx(node, body, code):
     status, got = raw(node.url, "/api/v1/verify", body)
@@ -128,6 +132,14 @@ def test_leases_exhaust_then_release(node):
 def test_bad_task_source_is_400(node):
     with pytest.raises(BadInput):
         NodeClient(node.url, TOKEN).verify("def broken(:\n", "x = 1", timeout_s=30)
+
+
+def test_verify_echoes_the_dispatch_it_answers(node):
+    dispatch = {"dispatch_id": "ab" * 16, "task_id": "t" * 64, "candidate_sha": "c" * 64}
+    status, body = raw(node.url, "/api/v1/verify", {"api_version": "v1", "task": TASK_SRC, "candidate": HONEST_SRC,
+                                                    "timeout_s": 60, "dispatch": dispatch})
+    assert status == 200 and body["dispatch"] == dispatch
+    assert body["verdict"]["status"] == "correct" and len(body["verdict"]["candidate_sha"]) == 64
 
 
 def test_verify_and_profile_on_a_leased_device(node):
