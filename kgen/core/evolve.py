@@ -27,6 +27,7 @@ from kgen.core.verify.verdict import Verdict
 log = logging.getLogger("kgen.core.evolve")
 
 VerifyFn = Callable[[str, int], Awaitable[Verdict]]
+ConfirmFn = Callable[..., Awaitable[Verdict]]
 
 JOB_TYPES = ("single", "evolve")
 BACKENDS = ("cpu", "cuda")
@@ -162,8 +163,9 @@ def _extra_keywords(fn: Callable) -> set[str]:
 
 
 class _Engine:
-    def __init__(self, store, job_id, task, spec, generator, verify, cancel):
+    def __init__(self, store, job_id, task, spec, generator, verify, cancel, confirm=None):
         self.store, self.job_id, self.task, self.spec = store, job_id, task, spec
+        self.confirm = confirm
         self.generator, self.verify, self.cancel = generator, verify, cancel or asyncio.Event()
         self.verify_keywords = _extra_keywords(verify)
         self.entries: list[Entry] = []
@@ -241,6 +243,21 @@ class _Engine:
                               task_id=self.task.id, candidate_sha=entry.candidate.sha)
         entry.verdict = verdict
         improves = self.best is None or entry.rank() < self.best.rank()
+        if improves and verdict.correct and self.confirm is not None:
+            # A verdict about to become the job's best is confirmed first (the gateway re-verifies
+            # it on a different node); the confirmed verdict is what counts and is stored.
+            try:
+                accepted = _extra_keywords(self.confirm)
+                confirmed = await self.confirm(entry.candidate.source, verdict,
+                                               **{k: v for k, v in kwargs.items() if k in accepted})
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("confirming candidate %s failed: %r", entry.candidate_id[:12], exc)
+                confirmed = verdict
+            if isinstance(confirmed, Verdict) and confirmed is not verdict:
+                entry.verdict = verdict = confirmed
+                improves = self.best is None or entry.rank() < self.best.rank()
         best_event = None
         if improves:
             best_event = {"candidate_id": entry.candidate_id, "round": entry.round, "index": entry.index,
@@ -358,7 +375,7 @@ class _Engine:
 
 
 async def run_job(store, job_id: str, task, spec: dict[str, Any], generator, verify: VerifyFn, *,
-                  cancel: asyncio.Event | None = None) -> dict[str, Any]:
+                  cancel: asyncio.Event | None = None, confirm: ConfirmFn | None = None) -> dict[str, Any]:
     """Run (or resume) one job to its end state; returns the final job dict.
 
     `verify(source, attempt)` gets `attempt` = the candidate's 0-based ordinal in the job (stable
@@ -366,6 +383,8 @@ async def run_job(store, job_id: str, task, spec: dict[str, Any], generator, ver
     **kwargs): `allow_ops=[...]` (a builtin candidate's declared torch fallbacks, [] otherwise) and
     `candidate_id` (the stored candidate being verified). If the task running this coroutine is
     cancelled (process shutdown) the job is left `running`, to be re-queued and resumed.
+    `confirm(source, verdict, **same keywords)` (optional) is awaited for a correct verdict about
+    to become the job's best and returns the verdict that counts (the gateway's cross-check).
     """
     from kgen.core.store import TERMINAL
 
@@ -381,7 +400,7 @@ async def run_job(store, job_id: str, task, spec: dict[str, Any], generator, ver
     if hasattr(generator, "message_sink"):
         generator.message_sink = lambda role, content: store.add_message(job_id, role, content)
         sink_set = True
-    engine = _Engine(store, job_id, task, spec, generator, verify, cancel)
+    engine = _Engine(store, job_id, task, spec, generator, verify, cancel, confirm)
     try:
         if spec["job_type"] == "single":
             await engine.run_single()

@@ -340,3 +340,24 @@ def test_cancelled_before_it_starts_generates_nothing(store, task):
         warnings.simplefilter("error")   # e.g. a never-awaited coroutine
         job = run(store, task, {"job_type": "evolve"}, gen, honest_verify(task), cancel=cancel)
     assert job["status"] == "cancelled" and gen.calls == [] and store.candidates(job["job_id"]) == []
+
+
+def test_a_best_to_be_is_confirmed_and_the_confirmed_verdict_counts(store, task):
+    """`confirm` (the gateway's cross-check) sees only correct verdicts that would become the best;
+    when it disagrees, its verdict is the one stored and ranked."""
+    asked = []
+
+    async def lying_verify(source, attempt):
+        return Verdict(status="correct", task_id=task.id, device="cuda:0",
+                       timing=Timing(kind="gpu", candidate_ms=0.001, eager_ms=10.0, speedup_eager=10000.0))
+
+    async def confirm(source, verdict):
+        asked.append(verdict.status)
+        return Verdict(status="incorrect", task_id=task.id, message="honest node: wrong output")
+
+    job = run(store, task, {"job_type": "single", "max_repairs": 0}, hc.ScriptedGenerator([WRONG]),
+              lying_verify, confirm=confirm)
+    assert asked == ["correct"]
+    assert job["status"] == "failed" and job["best_candidate_id"] is None
+    [cand] = store.candidates(job["job_id"])
+    assert cand["verdict"]["status"] == "incorrect" and "10000" not in str(cand["verdict"])

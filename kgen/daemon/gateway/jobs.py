@@ -219,6 +219,9 @@ class JobManager:
         async def verify(source: str, attempt: int, allow_ops: list[str] | None = None):
             return await self.scheduler.dispatch(ctx, source, allow_ops=allow_ops)
 
+        async def confirm(source: str, verdict, allow_ops: list[str] | None = None):
+            return await self.scheduler.confirm(ctx, source, verdict, allow_ops=allow_ops)
+
         generator = PooledGenerator(self.generators, spec.get("generator", "builtin"))
         started = time.monotonic()
         # Registered with no await since the status check above, so cancel() sees either a
@@ -226,7 +229,7 @@ class JobManager:
         self._cancels[job_id] = cancel
         self._log("job_started", job_id=job_id, type=spec.get("job_type"))
         try:
-            final = await run_job(self.store, job_id, task, spec, generator, verify, cancel=cancel)
+            final = await run_job(self.store, job_id, task, spec, generator, verify, cancel=cancel, confirm=confirm)
         finally:
             self._cancels.pop(job_id, None)
         self._log("job_finished", job_id=job_id, status=final["status"],

@@ -3,8 +3,9 @@
 Every call to a node carries that node's own secret (issued when it registered itself), never a
 client's or admin's token; every verify carries a dispatch id, the task id and the candidate's
 sha, which the node's answer must echo, or the verdict is refused. With cross-checking on, a
-`correct` verdict is re-verified on a different node before it counts; a disagreement marks the
-first node suspect (it is never scheduled again) and the second node's verdict stands.
+`correct` verdict about to become its job's best is re-verified on a different node before it
+counts (`confirm`); a disagreement marks the first node suspect (it is never scheduled again)
+and the second node's verdict stands.
 
 Placement: a healthy worker serving the job's backend (and arch, when the job names one),
 with the most free capacity (capacity minus this gateway's in-flight dispatches to it).
@@ -47,6 +48,7 @@ class DispatchContext:
     add_event: Callable[[str, dict], Any] = lambda type_, data: None
     cancel: asyncio.Event | None = None
     extra: dict = field(default_factory=dict)
+    verdict_from: dict = field(default_factory=dict)   # candidate sha -> worker id of its verdict
 
 
 class _Retry(Exception):
@@ -174,12 +176,21 @@ class Scheduler:
     # -- dispatch -------------------------------------------------------------------
     async def dispatch(self, ctx: DispatchContext, candidate_source: str, *,
                        allow_ops: list[str] | None = None) -> Verdict:
-        """The node's verdict for one candidate (retried on other nodes when a node fails), and,
-        when it claims `correct` and cross-checking is on, a second node's opinion of it."""
-        verdict, worker_id, candidate_id = await self._dispatch(ctx, candidate_source, allow_ops, set())
-        if verdict.correct and worker_id is not None and self.cross_check != "off":
-            verdict = await self._cross_check(ctx, candidate_source, allow_ops, verdict, worker_id, candidate_id)
+        """The node's verdict for one candidate, retried on other nodes when a node fails."""
+        verdict, worker_id, _ = await self._dispatch(ctx, candidate_source, allow_ops, set())
+        if worker_id is not None:
+            ctx.verdict_from[candidate_sha(candidate_source)] = worker_id
         return verdict
+
+    async def confirm(self, ctx: DispatchContext, candidate_source: str, verdict: Verdict, *,
+                      allow_ops: list[str] | None = None) -> Verdict:
+        """The verdict that counts for a candidate about to become its job's best: with
+        cross-checking on and another healthy node serving the backend, a second node's opinion."""
+        first = ctx.verdict_from.get(candidate_sha(candidate_source))
+        if not verdict.correct or first is None or self.cross_check == "off":
+            return verdict
+        return await self._cross_check(ctx, candidate_source, allow_ops, verdict, first,
+                                       ctx.candidate_id(candidate_source))
 
     async def _cross_check(self, ctx: DispatchContext, source: str, allow_ops, claimed: Verdict,
                            first: str, candidate_id: str | None) -> Verdict:
