@@ -14,7 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "daemon" / "node"))
 from node_helpers import TOKEN, Daemon, daemon_env, wait_until  # noqa: E402
 
 from kgen.cli import main  # noqa: E402
-from kgen.core.client import Client  # noqa: E402
+from kgen.core.client import Client, NodeClient  # noqa: E402
+from kgen.core.errors import Unauthorised  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,10 @@ def test_register_enrolls_a_node_that_then_registers_itself_and_list_and_remove(
                    "--token-file", str(token_file)], env, "node")
     try:
         assert wait_until(lambda: Client(gw.url, TOKEN).list_workers(), 60)
+        # The node answers only the gateway's per-node secret: not the admin token, not its node token.
+        for credential in (TOKEN, secret):
+            with pytest.raises(Unauthorised):
+                NodeClient(url, credential).status()
         code, out, _ = cli("worker", "list", "--gateway", gw.url, "--json")
         [worker] = json.loads(out)["workers"]
         assert worker["url"] == url and worker["backend"] == "cpu" and worker["capacity"] == 2

@@ -167,7 +167,8 @@ def env_example(keys: dict) -> str:
     lines = [
         "# Environment for kgen-gateway.service and kgen-node@.service (install as /etc/kgen/kgen.env).",
         "# Variables override /etc/kgen/config.toml; a node instance also reads /etc/kgen/node-<instance>.env.",
-        "# The API token lives in /etc/kgen/token (created by `kgen init`); KGEN_TOKEN overrides it.",
+        "# The admin token lives in /etc/kgen/token (created by `kgen init`); KGEN_TOKEN overrides it.",
+        "# Each node registers with its own node token: set KGEN_NODE_TOKEN_FILE in node-<instance>.env.",
         "",
     ]
     for key in keys.values():
@@ -176,6 +177,8 @@ def env_example(keys: dict) -> str:
             lines += [f"# {key.name}: {key.help}", f"#{key.env}={default}"]
             if key.env == "KGEN_NODE_PORT":
                 lines.insert(-1, "# (node units take it from the instance name: set it only in node-<instance>.env)")
+            if key.env == "KGEN_NODE_TOKEN_FILE":
+                lines.insert(-1, "# (one token per node: set it only in node-<instance>.env)")
     return "\n".join(lines) + "\n"
 
 

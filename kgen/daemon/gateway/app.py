@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,6 +161,12 @@ async def register_worker(request: web.Request) -> web.Response:
     p = _principal(request)
     body = await schemas.read_body(request, schemas.REGISTER)
     url = body["url"].rstrip("/")
+    if p.role == "node":
+        # Re-read after the body's await: a concurrent registration may have bound the token since.
+        try:
+            p = dataclasses.replace(p, worker_id=gw.store.get_token(p.name).get("worker_id"))
+        except NotFound:
+            raise HttpError(401, "unauthorised", "token was revoked") from None
     for name in ("backend", "capacity"):
         if body.get(name) is None:
             raise HttpError(400, "missing_field", f"missing required field {name!r}: a node registers itself "
@@ -357,6 +364,7 @@ def _gauges(gw: Gateway):
         healthy = len(gw.registry.healthy())
         yield "kgen_gateway_workers", {"health": "healthy"}, healthy
         yield "kgen_gateway_workers", {"health": "unhealthy"}, len(gw.registry.all()) - healthy
+        yield "kgen_gateway_workers_suspect", {}, sum(1 for w in gw.registry.all() if w.suspect)
         yield "kgen_gateway_inflight_dispatches", {}, sum(gw.scheduler.inflight(w.worker_id)
                                                           for w in gw.registry.all())
     return collect

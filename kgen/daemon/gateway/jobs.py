@@ -213,6 +213,7 @@ class JobManager:
             allow_cpu_fallback=bool(gateway_opts.get("allow_cpu_fallback")),
             candidate_id=lambda source: self._candidate_id(job_id, source),
             add_event=lambda type_, data: self.store.add_event(job_id, type_, data, open_only=True),
+            finished=lambda: cancel.is_set() or self.store.get_job(job_id)["status"] in TERMINAL,
             cancel=cancel,
         )
 

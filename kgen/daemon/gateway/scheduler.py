@@ -49,6 +49,7 @@ class DispatchContext:
     cancel: asyncio.Event | None = None
     extra: dict = field(default_factory=dict)
     verdict_from: dict = field(default_factory=dict)   # candidate sha -> worker id of its verdict
+    finished: Callable[[], bool] = lambda: False       # has the job ended (cancelled, or elsewhere)?
 
 
 class _Retry(Exception):
@@ -177,9 +178,13 @@ class Scheduler:
     async def dispatch(self, ctx: DispatchContext, candidate_source: str, *,
                        allow_ops: list[str] | None = None) -> Verdict:
         """The node's verdict for one candidate, retried on other nodes when a node fails."""
-        verdict, worker_id, _ = await self._dispatch(ctx, candidate_source, allow_ops, set())
+        verdict, worker_id, candidate_id = await self._dispatch(ctx, candidate_source, allow_ops, set())
         if worker_id is not None:
             ctx.verdict_from[candidate_sha(candidate_source)] = worker_id
+        if ctx.finished():
+            # The engine writes nothing for an ended job; say here that a verdict arrived too late.
+            self._log("late_verdict_dropped", job_id=ctx.job_id, candidate_id=candidate_id or "-",
+                      worker_id=worker_id or "-")
         return verdict
 
     async def confirm(self, ctx: DispatchContext, candidate_source: str, verdict: Verdict, *,

@@ -174,6 +174,7 @@ def test_lying_node_is_caught_by_the_cross_check(trust):
         metrics = request(f"{trust['gateway'].url}/metrics").body.decode()
         assert 'kgen_gateway_cross_checks_total{result="disagree"} 1' in metrics
         assert "kgen_gateway_suspect_workers_total 1" in metrics
+        assert "kgen_gateway_workers_suspect 1" in metrics
         # the gateway called the fake only with the fake's own secret, never a client or admin token
         assert fake.seen_auth and set(fake.seen_auth) == {f"Bearer {fake.secret}"}
         assert TOKEN not in " ".join(fake.seen_auth)
