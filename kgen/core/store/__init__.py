@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kgen.core.store.bench import BenchMixin
 from kgen.core.store.jobs import JOB_STATUSES, TERMINAL, JobsMixin
 from kgen.core.store.workers import WorkersMixin
 
 __all__ = ["Store", "JOB_STATUSES", "TERMINAL", "default_store_path"]
 
 
-class Store(JobsMixin, WorkersMixin):
+class Store(JobsMixin, WorkersMixin, BenchMixin):
     """Store(path): opens or creates the database file and applies pending migrations."""
 
 
