@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 16
+batch_size = 4
 heads = 16
 seq = 1024
 head_dim = 64

@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 32
-channels = 128
+batch_size = 16
+channels = 64
 h = 112
 w = 112
 kernel_size = 3

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 32
+batch_size = 16
 in_channels = 64
 out_channels = 128
 h = 112

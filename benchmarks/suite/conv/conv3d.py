@@ -4,10 +4,10 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 8
+batch_size = 4
 in_channels = 32
 out_channels = 64
-d = 32
+d = 16
 h = 64
 w = 64
 kernel_size = 3

@@ -7,7 +7,7 @@ import torch.nn as nn
 batch_size = 8
 in_channels = 16
 out_channels = 32
-d = 32
+d = 16
 h = 64
 w = 64
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 
-rows = 262144
+rows = 65536
 dim = 256
 segments = 4096
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with

@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 
 
-M = 16384
-K = 8192
+M = 8192
+K = 4096
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"M": 33, "K": 17}

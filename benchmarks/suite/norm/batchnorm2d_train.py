@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 32
+batch_size = 16
 features = 64
 h = 128
 w = 128

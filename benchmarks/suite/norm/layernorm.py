@@ -4,10 +4,10 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 32
+batch_size = 16
 features = 64
-dim1 = 256
-dim2 = 256
+dim1 = 128
+dim2 = 128
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"batch_size": 2, "features": 3, "dim1": 6, "dim2": 5}

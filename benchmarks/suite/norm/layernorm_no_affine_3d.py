@@ -5,7 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-batch_size = 16
+batch_size = 4
 seq = 1024
 hidden = 4096
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 4096
+batch_size = 2048
 dim = 16384
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.

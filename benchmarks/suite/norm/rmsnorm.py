@@ -6,8 +6,8 @@ import torch.nn as nn
 
 batch_size = 16
 features = 64
-dim1 = 256
-dim2 = 256
+dim1 = 128
+dim2 = 128
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"batch_size": 2, "features": 5, "dim1": 4, "dim2": 6}

@@ -4,9 +4,9 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 64
+batch_size = 32
 channels = 128
-length = 8192
+length = 4096
 kernel_size = 8
 stride = 4
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with

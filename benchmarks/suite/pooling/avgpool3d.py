@@ -4,9 +4,9 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 16
-channels = 32
-d = 64
+batch_size = 8
+channels = 16
+d = 32
 h = 64
 w = 64
 kernel_size = 2

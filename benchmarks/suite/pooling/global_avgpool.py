@@ -4,8 +4,8 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 64
-channels = 512
+batch_size = 32
+channels = 256
 h = 56
 w = 56
 out_size = 1

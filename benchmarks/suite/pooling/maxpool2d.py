@@ -4,10 +4,10 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 32
+batch_size = 16
 channels = 64
-h = 224
-w = 224
+h = 112
+w = 112
 kernel_size = 2
 stride = 2
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with

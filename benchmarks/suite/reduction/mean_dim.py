@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 
-batch_size = 64
+batch_size = 16
 dim1 = 1024
 dim2 = 1024
 reduce_dim = 1
