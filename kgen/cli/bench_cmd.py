@@ -80,6 +80,7 @@ def bench(
     compare_to: Optional[Path] = typer.Option(None, "--compare", help="An earlier results.json: print what got better or worse."),
     small: bool = typer.Option(False, "--small", help="Run each task with its SMALL shapes (for the CPU interpreter)."),
     compile_mode: str = typer.Option("default", "--compile-mode", help="torch.compile mode of the compile baseline (GPU)."),
+    only: List[str] = typer.Option([], "--only", help="Run only tasks whose category/name matches this shell pattern, e.g. 'conv/*' (repeatable)."),
     timeout_s: Optional[float] = typer.Option(None, "--timeout", help="Per-candidate timeout in seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of the summary table."),
 ) -> None:
@@ -118,7 +119,8 @@ def bench(
         raise BadInput(f"--out {out_dir}: not a folder")
     settings = Settings(paths=[str(Path(p).resolve()) for p in paths or []], backend=backend, generator=generator,
                         job_type=job_type, candidates=str(candidates.resolve()) if candidates else None, node=node,
-                        gateway=gateway, small=small, compile_mode=compile_mode, timeout_s=timeout_s)
+                        gateway=gateway, small=small, compile_mode=compile_mode, timeout_s=timeout_s,
+                        only=list(only))
     diag = err()
     store = Store(default_store_path())
     try:
@@ -132,11 +134,11 @@ def bench(
                     raise BadInput(f"--resume: the run in {target} used other {', '.join(diff)}; "
                                    "give the same options or none besides --resume/--out")
             settings = Settings(**{k: v for k, v in run["settings"].items() if k in Settings.__dataclass_fields__})
-            tasks = discover(settings.paths, small=settings.small)
+            tasks = discover(settings.paths, small=settings.small, only=settings.only)
         else:
             if not settings.paths:
                 raise BadInput("give at least one task file or folder (or --resume --out DIR)")
-            tasks = discover(settings.paths, small=settings.small)
+            tasks = discover(settings.paths, small=settings.small, only=settings.only)
             run = None
         runner = Runner(settings, store, token=token)
         if run is None:

@@ -11,6 +11,7 @@ own cached references), and the file stays a plain KernelBench task without kgen
 from __future__ import annotations
 
 import ast
+import fnmatch
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +78,10 @@ def _files(paths: list[str | Path]) -> list[Path]:
     return out
 
 
-def discover(paths: list[str | Path], *, small: bool = False) -> list[BenchTask]:
+def discover(paths: list[str | Path], *, small: bool = False, only: list[str] | None = None) -> list[BenchTask]:
     """BenchTasks for the given files/folders, sorted by (category, name). A file that is not a
-    task, or two tasks with the same name, are bad input (one error naming the file)."""
+    task, or two tasks with the same name, are bad input (one error naming the file).
+    `only`: shell patterns matched against "category/name"; a task is kept when any matches."""
     from kgen.core.task import load_task
 
     if not paths:
@@ -98,4 +100,7 @@ def discover(paths: list[str | Path], *, small: bool = False) -> list[BenchTask]
         if bt.name in tasks:
             raise BadInput(f"two tasks are named {bt.name!r} ({tasks[bt.name].path} and {f}); task names must be unique")
         tasks[bt.name] = bt
-    return sorted(tasks.values(), key=lambda t: (t.category, t.name))
+    kept = [t for t in tasks.values() if not only or any(fnmatch.fnmatchcase(t.key, pat) for pat in only)]
+    if not kept:
+        raise BadInput(f"--only {' '.join(only or [])}: no task matches (tasks are named category/name)")
+    return sorted(kept, key=lambda t: (t.category, t.name))

@@ -40,13 +40,15 @@ class Settings:
     small: bool = False
     compile_mode: str = "default"
     timeout_s: float | None = None
+    only: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     # what must agree for `--resume` to continue a run
-    IDENTITY = ("paths", "backend", "generator", "job_type", "candidates", "node", "gateway", "small", "compile_mode")
+    IDENTITY = ("paths", "backend", "generator", "job_type", "candidates", "node", "gateway", "small", "compile_mode",
+                "only")
 
     def mismatch(self, stored: dict[str, Any]) -> list[str]:
         return [k for k in self.IDENTITY if stored.get(k) != getattr(self, k)]

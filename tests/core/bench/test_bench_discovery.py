@@ -76,3 +76,10 @@ def test_the_suite_has_80_tasks_in_10_categories_all_with_small_shapes():
     assert {"matmul", "activation", "norm", "pooling", "reduction", "conv", "scan", "loss", "attention",
             "fused"} <= cats
     assert all(t.small for t in tasks)
+
+
+def test_only_patterns_pick_tasks_by_category_and_name():
+    picked = discover([SUITE], only=["conv/conv3d*", "*/relu"])
+    assert [t.key for t in picked] == ["activation/relu", "conv/conv3d", "conv/conv3d_strided"]
+    with pytest.raises(BadInput, match="no task matches"):
+        discover([SUITE], only=["nothing/*"])
