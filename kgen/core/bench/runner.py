@@ -54,9 +54,17 @@ class Settings:
         return [k for k in self.IDENTITY if stored.get(k) != getattr(self, k)]
 
 
+def _shown_path(path: str) -> str:
+    """Relative to the working directory when inside it: results files travel between machines."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
+
+
 def empty_result(bt: BenchTask) -> dict[str, Any]:
     r: dict[str, Any] = {k: None for k in RESULT_KEYS}
-    r.update(name=bt.name, category=bt.category, path=bt.path, small=bt.small, torch_ops=[], flagged=[],
+    r.update(name=bt.name, category=bt.category, path=_shown_path(bt.path), small=bt.small, torch_ops=[], flagged=[],
              pure=False, kernels_launched=0, message="")
     return r
 

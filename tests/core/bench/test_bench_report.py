@@ -69,3 +69,18 @@ def test_load_results_rejects_other_files(tmp_path):
     (tmp_path / "z.json").write_text(json.dumps(d))
     with pytest.raises(BadInput, match="schema_version 99"):
         load_results(tmp_path / "z.json")
+
+
+def test_gpu_document_writes_all_files_and_a_speedup_plot(tmp_path):
+    from kgen.core.bench.report import write_reports
+
+    d = doc([res(f"t{i}", se=0.5 + i, sc=0.3 + i / 2) for i in range(12)] + [res("bad", status="incorrect")])
+    written = write_reports(d, tmp_path)
+    names = sorted(p.rsplit("/", 1)[-1] for p in written["files"])
+    mpimg = pytest.importorskip("matplotlib.image")
+    assert names == ["results.csv", "results.json", "results.md", "results.png"] and written["plot_note"] is None
+    img = mpimg.imread(str(tmp_path / "results.png"))
+    assert img.shape[1] >= 800 and float(img[..., :3].std()) > 0.05
+    again = json.loads((tmp_path / "results.json").read_text())
+    assert again["summary"]["overall"]["fast_p_eager"]["1"] == pytest.approx(11 / 13)
+    assert again["summary"]["overall"]["flagged"] == 2  # t10 (10.5x) and t11 (11.5x) vs eager
