@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from kgen.cli import main
+
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "benchmarks" / "suite"
 CANDIDATES = ROOT / "tests" / "core" / "verify" / "candidates"
@@ -131,7 +133,7 @@ def test_resume_of_a_finished_run_redoes_nothing_and_compare_prints_changes(slic
     assert time.monotonic() - t0 < 60
 
 
-def test_candidates_get_the_same_verdicts_as_kgen_verify(tmp_path):
+def test_candidates_get_the_same_verdicts_as_kgen_verify(tmp_path, capsys):
     """A folder mixing correct, wrong and cheating kernels: bench's verdict for each equals
     `kgen verify`'s on the same pair."""
     names = ["good", "memoise", "wrong_shape", "torch_only", "numpy_math", "partial_fallback", "patch_compare"]
@@ -149,14 +151,15 @@ def test_candidates_get_the_same_verdicts_as_kgen_verify(tmp_path):
     by = {t["name"]: t for t in doc["tasks"]}
     assert by["no_kernel"]["status"] == "missing"
     statuses = set()
-    for n in names:
-        v = kgen(["verify", tasks / f"{n}.py", cands / f"{n}.py", "--json"], tmp_path / "home", tmp_path)
-        verdict = json.loads(v.stdout)
+    for n in names:  # `kgen verify` in this process (one warm runner pool for all seven)
+        with pytest.raises(SystemExit) as exit_:
+            main(["verify", str(tasks / f"{n}.py"), str(cands / f"{n}.py"), "--json"])
+        verdict = json.loads(capsys.readouterr().out)
         got = by[n]
         assert (got["status"], got["pure"], got["kernels_launched"]) == (
             verdict["status"], verdict["pure"], verdict["kernels_launched"]), n
         assert got["task_id"] == verdict["task_id"] and got["candidate_sha"] == verdict["candidate_sha"]
-        assert (v.returncode == 0) == (got["status"] == "correct")
+        assert (exit_.value.code == 0) == (got["status"] == "correct")
         statuses.add(got["status"])
     assert {"correct", "incorrect", "rejected"} <= statuses
     assert by["good"]["status"] == "correct" and by["memoise"]["status"] == "incorrect"
