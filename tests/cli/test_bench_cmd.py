@@ -241,3 +241,31 @@ def test_cuda_without_a_gpu_exits_2(tmp_path):
     tasks = make_slice(tmp_path / "tasks", ["activation/relu"])
     proc = kgen(["bench", tasks, "--backend", "cuda"], tmp_path / "home", tmp_path, timeout=120)
     assert proc.returncode == 2 and "needs a CUDA GPU" in one_error_line(proc)
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_partial_results_and_resume_finishes(tmp_path):
+    names = ["activation/relu", "activation/sigmoid", "reduction/mean_dim"]
+    tasks = make_slice(tmp_path / "tasks", names)
+    home, out = tmp_path / "home", tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "kgen", "bench", str(tasks), "--small", "--out", str(out)],
+                            env=_env(home), cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not _results(home / "kgen.db") and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole foreground group
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    finished = len(_results(home / "kgen.db"))
+    assert finished < len(names), "the interrupt came too late to test it"
+    assert proc.returncode == 130, stderr
+    assert "continue with: kgen bench --resume" in stderr
+    partial = json.loads((out / "results.json").read_text())
+    assert partial["complete"] is False and len(partial["tasks"]) == finished
+    done = kgen(["bench", "--resume", "--out", out], home, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "results.json").read_text())["complete"] is True
