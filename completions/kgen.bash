@@ -23,7 +23,7 @@ _kgen_options() {
         'kgen completions') echo '-h --help' ;;
         'kgen man') echo '-o --output --json -h --help' ;;
         'kgen systemd') echo '--user --env-file -h --help' ;;
-        'kgen bench') echo '--backend --generator --job-type --candidates --node --gateway --token --out --resume --compare --small --compile-mode --only --timeout --json -h --help' ;;
+        'kgen bench') echo '--backend --generator --job-type --candidates --node --gateway --token --out --resume --compare --small --compile-mode --only --timeout --time-budget --json -h --help' ;;
         'kgen job') echo '-h --help' ;;
         'kgen job list') echo '--status --limit --json --jsonl --gateway --token -h --help' ;;
         'kgen job status') echo '--json --gateway --token -h --help' ;;
@@ -56,7 +56,7 @@ _kgen_value_options() {
         'kgen tail') echo '--after --gateway --token' ;;
         'kgen man') echo '-o --output' ;;
         'kgen systemd') echo '--user --env-file' ;;
-        'kgen bench') echo '--backend --generator --job-type --candidates --node --gateway --token --out --compare --compile-mode --only --timeout' ;;
+        'kgen bench') echo '--backend --generator --job-type --candidates --node --gateway --token --out --compare --compile-mode --only --timeout --time-budget' ;;
         'kgen job list') echo '--status --limit --gateway --token' ;;
         'kgen job status') echo '--gateway --token' ;;
         'kgen job cancel') echo '--gateway --token' ;;

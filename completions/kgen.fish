@@ -33,7 +33,7 @@ function __kgen_value_options
         case 'kgen systemd'
             printf '%s\n' '--user' '--env-file'
         case 'kgen bench'
-            printf '%s\n' '--backend' '--generator' '--job-type' '--candidates' '--node' '--gateway' '--token' '--out' '--compare' '--compile-mode' '--only' '--timeout'
+            printf '%s\n' '--backend' '--generator' '--job-type' '--candidates' '--node' '--gateway' '--token' '--out' '--compare' '--compile-mode' '--only' '--timeout' '--time-budget'
         case 'kgen job list'
             printf '%s\n' '--status' '--limit' '--gateway' '--token'
         case 'kgen job status'
@@ -186,6 +186,7 @@ complete -c kgen -n '__kgen_at \'kgen bench\'' -l 'small' -d 'Run each task with
 complete -c kgen -n '__kgen_at \'kgen bench\'' -l 'compile-mode' -x -d 'torch.compile mode of the compile baseline (GPU). [default: default]'
 complete -c kgen -n '__kgen_at \'kgen bench\'' -l 'only' -x -d 'Run only tasks whose category/name matches this shell pattern, e.g. \'conv/*\' (repeatable).'
 complete -c kgen -n '__kgen_at \'kgen bench\'' -l 'timeout' -x -d 'Per-candidate timeout in seconds.'
+complete -c kgen -n '__kgen_at \'kgen bench\'' -l 'time-budget' -x -d 'Start no task after this many seconds; the rest waits for --resume.'
 complete -c kgen -n '__kgen_at \'kgen bench\'' -l 'json' -d 'Print results.json to stdout instead of the summary table.'
 complete -c kgen -n '__kgen_at \'kgen bench\'' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c kgen -n '__kgen_at \'kgen bench\'' -F

@@ -82,6 +82,7 @@ def bench(
     compile_mode: str = typer.Option("default", "--compile-mode", help="torch.compile mode of the compile baseline (GPU)."),
     only: List[str] = typer.Option([], "--only", help="Run only tasks whose category/name matches this shell pattern, e.g. 'conv/*' (repeatable)."),
     timeout_s: Optional[float] = typer.Option(None, "--timeout", help="Per-candidate timeout in seconds."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Start no task after this many seconds; the rest waits for --resume."),
     as_json: bool = typer.Option(False, "--json", help="Print results.json to stdout instead of the summary table."),
 ) -> None:
     """Benchmark kernel generation (or given kernels) over a suite of tasks; write results and a plot."""
@@ -109,6 +110,8 @@ def bench(
         raise BadInput(f"--compile-mode must be one of {', '.join(COMPILE_MODES)}, got {compile_mode!r}")
     if timeout_s is not None and timeout_s <= 0:
         raise BadInput("--timeout must be > 0 seconds")
+    if time_budget is not None and time_budget <= 0:
+        raise BadInput("--time-budget must be > 0 seconds")
     if node and gateway:
         raise BadInput("--node and --gateway exclude each other")
     if token is not None and not (node or gateway):
@@ -159,7 +162,8 @@ def bench(
         view = _Progress(len(tasks), len(tasks) - todo)
         try:
             with view:
-                results = run_bench(store, run, tasks, runner, on_start=view.start, on_result=view.result)
+                results = run_bench(store, run, tasks, runner, on_start=view.start, on_result=view.result,
+                                    time_budget_s=time_budget)
         except KeyboardInterrupt:
             partial = ordered_results(tasks, store.bench_results(run["bench_id"]))
             write_reports(build_document(run, machine, partial, len(tasks)), target)
@@ -180,6 +184,9 @@ def bench(
         diag.print(written["plot_note"], soft_wrap=True)
     if old is not None:
         (diag if as_json else out()).print(render_compare(compare(old, doc)), soft_wrap=True, markup=False)
+    if not doc["complete"]:
+        raise JobFailed(f"time budget of {time_budget:g}s reached after {len(doc['tasks'])} of {len(tasks)} tasks; "
+                        f"continue with: kgen bench --resume --out {target}")
     failing = [t for t in doc["tasks"] if t["status"] != "correct"]
     if failing:
         raise JobFailed(f"{len(failing)} of {len(doc['tasks'])} task(s) got no correct kernel")

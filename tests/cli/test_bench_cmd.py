@@ -223,6 +223,7 @@ def test_kill_9_mid_run_then_resume_keeps_finished_tasks(tmp_path):
     (["{tasks}", "--node", "http://127.0.0.1:1", "--gateway", "http://127.0.0.1:2"], "exclude each other"),
     (["{tasks}", "--token", "t"], "--token only applies"),
     (["{tasks}", "--timeout", "0"], "--timeout must be > 0"),
+    (["{tasks}", "--time-budget", "-1"], "--time-budget must be > 0"),
     (["--resume", "--out", "{tmp}/never"], "no bench run wrote to"),
     (["{tmp}/empty"], "holds no task files"),
     (["{tmp}/bad.py"], "missing Model"),
@@ -269,3 +270,17 @@ def test_ctrl_c_writes_partial_results_and_resume_finishes(tmp_path):
     done = kgen(["bench", "--resume", "--out", out], home, tmp_path)
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "results.json").read_text())["complete"] is True
+
+
+def test_time_budget_stops_starting_tasks_and_resume_finishes(tmp_path):
+    tasks = make_slice(tmp_path / "tasks", ["activation/relu", "activation/sigmoid"])
+    home, out = tmp_path / "home", tmp_path / "out"
+    first = kgen(["bench", tasks, "--small", "--out", out, "--time-budget", "0.001"], home, tmp_path)
+    assert first.returncode == 1
+    # the first task starts at once (0 s elapsed); the second would start after the budget
+    assert "time budget of 0.001s reached after 1 of 2 tasks" in one_error_line(first)
+    doc = json.loads((out / "results.json").read_text())
+    assert doc["complete"] is False and [t["name"] for t in doc["tasks"]] == ["relu"]
+    done = kgen(["bench", "--resume", "--out", out], home, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [t["status"] for t in json.loads((out / "results.json").read_text())["tasks"]] == ["correct", "correct"]

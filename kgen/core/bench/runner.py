@@ -238,12 +238,18 @@ class Runner:
 
 def run_bench(store, bench_run: dict[str, Any], tasks: list[BenchTask], runner: Runner,
               on_start: Callable[[BenchTask], None] | None = None,
-              on_result: Callable[[BenchTask, dict[str, Any]], None] | None = None) -> dict[str, dict[str, Any]]:
-    """Run every task of `tasks` that has no result in the store yet; returns all results by key."""
+              on_result: Callable[[BenchTask, dict[str, Any]], None] | None = None,
+              time_budget_s: float | None = None) -> dict[str, dict[str, Any]]:
+    """Run every task of `tasks` that has no result in the store yet; returns all results by key.
+    With `time_budget_s`, no task is started once that many seconds have passed (the run stays
+    resumable; the caller sees fewer results than tasks)."""
     done = store.bench_results(bench_run["bench_id"])
+    started = time.monotonic()
     for bt in tasks:
         if bt.key in done:
             continue
+        if time_budget_s is not None and time.monotonic() - started >= time_budget_s:
+            return done
         if on_start:
             on_start(bt)
         result = runner.run_task(bt)
