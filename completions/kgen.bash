@@ -3,7 +3,7 @@
 
 _kgen_commands() {
     case "$1" in
-        'kgen') echo 'verify run submit tail init completions man systemd job worker token gateway node config' ;;
+        'kgen') echo 'verify run submit tail init completions man systemd bench job worker token gateway node config' ;;
         'kgen job') echo 'list status cancel result submit tail' ;;
         'kgen worker') echo 'register list remove' ;;
         'kgen token') echo 'create list revoke' ;;
@@ -24,6 +24,7 @@ _kgen_options() {
         'kgen completions') echo '-h --help' ;;
         'kgen man') echo '-o --output --json -h --help' ;;
         'kgen systemd') echo '--user --env-file -h --help' ;;
+        'kgen bench') echo '--backend --generator --job-type --candidates --node --gateway --token --out --resume --compare --small --compile-mode --only --timeout --time-budget --json -h --help' ;;
         'kgen job') echo '-h --help' ;;
         'kgen job list') echo '--status --limit --json --jsonl --gateway --token -h --help' ;;
         'kgen job status') echo '--json --gateway --token -h --help' ;;
@@ -60,6 +61,7 @@ _kgen_value_options() {
         'kgen tail') echo '--after --gateway --token' ;;
         'kgen man') echo '-o --output' ;;
         'kgen systemd') echo '--user --env-file' ;;
+        'kgen bench') echo '--backend --generator --job-type --candidates --node --gateway --token --out --compare --compile-mode --only --timeout --time-budget' ;;
         'kgen job list') echo '--status --limit --gateway --token' ;;
         'kgen job status') echo '--gateway --token' ;;
         'kgen job cancel') echo '--gateway --token' ;;
@@ -83,6 +85,9 @@ _kgen_option_values() {
         'kgen run|--output') echo '@file' ;;
         'kgen man|-o') echo '@file' ;;
         'kgen man|--output') echo '@file' ;;
+        'kgen bench|--candidates') echo '@file' ;;
+        'kgen bench|--out') echo '@file' ;;
+        'kgen bench|--compare') echo '@file' ;;
         'kgen job result|-o') echo '@file' ;;
         'kgen job result|--output') echo '@file' ;;
     esac

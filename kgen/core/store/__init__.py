@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kgen.core.store.bench import BenchMixin
 from kgen.core.store.jobs import JOB_STATUSES, TERMINAL, JobsMixin
 from kgen.core.store.tokens import TokensMixin
 from kgen.core.store.workers import WorkersMixin
@@ -16,7 +17,7 @@ from kgen.core.store.workers import WorkersMixin
 __all__ = ["Store", "JOB_STATUSES", "TERMINAL", "default_store_path"]
 
 
-class Store(JobsMixin, WorkersMixin, TokensMixin):
+class Store(JobsMixin, WorkersMixin, TokensMixin, BenchMixin):
     """Store(path): opens or creates the database file and applies pending migrations."""
 
 

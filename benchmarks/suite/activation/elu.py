@@ -1,0 +1,28 @@
+"""ELU with alpha 1.0."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+batch_size = 2048
+dim = 8192
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 4, "dim": 100}
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return F.elu(x, alpha=1.0)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim)]
+
+
+def get_init_inputs():
+    return []

@@ -1,0 +1,31 @@
+"""Pointwise (1x1) Conv2d: a channel-mixing matmul in disguise."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 16
+in_channels = 256
+out_channels = 512
+h = 56
+w = 56
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 2, "in_channels": 6, "out_channels": 5, "h": 4, "w": 5}
+
+
+class Model(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_channels, h, w)]
+
+
+def get_init_inputs():
+    return [in_channels, out_channels]

@@ -1,0 +1,32 @@
+"""Conv2d with stride 2, dilation 2 and padding 2."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 16
+in_channels = 64
+out_channels = 128
+h = 128
+w = 128
+kernel_size = 3
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 2, "in_channels": 3, "out_channels": 4, "h": 9, "w": 10}
+
+
+class Model(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=2, padding=2, dilation=2)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_channels, h, w)]
+
+
+def get_init_inputs():
+    return [in_channels, out_channels, kernel_size]

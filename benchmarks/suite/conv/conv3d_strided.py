@@ -1,0 +1,32 @@
+"""Conv3d with stride 2 and an asymmetric kernel (3, 5, 3), no bias."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 8
+in_channels = 16
+out_channels = 32
+d = 32
+h = 64
+w = 64
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 1, "in_channels": 2, "out_channels": 3, "d": 5, "h": 7, "w": 6}
+
+
+class Model(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.conv = nn.Conv3d(in_channels, out_channels, (3, 5, 3), stride=2, bias=False)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_channels, d, h, w)]
+
+
+def get_init_inputs():
+    return [in_channels, out_channels]

@@ -1,0 +1,32 @@
+"""Conv2d followed by an extra per-channel bias and ReLU."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 32
+in_channels = 64
+out_channels = 128
+h = 64
+w = 64
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 2, "in_channels": 3, "out_channels": 4, "h": 6, "w": 6}
+
+
+class Model(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.bias = nn.Parameter(torch.randn(out_channels, 1, 1) * 0.1)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x) + self.bias)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_channels, h, w)]
+
+
+def get_init_inputs():
+    return [in_channels, out_channels]

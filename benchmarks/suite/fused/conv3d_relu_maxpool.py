@@ -1,0 +1,33 @@
+"""Conv3d, ReLU, MaxPool3d 2x2x2."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 8
+in_channels = 16
+out_channels = 32
+d = 16
+h = 64
+w = 64
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 1, "in_channels": 2, "out_channels": 3, "d": 4, "h": 6, "w": 6}
+
+
+class Model(nn.Module):
+    def __init__(self, in_channels, out_channels):
+        super().__init__()
+        self.conv = nn.Conv3d(in_channels, out_channels, 3, padding=1)
+        self.pool = nn.MaxPool3d(2)
+
+    def forward(self, x):
+        return self.pool(torch.relu(self.conv(x)))
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_channels, d, h, w)]
+
+
+def get_init_inputs():
+    return [in_channels, out_channels]

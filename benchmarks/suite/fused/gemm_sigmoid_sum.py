@@ -1,0 +1,29 @@
+"""Linear, sigmoid, sum over features: a reduction epilogue after a GEMM."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 1024
+in_features = 4096
+out_features = 4096
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 6, "in_features": 16, "out_features": 12}
+
+
+class Model(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.fc = nn.Linear(in_features, out_features)
+
+    def forward(self, x):
+        return torch.sigmoid(self.fc(x)).sum(dim=1, keepdim=True)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, in_features)]
+
+
+def get_init_inputs():
+    return [in_features, out_features]

@@ -1,0 +1,28 @@
+"""Binary cross-entropy on logits (numerically stable form)."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+batch_size = 4096
+dim = 4096
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 6, "dim": 40}
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, logits, target):
+        return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim), torch.rand(batch_size, dim)]
+
+
+def get_init_inputs():
+    return []

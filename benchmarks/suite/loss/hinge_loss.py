@@ -1,0 +1,27 @@
+"""Hinge loss mean(clamp(1 - pred * y, min=0)) with y in {-1, 1}."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 4096
+dim = 4096
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 6, "dim": 40}
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, pred, y):
+        return torch.mean(torch.clamp(1 - pred * y, min=0))
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim), torch.randint(0, 2, (batch_size, dim)).float() * 2 - 1]
+
+
+def get_init_inputs():
+    return []

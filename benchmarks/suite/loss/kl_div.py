@@ -1,0 +1,28 @@
+"""KL divergence between two distributions given as log-probabilities and probabilities (batchmean)."""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+batch_size = 4096
+dim = 4096
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 6, "dim": 40}
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, log_pred, target):
+        return F.kl_div(log_pred, target, reduction='batchmean')
+
+
+def get_inputs():
+    return [torch.randn(batch_size, dim).log_softmax(-1), torch.randn(batch_size, dim).softmax(-1)]
+
+
+def get_init_inputs():
+    return []

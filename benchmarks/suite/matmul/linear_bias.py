@@ -1,0 +1,29 @@
+"""nn.Linear with bias: y = x W^T + b."""
+
+import torch
+import torch.nn as nn
+
+
+batch = 512
+in_features = 4096
+out_features = 4096
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch": 8, "in_features": 24, "out_features": 16}
+
+
+class Model(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        self.fc = nn.Linear(in_features, out_features)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def get_inputs():
+    return [torch.randn(batch, in_features)]
+
+
+def get_init_inputs():
+    return [in_features, out_features]

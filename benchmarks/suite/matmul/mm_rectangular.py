@@ -1,0 +1,28 @@
+"""Rectangular matmul (M, K) @ (K, N) with a long reduction."""
+
+import torch
+import torch.nn as nn
+
+
+M = 1024
+K = 8192
+N = 2048
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"M": 16, "K": 48, "N": 24}
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, a, b):
+        return torch.matmul(a, b)
+
+
+def get_inputs():
+    return [torch.randn(M, K), torch.randn(K, N)]
+
+
+def get_init_inputs():
+    return []

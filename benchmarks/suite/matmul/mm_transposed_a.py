@@ -1,0 +1,28 @@
+"""C = A.T @ B with A stored (K, M): a transposed, non-contiguous left operand."""
+
+import torch
+import torch.nn as nn
+
+
+M = 2048
+K = 4096
+N = 1024
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"M": 12, "K": 20, "N": 16}
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, a, b):
+        return torch.matmul(a.T, b)
+
+
+def get_inputs():
+    return [torch.randn(K, M), torch.randn(K, N)]
+
+
+def get_init_inputs():
+    return []

@@ -1,0 +1,30 @@
+"""BatchNorm2d in training mode: batch statistics and running-stat updates."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 16
+features = 64
+h = 128
+w = 128
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 3, "features": 4, "h": 5, "w": 6}
+
+
+class Model(nn.Module):
+    def __init__(self, features):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(features)
+
+    def forward(self, x):
+        return self.bn(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, features, h, w)]
+
+
+def get_init_inputs():
+    return [features]

@@ -1,0 +1,29 @@
+"""Divide a tensor by its Frobenius norm (a global reduction feeding a pointwise op)."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 16
+features = 64
+dim1 = 128
+dim2 = 128
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 2, "features": 3, "dim1": 5, "dim2": 4}
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return x / torch.norm(x, p='fro')
+
+
+def get_inputs():
+    return [torch.randn(batch_size, features, dim1, dim2)]
+
+
+def get_init_inputs():
+    return []

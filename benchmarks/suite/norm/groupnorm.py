@@ -1,0 +1,30 @@
+"""GroupNorm with 8 groups and affine parameters."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 16
+features = 64
+h = 128
+w = 128
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 2, "features": 8, "h": 4, "w": 5}
+
+
+class Model(nn.Module):
+    def __init__(self, features, groups):
+        super().__init__()
+        self.gn = nn.GroupNorm(groups, features)
+
+    def forward(self, x):
+        return self.gn(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, features, h, w)]
+
+
+def get_init_inputs():
+    return [features, 8 if features >= 8 else 1]

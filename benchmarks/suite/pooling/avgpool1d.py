@@ -1,0 +1,31 @@
+"""AvgPool1d, kernel 8, stride 4."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 32
+channels = 128
+length = 4096
+kernel_size = 8
+stride = 4
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 2, "channels": 3, "length": 33}
+
+
+class Model(nn.Module):
+    def __init__(self, kernel_size, stride):
+        super().__init__()
+        self.pool = nn.AvgPool1d(kernel_size, stride=stride)
+
+    def forward(self, x):
+        return self.pool(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, channels, length)]
+
+
+def get_init_inputs():
+    return [kernel_size, stride]

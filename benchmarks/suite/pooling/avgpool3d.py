@@ -1,0 +1,33 @@
+"""AvgPool3d, kernel 2, stride 2."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 8
+channels = 16
+d = 32
+h = 64
+w = 64
+kernel_size = 2
+stride = 2
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 1, "channels": 2, "d": 4, "h": 6, "w": 4}
+
+
+class Model(nn.Module):
+    def __init__(self, kernel_size, stride):
+        super().__init__()
+        self.pool = nn.AvgPool3d(kernel_size, stride=stride)
+
+    def forward(self, x):
+        return self.pool(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, channels, d, h, w)]
+
+
+def get_init_inputs():
+    return [kernel_size, stride]

@@ -1,0 +1,34 @@
+"""MaxPool2d, kernel 3, stride 2, padding 1, dilation 2."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 16
+channels = 64
+h = 128
+w = 128
+kernel_size = 3
+stride = 2
+padding = 1
+dilation = 2
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 2, "channels": 3, "h": 9, "w": 10}
+
+
+class Model(nn.Module):
+    def __init__(self, kernel_size, stride, padding, dilation):
+        super().__init__()
+        self.pool = nn.MaxPool2d(kernel_size, stride=stride, padding=padding, dilation=dilation)
+
+    def forward(self, x):
+        return self.pool(x)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, channels, h, w)]
+
+
+def get_init_inputs():
+    return [kernel_size, stride, padding, dilation]

@@ -1,0 +1,28 @@
+"""Prefix sum of the elements where a boolean mask is set."""
+
+import torch
+import torch.nn as nn
+
+
+batch_size = 128
+length = 32768
+# Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
+# globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
+SMALL = {"batch_size": 3, "length": 50}
+
+
+class Model(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x, mask):
+        return torch.cumsum(x * mask, dim=self.dim)
+
+
+def get_inputs():
+    return [torch.randn(batch_size, length), torch.rand(batch_size, length) < 0.5]
+
+
+def get_init_inputs():
+    return [1]
