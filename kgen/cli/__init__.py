@@ -61,18 +61,41 @@ def _register_all() -> None:
 _register_all()
 
 
+def build_command():
+    """The click command tree of `app`, as `kgen` runs it.
+
+    typer (>= 0.26) prints every option's value type in --help, flags included, which shows
+    `--debug <bool>` and `--help -h <bool>` although flags take no value. An explicit empty
+    metavar is what typer shows instead, so every on/off flag (the help option too) gets one."""
+    import typer.main
+
+    root = typer.main.get_command(app)
+    _hide_flag_types(root, typer.Context(root, info_name="kgen", help_option_names=["-h", "--help"]))
+    return root
+
+
+def _hide_flag_types(cmd, ctx) -> None:
+    for param in [*cmd.params, cmd.get_help_option(ctx)]:
+        if param is not None and getattr(param, "is_flag", False) and not getattr(param, "count", False) \
+                and param.metavar is None:
+            param.metavar = ""
+    if hasattr(cmd, "list_commands"):
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            if sub is not None:
+                _hide_flag_types(sub, typer.Context(sub, parent=ctx, info_name=name))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: maps expected errors to one-line messages and exit codes."""
-    from typer._click.exceptions import ClickException  # typer >= 0.26 vendors click
-
     try:
-        rv = app(args=argv, prog_name="kgen", standalone_mode=False)
+        rv = build_command().main(args=argv, prog_name="kgen", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         print("kgen: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
-    except ClickException as exc:
+    except typer.TyperException as exc:   # click's usage errors (typer vendors click under it)
         # One line, like every other error; the usage text is one --help away.
         message = " ".join(exc.format_message().split())
         ctx = getattr(exc, "ctx", None)

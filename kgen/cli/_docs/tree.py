@@ -97,7 +97,7 @@ def _command(cmd, ctx) -> Command:
     node = Command(ctx.command_path.split(), clean_help(cmd.help), "", usage, params)
     node.short_help = clean_help(getattr(cmd, "short_help", None)) or node.help.split("\n\n")[0].replace("\n", " ")
     if hasattr(cmd, "list_commands"):
-        from typer._click import Context
+        from typer import Context
 
         for name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, name)
@@ -110,7 +110,7 @@ def _command(cmd, ctx) -> Command:
 def command_tree(app=None, prog: str = "kgen") -> Command:
     """Snapshot the tree of `app` (default: the kgen CLI itself)."""
     import typer.main
-    from typer._click import Context
+    from typer import Context
 
     if app is None:
         from kgen.cli import app as kgen_app

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 if TYPE_CHECKING:
     from kgen.core.task import Task
@@ -31,6 +31,10 @@ class Candidate:
 
 class Generator(Protocol):
     name: str
+    # Where a conversational generator records each message it exchanges (role, content); the
+    # engine (kgen.core.evolve.run_job) points it at the job's stored conversation for the length
+    # of a run and back to None after. Generators without a conversation ignore it.
+    message_sink: Callable[[str, str], None] | None
 
     def initial(self, task: "Task", n: int) -> list[Candidate]:
         """First round: up to n distinct candidates (n=1 for a single job)."""

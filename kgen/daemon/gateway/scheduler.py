@@ -34,7 +34,6 @@ class DispatchContext:
     atol: float | None = None
     rtol: float | None = None
     allow_cpu_fallback: bool = False
-    candidate_id: Callable[[str], str | None] = lambda source: None
     add_event: Callable[[str, dict], Any] = lambda type_, data: None
     cancel: asyncio.Event | None = None
     extra: dict = field(default_factory=dict)
@@ -148,20 +147,17 @@ class Scheduler:
 
     # -- dispatch -------------------------------------------------------------------
     async def dispatch(self, ctx: DispatchContext, candidate_source: str, *,
-                       allow_ops: list[str] | None = None) -> Verdict:
+                       allow_ops: list[str] | None = None, candidate_id: str | None = None) -> Verdict:
         """The node's verdict for one candidate, retried on other nodes when a node fails."""
         exclude: set[str] = set()
         failures: list[str] = []
         attempt, busy = 0, 0    # node failures (bounded by max_attempts); busy answers (bounded apart)
-        candidate_id = None
         while attempt < self.max_attempts and busy <= self.max_busy_retries:
             worker = await self._acquire(ctx, exclude)
             if worker is None:
                 failures.append("no healthy worker serves "
                                 f"backend={ctx.backend} arch={ctx.arch or 'any'}")
                 break
-            if candidate_id is None:
-                candidate_id = ctx.candidate_id(candidate_source)
             wait_s = 0.0
             try:
                 await _event(ctx, "candidate_dispatched", {"candidate_id": candidate_id,

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 class BuiltinGenerator:
     name = "builtin"
+    message_sink = None   # Generator protocol: the builtin generator has no conversation to record
 
     def __init__(self, seed: int = 0, **options: Any):
         self.seed = int(seed)
@@ -86,8 +87,8 @@ class BuiltinGenerator:
         cap = self._capture(task)
         schedule = sched.normalise(schedule)
         built = build_module(task.source, cap, schedule)
-        # plain JSON only: candidates cross process boundaries (pickled) and land in the store as
-        # JSON, and must not drag torch objects along
+        # plain JSON only: candidates cross process boundaries (as JSON lines) and land in the
+        # store as JSON, and must not drag torch objects along
         params = plain({"schedule": schedule, "fallback_ops": built.fallback_ops, "kernels": built.kernels,
                         "groups": [{"kind": g.kind, "ops": g.ops()} for g in built.groups]})
         lowered = sum(1 for g in built.groups if g.kind != "fallback")
