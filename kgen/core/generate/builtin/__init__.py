@@ -1,7 +1,10 @@
 """The builtin offline generator: a lowering of the reference's ATen graph to Triton.
 
-Export (export.py) -> fusion groups (fusion.py) -> one kernel per group from parametrised
-templates (emit_groups.py, kernel.py, ops.py) -> a standalone ModelNew module (module.py).
+Layers, each importing only the ones before it:
+ops (op tables) -> graph (typed node helpers; export.py/rewrite.py capture the graph) ->
+legality (what each group kind can lower) -> schedule (knobs) -> fusion (the plan: groups) ->
+indexing, codegen (the kernel writer) -> emit/ (one emitter per group kind, a registry) ->
+module (the ModelNew assembly) -> this generator.
 Evolve rounds vary the schedule (schedule.py). No table of known problems: every op is lowered
 on its own terms, and anything without a lowering stays a declared torch fallback.
 """
@@ -57,12 +60,11 @@ class BuiltinGenerator:
         return out
 
     def _sections(self, task: "Task") -> set[str]:
+        from kgen.core.generate.builtin.emit import SECTION_OF_KIND
         from kgen.core.generate.builtin.fusion import build_groups
 
         groups, _ = build_groups(self._capture(task).graph)
-        names = {"pointwise": "pointwise", "reduction": "reduction", "scan": "reduction",
-                 "matmul": "matmul", "conv": "matmul", "pool": "pointwise"}
-        return {names[g.kind] for g in groups if g.kind in names}
+        return {SECTION_OF_KIND[g.kind] for g in groups if g.kind in SECTION_OF_KIND}
 
     def _capture(self, task: "Task") -> Any:
         from kgen.core.generate.builtin.export import capture

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgen.core.errors import KgenError, TaskError
+from kgen.core.task import missing_required
 from kgen.core.generate.builtin.rewrite import splits_to_slices
 
 # Kept whole on purpose: the emitters lower these directly (matmul epilogue, single-pass tanh...).
@@ -128,9 +129,9 @@ def load_namespace(source: str, name: str = "kgen_task") -> dict[str, Any]:
         exec(code, module.__dict__)  # the generator runs the user's reference by design
     except Exception as exc:  # noqa: BLE001 - any failure of user code is a task error
         raise TaskError(f"task source failed to import: {type(exc).__name__}: {exc}") from None
-    for needed in ("Model", "get_inputs", "get_init_inputs"):
-        if needed not in module.__dict__:
-            raise TaskError(f"task is missing {needed}")
+    missing = missing_required(module.__dict__)
+    if missing:
+        raise TaskError(f"task does not define a callable {', '.join(missing)}")
     return module.__dict__
 
 

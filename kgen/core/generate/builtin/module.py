@@ -8,20 +8,22 @@ module checks all three instead of computing garbage for inputs it was not built
 
 from __future__ import annotations
 
+import ast
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 from kgen.core.errors import KgenError
-from kgen.core.generate.builtin import emit_conv, emit_groups, emit_pool, ops, tidy
+from kgen.core.generate.builtin import ops, tidy
+from kgen.core.generate.builtin.codegen import stored_nodes
+from kgen.core.generate.builtin.emit import EMITTERS, SECTION_OF_KIND
 from kgen.core.generate.builtin.export import Captured, signature_text
-from kgen.core.generate.builtin.fusion import Group, build_groups, shape_of, trace
-from kgen.core.generate.builtin.kernel import stored_nodes
+from kgen.core.generate.builtin.fusion import Group, build_groups
+from kgen.core.generate.builtin.graph import shape_of, trace
 from kgen.core.generate.builtin.prelude import reference_prelude
 
 BASE = "_KgenReference"
 MAX_CONSTANT = 1 << 16
-EMITTERS = {**emit_groups.EMITTERS, "conv": emit_conv.conv, "pool": emit_pool.pool}
 
 RUNTIME = '''
 def _kgen_strides(t, shape):
@@ -222,8 +224,7 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
             continue
         stored = stored_nodes(g, outputs)
         kname = f"k{g.index}_{g.kind}"
-        sched = schedule[{"scan": "reduction", "conv": "matmul", "pool": "pointwise"}.get(g.kind, g.kind)]
-        launch = EMITTERS[g.kind](g, kname, sched, consts, fw.pyname, stored)
+        launch = EMITTERS[g.kind].emit(g, kname, schedule[SECTION_OF_KIND[g.kind]], consts, fw.pyname, stored)
         doc = f"{g.kind} group {g.index} fuses: {', '.join(g.ops())}"
         kernels.append(launch.kernel.source(doc))
         kernel_names.append(kname)
@@ -318,6 +319,17 @@ def _literal(value: Any) -> str:
     return repr(value)
 
 
+def parameter_names(signature: str) -> set[str]:
+    """The names a `def f(<signature>)` binds (positional, keyword-only, *args and **kwargs)."""
+    try:
+        args = ast.parse(f"def f({signature}):\n    pass").body[0].args  # type: ignore[attr-defined]
+    except SyntaxError:
+        return set()
+    names = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+    names |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    return names
+
+
 def _init_block(source: str, cap: Captured, extra: list[str]) -> str:
     generic = ["    def __init__(self, *args, **kwargs):", "        super().__init__(*args, **kwargs)"]
     body_extra = ["        " + line for line in extra]
@@ -332,7 +344,8 @@ def _init_block(source: str, cap: Captured, extra: list[str]) -> str:
     except (TypeError, ValueError):
         return "\n".join(generic + body_extra) + "\n" if extra else ""
     traced = {k: v for k, v in list(bound.arguments.items())[1:] if _simple(v)}
-    checks = ", ".join(f"{k!r}: {k}" for k in traced if k in text)
+    # only arguments the generated __init__ binds to a name of its own can be compared
+    checks = ", ".join(f"{k!r}: {k}" for k in traced if k in parameter_names(text))
     lines = [f"    def __init__({text}):",
              f"        super().__init__({', '.join(call)})"]
     if checks:

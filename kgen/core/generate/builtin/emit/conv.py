@@ -11,41 +11,32 @@ transposed convolution is the same gather seen from the output: a tap contribute
 from __future__ import annotations
 
 import math
+
 from typing import Any
 
+from torch.fx import Node
+
 from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.emit_groups import Launch, _finish_params, _output_params, _store_all
-from kgen.core.generate.builtin.fusion import Group, shape_of
-from kgen.core.generate.builtin.kernel import BodyWriter, Ctx, Kernel, next_pow2
+from kgen.core.generate.builtin.codegen import (
+    BodyWriter,
+    Ctx,
+    Kernel,
+    Launch,
+    clip_block,
+    finish_params,
+    output_params,
+    row_space,
+    store_all,
+)
+from kgen.core.generate.builtin.fusion import Group
+from kgen.core.generate.builtin.graph import flat_to_coords, shape_of
+from kgen.core.generate.builtin.legality import conv_ok
+
+KIND = "conv"
+SECTION = "matmul"
 
 
-def conv_ok(node: Any) -> bool:
-    import torch
-
-    if ops.packet(node) != "convolution" or len(node.args) < 9:
-        return False
-    x, w = node.args[0], node.args[1]
-    val = node.meta.get("val")
-    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        return False
-    if not all(hasattr(a, "meta") for a in (x, w)):
-        return False
-    return x.meta["val"].dim() in (3, 4, 5) and x.meta["val"].dtype == val.dtype
-
-
-def _unravel(k: Kernel, base: str, sizes: list[int], names: list[str], indent: int = 1) -> None:
-    rest = base
-    for pos in range(len(sizes) - 1, -1, -1):
-        if pos == 0:
-            k.emit(f"{names[pos]} = {rest}", indent)
-        else:
-            k.emit(f"{names[pos]} = {rest} % {sizes[pos]}", indent)
-            q = k.var("q")
-            k.emit(f"{q} = {rest} // {sizes[pos]}", indent)
-            rest = q
-
-
-def conv(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored: list[Any]) -> Launch:
+def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
     import torch
 
     k = Kernel(name)
@@ -62,11 +53,11 @@ def conv(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored:
     osp = list(out[2:])
     M = N * math.prod(osp)
     Kg = Cg * math.prod(taps)
-    bm = max(16, min(int(sched["BLOCK_M"]), next_pow2(M)))
-    bn = max(16, min(int(sched["BLOCK_N"]), next_pow2(OCg)))
-    bk = max(16, min(int(sched["BLOCK_K"]), next_pow2(Kg)))
+    bm = clip_block(sched["BLOCK_M"], M, floor=16)
+    bn = clip_block(sched["BLOCK_N"], OCg, floor=16)
+    bk = clip_block(sched["BLOCK_K"], Kg, floor=16)
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk)
-    _output_params(k, stored)
+    output_params(k, stored)
     px, pw = pyname(x_node), pyname(w_node)
     k.params += ["x", "w"] + [f"sx{d}" for d in range(len(xs))] + [f"sw{d}" for d in range(len(ws))]
     k.launch += [px, pw] + [f"{px}.stride({d})" for d in range(len(xs))] + [f"{pw}.stride({d})" for d in range(len(ws))]
@@ -77,12 +68,12 @@ def conv(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored:
     k.emit("rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)   # output pixel (batch, spatial...)")
     k.emit("rn = pn * BLOCK_N + tl.arange(0, BLOCK_N)   # output channel inside the group")
     onames = ["bn_"] + [f"o{d}" for d in range(sp)]
-    _unravel(k, "rm", [N] + osp, onames)
+    flat_to_coords(k.emit, k.var, "rm", [N] + osp, names=onames)
     k.emit("acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)")
     k.emit(f"for k0 in range(0, {Kg}, BLOCK_K):")
     k.emit("rk = k0 + tl.arange(0, BLOCK_K)   # (input channel, kernel taps...)", 2)
     tnames = ["ci"] + [f"t{d}" for d in range(sp)]
-    _unravel(k, "rk", [Cg] + taps, tnames, 2)
+    flat_to_coords(lambda line: k.emit(line, 2), k.var, "rk", [Cg] + taps, names=tnames)
     amask = [f"(rm[:, None] < {M})", f"(rk[None, :] < {Kg})"]
     aoff = ["bn_[:, None] * sx0", "(g * " + str(Cg) + " + ci)[None, :] * sx1"]
     for d in range(sp):
@@ -125,7 +116,7 @@ def conv(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored:
     else:
         ctx.values[node] = ("acc", dtype)
     writer.nodes(ctx, group.epi)
-    _store_all(ctx, k, group.core + group.epi, stored)
-    _finish_params(k, stored)
+    store_all(ctx, k, group.core + group.epi, stored)
+    finish_params(k, stored)
     grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups})"
     return Launch(k, grid, stored, {"num_warps": sched["num_warps"], "num_stages": sched["num_stages"]})
