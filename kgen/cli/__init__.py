@@ -6,13 +6,13 @@ triton, numpy or aiohttp, so that `kgen --help` stays fast. Heavy imports happen
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 
 import typer
 
 from kgen import __version__
+from kgen.cli.state import state
 from kgen.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, KgenError
 
 app = typer.Typer(
@@ -24,7 +24,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_state = {"debug": bool(os.environ.get("KGEN_DEBUG"))}
 
 
 def _version(value: bool) -> None:
@@ -38,7 +37,7 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.", envvar="KGEN_DEBUG"),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
-    _state["debug"] = _state["debug"] or debug
+    state["debug"] = state["debug"] or debug
 
 
 def _register_all() -> None:
@@ -103,12 +102,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"kgen: error: {message}{hint}", file=sys.stderr)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
     except KgenError as exc:
-        if _state["debug"]:
+        if state["debug"]:
             traceback.print_exc()
         print(f"kgen: error: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except Exception as exc:  # an unexpected bug: say so in one line unless --debug
-        if _state["debug"]:
+        if state["debug"]:
             traceback.print_exc()
         else:
             print(f"kgen: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)

@@ -126,7 +126,7 @@ def run(
     from kgen.core import config
     import warnings
 
-    from kgen.cli import _state
+    from kgen.cli.state import state
     from kgen.core.errors import BadInput, JobFailed
     from kgen.core.evolve import validate_spec
     from kgen.core.generate import GENERATORS, get_generator
@@ -135,7 +135,7 @@ def run(
     from kgen.core.store import Store, default_store_path
     from kgen.core.task import check_task, load_task
 
-    if not _state["debug"]:
+    if not state["debug"]:
         # torch.export's deprecation chatter is not something a `kgen run` user can act on.
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -11,10 +11,10 @@ import textwrap
 
 import pytest
 
-from kgen.cli._docs.tree import command_tree
+from kgen.cli._docs.regen import cli_tree
 
 HEAVY = ("torch", "triton", "numpy", "aiohttp")
-TREE = command_tree()
+TREE = cli_tree()
 
 # Runs each --help of one subtree in a fresh interpreter, and after each one checks that no heavy
 # module got imported; prints the failures as JSON.

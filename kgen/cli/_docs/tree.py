@@ -107,17 +107,11 @@ def _command(cmd, ctx) -> Command:
     return node
 
 
-def command_tree(app=None, prog: str = "kgen") -> Command:
-    """Snapshot the tree of `app` (default: the kgen CLI itself)."""
-    import typer.main
+def command_tree(root, prog: str = "kgen") -> Command:
+    """Snapshot the tree of `root`, a click command such as `kgen.cli.build_command()` (the
+    caller hands it in, so this package never imports the CLI it documents)."""
     from typer import Context
 
-    if app is None:
-        from kgen.cli import app as kgen_app
-
-        app = kgen_app
-    root = typer.main.get_command(app)
-    info = getattr(app, "info", None)
-    settings = dict(getattr(info, "context_settings", None) or {})
+    settings = dict(getattr(root, "context_settings", None) or {})
     ctx = Context(root, info_name=prog, help_option_names=settings.get("help_option_names", ["--help"]))
     return _command(root, ctx)

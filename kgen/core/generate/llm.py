@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
 
 from kgen.core.errors import BadInput, KgenError, Unreachable
-from kgen.core.generate import Candidate
+from kgen.core.generate.candidate import Candidate
 from kgen.core.generate import llm_prompts as prompts
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kgen.core.generate import Candidate
+from kgen.core.generate.candidate import Candidate
 from kgen.core.generate.builtin import schedule as sched
 
 if TYPE_CHECKING:
