@@ -43,14 +43,14 @@ def _root(
 def _register_all() -> None:
     # One module per command group; each exposes register(app).
     from kgen.cli import (  # noqa: PLC0415
-        verify_cmd,
-        run_cmd,
-        gateway_cmd,
-        node_cmd,
-        worker_cmd,
-        job_cmd,
         config_cmd,
         docs_cmd,
+        gateway_cmd,
+        job_cmd,
+        node_cmd,
+        run_cmd,
+        verify_cmd,
+        worker_cmd,
     )
 
     for module in (verify_cmd, run_cmd, job_cmd, worker_cmd, gateway_cmd, node_cmd, config_cmd, docs_cmd):

@@ -123,10 +123,10 @@ def run(
     token: Optional[str] = typer.Option(None, "--token", help="Token for --node (else KGEN_TOKEN, else the token file)."),
 ) -> None:
     """Generate, verify and (with --job-type evolve) evolve a Triton kernel for TASK.py on this machine."""
-    from kgen.core import config
     import warnings
 
     from kgen.cli.state import state
+    from kgen.core import config
     from kgen.core.errors import BadInput, JobFailed
     from kgen.core.evolve import validate_spec
     from kgen.core.generate import GENERATORS, get_generator

@@ -27,7 +27,6 @@ from kgen.core.spec import check as check_limit
 from kgen.core.verify.verdict import Verdict
 
 
-
 @dataclass(frozen=True)
 class VerifyTargets:
     """What a candidate is verified against: the job's backend, arch, tolerances and time limit."""
@@ -144,6 +143,10 @@ class Entry:
     index: int
     candidate: Candidate
     verdict: Verdict | None = None
+
+    @property
+    def correct(self) -> bool:
+        return self.verdict is not None and self.verdict.correct
 
     def rank(self) -> tuple:
         """Sort key, lower is better: correct first; among correct, lower GPU time, else earlier."""
@@ -277,7 +280,7 @@ class _Engine:
             raise
 
     def done(self) -> bool:
-        return self.best is not None and self.best.verdict.correct and self.spec["early_stop"]
+        return self.best is not None and self.best.correct and self.spec["early_stop"]
 
     # -- job types -----------------------------------------------------------------
     async def run_single(self) -> None:
@@ -290,7 +293,7 @@ class _Engine:
         while True:
             last = self.entries[-1]
             await self.check_all([last])
-            if last.verdict.correct or len(self.entries) > self.spec["max_repairs"]:
+            if last.correct or len(self.entries) > self.spec["max_repairs"]:
                 return
             round_ = len(self.entries) + 1
             self.event("round_started", round=round_, repair_of=last.candidate_id)
@@ -328,7 +331,7 @@ class _Engine:
                     self.event("generator_error", round=round_, error=self.generator_error)
                     return
                 seen = {e.candidate.sha for e in self.entries}
-                fresh = []
+                fresh: list[Candidate] = []
                 for cand in cands:
                     if cand.sha not in seen and len(fresh) < n:
                         seen.add(cand.sha)
@@ -348,6 +351,8 @@ class _Engine:
         if self.best is None:
             return f"no candidate was verified ({count} generated)"
         v = self.best.verdict
+        if v is None:
+            return f"no candidate was verified ({count} generated)"
         text = f"no correct kernel in {count} candidate(s); best was {v.status}"
         if v.message:
             text += f": {v.message.strip().splitlines()[0][:300]}"
@@ -384,8 +389,8 @@ async def run_job(store, job_id: str, task, spec: dict[str, Any], generator, ver
         else:
             await engine.run_evolve()
     except _Cancelled:
-        best = engine.best.candidate_id if engine.best and engine.best.verdict.correct else None
-        store.set_job_status(job_id, "cancelled", best_candidate_id=best, error="cancelled")
+        best_id = engine.best.candidate_id if engine.best and engine.best.correct else None
+        store.set_job_status(job_id, "cancelled", best_candidate_id=best_id, error="cancelled")
         return store.get_job(job_id)
     except KgenError as exc:
         store.set_job_status(job_id, "failed", best_candidate_id=None, error=exc.message)
@@ -405,7 +410,7 @@ async def run_job(store, job_id: str, task, spec: dict[str, Any], generator, ver
     finally:
         generator.message_sink = None
     best = engine.best
-    if best is not None and best.verdict.correct:
+    if best is not None and best.correct:
         store.set_job_status(job_id, "succeeded", best_candidate_id=best.candidate_id, error=None)
     else:
         store.set_job_status(job_id, "failed", best_candidate_id=None, error=engine.failure_message())

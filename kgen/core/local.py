@@ -114,10 +114,11 @@ def make_verify_fn(task, slots: DeviceSlots, *, timeout_s: float | None = None, 
     """A VerifyFn for run_job that runs the core verifier on a free local slot, off the event loop."""
     if verify_impl is None:
         from kgen.core.verify import verify as verify_impl
+    run_verify: Callable = verify_impl
 
     async def verify_fn(request: VerifyRequest):
         async with slots.slot() as device:
-            return await in_daemon_thread(verify_impl, task, request.source, device=device, timeout_s=timeout_s,
+            return await in_daemon_thread(run_verify, task, request.source, device=device, timeout_s=timeout_s,
                                           atol=atol, rtol=rtol, allow_ops=list(request.allow_ops), pool=pool)
 
     return verify_fn

@@ -27,7 +27,7 @@ class Command:
     short_help: str
     usage: str                # "kgen job list [OPTIONS] ..."
     params: list[Param]
-    commands: list["Command"] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -35,11 +35,11 @@ class Generator(Protocol):
     # of a run and back to None after. Generators without a conversation ignore it.
     message_sink: Callable[[str, str], None] | None
 
-    def initial(self, task: "Task", n: int) -> list[Candidate]:
+    def initial(self, task: Task, n: int) -> list[Candidate]:
         """First round: up to n distinct candidates (n=1 for a single job)."""
 
-    def mutate(self, task: "Task", best: list[tuple[Candidate, "Verdict"]], n: int) -> list[Candidate]:
+    def mutate(self, task: Task, best: list[tuple[Candidate, Verdict]], n: int) -> list[Candidate]:
         """Next evolve round: up to n new candidates derived from the best (candidate, verdict) pairs so far."""
 
-    def repair(self, task: "Task", candidate: Candidate, verdict: "Verdict") -> Candidate | None:
+    def repair(self, task: Task, candidate: Candidate, verdict: Verdict) -> Candidate | None:
         """A fixed candidate after a failed verdict, or None if the generator has no better idea."""

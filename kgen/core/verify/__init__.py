@@ -25,7 +25,7 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
                    trials=trials, profile=profile, pool=pool, allow_ops=allow_ops)
 
 
-def default_pool() -> "RunnerPool":
+def default_pool() -> RunnerPool:
     from kgen.core.verify.sandbox import default_pool as _default_pool
 
     return _default_pool()

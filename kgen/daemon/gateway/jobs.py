@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from kgen.core.errors import BadInput, KgenError, TaskError
 from kgen.daemon.gateway.generation import GeneratorPool, PooledGenerator, TaskCheckPool
-from kgen.daemon.gateway.schemas import TERMINAL
 from kgen.daemon.gateway.scheduler import DispatchContext, Scheduler
+from kgen.daemon.gateway.schemas import TERMINAL
 from kgen.daemon.http import HttpError, retry_after
 
 if TYPE_CHECKING:

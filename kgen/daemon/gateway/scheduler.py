@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from kgen.core.verify.verdict import Verdict
-
 from kgen.daemon.gateway.registry import Registry, Worker
 
 API_VERSION = "v1"

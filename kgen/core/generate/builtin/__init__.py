@@ -11,10 +11,10 @@ on its own terms, and anything without a lowering stays a declared torch fallbac
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from kgen.core.generate.candidate import Candidate
 from kgen.core.generate.builtin import schedule as sched
+from kgen.core.generate.candidate import Candidate
 
 if TYPE_CHECKING:
     from kgen.core.task import Task
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 class BuiltinGenerator:
     name = "builtin"
-    message_sink = None   # Generator protocol: the builtin generator has no conversation to record
+    # Generator protocol: the builtin generator has no conversation to record
+    message_sink: Callable[[str, str], None] | None = None
 
     def __init__(self, seed: int = 0, **options: Any):
         self.seed = int(seed)
@@ -31,10 +32,10 @@ class BuiltinGenerator:
         self._captures: dict[str, Any] = {}
 
     # --- Generator protocol ------------------------------------------------------------------
-    def initial(self, task: "Task", n: int) -> list[Candidate]:
+    def initial(self, task: Task, n: int) -> list[Candidate]:
         return self._fresh(task, sched.DEFAULT, max(1, n), set(), set(), None)
 
-    def mutate(self, task: "Task", best: list[tuple[Candidate, "Verdict"]], n: int) -> list[Candidate]:
+    def mutate(self, task: Task, best: list[tuple[Candidate, Verdict]], n: int) -> list[Candidate]:
         tried = {sched.key(sched.normalise(c.params.get("schedule"))) for c, _ in best}
         seen = {c.sha for c, _ in best}
         ranked = sorted(best, key=_rank)
@@ -42,7 +43,7 @@ class BuiltinGenerator:
         start = sched.normalise(base.params.get("schedule") if base else None)
         return self._fresh(task, start, n, tried, seen, base.sha if base else None)
 
-    def _fresh(self, task: "Task", base: dict, n: int, tried: set[str], seen: set[str],
+    def _fresh(self, task: Task, base: dict, n: int, tried: set[str], seen: set[str],
                parent: str | None) -> list[Candidate]:
         """Up to n candidates from schedules near `base` whose source is new: knobs of templates
         the task does not use, or blocks clipped to the problem size, would only repeat one."""
@@ -59,14 +60,14 @@ class BuiltinGenerator:
                 break
         return out
 
-    def _sections(self, task: "Task") -> set[str]:
+    def _sections(self, task: Task) -> set[str]:
         from kgen.core.generate.builtin.emit import SECTION_OF_KIND
         from kgen.core.generate.builtin.fusion import build_groups
 
         groups, _ = build_groups(self._capture(task).graph)
         return {SECTION_OF_KIND[g.kind] for g in groups if g.kind in SECTION_OF_KIND}
 
-    def _capture(self, task: "Task") -> Any:
+    def _capture(self, task: Task) -> Any:
         from kgen.core.generate.builtin.export import capture
 
         cap = self._captures.get(task.id)
@@ -75,7 +76,7 @@ class BuiltinGenerator:
             self._captures = {task.id: cap}
         return cap
 
-    def repair(self, task: "Task", candidate: Candidate, verdict: "Verdict") -> Candidate | None:
+    def repair(self, task: Task, candidate: Candidate, verdict: Verdict) -> Candidate | None:
         current = sched.normalise(candidate.params.get("schedule"))
         fallback = sched.safe()
         if sched.key(current) == sched.key(fallback):
@@ -83,7 +84,7 @@ class BuiltinGenerator:
         return self.generate(task, fallback, parent=candidate.sha)
 
     # --- the lowering ------------------------------------------------------------------------
-    def generate(self, task: "Task", schedule: dict, parent: str | None = None) -> Candidate:
+    def generate(self, task: Task, schedule: dict, parent: str | None = None) -> Candidate:
         from kgen.core.generate.builtin.module import build_module
 
         cap = self._capture(task)
@@ -121,7 +122,7 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def _rank(pair: tuple[Candidate, "Verdict"]) -> tuple:
+def _rank(pair: tuple[Candidate, Verdict]) -> tuple:
     cand, verdict = pair
     ok = 0 if verdict.status == "correct" else 1
     ms = verdict.timing.candidate_ms if verdict.timing and verdict.timing.candidate_ms is not None else float("inf")

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kgen.core.errors import KgenError, TaskError
-from kgen.core.task import missing_required
 from kgen.core.generate.builtin.rewrite import splits_to_slices
+from kgen.core.task import missing_required
 
 # Kept whole on purpose: the emitters lower these directly (matmul epilogue, single-pass tanh...).
 _KEEP = {"addmm", "tanh", "sigmoid", "mean", "var", "clamp_min"}
@@ -183,7 +183,7 @@ def capture(source: str, seed: int = 0) -> Captured:
              for owner in {t.rpartition(".")[0] for t, _ in mutations}}
     # tensors the forward builds from literals (torch.tensor([...])) become lifted constants
     constants = {t: ep.constants[t].detach().cpu() for kind, t in kinds.values()
-                 if kind == "CONSTANT_TENSOR" and t in ep.constants}
+                 if kind == "CONSTANT_TENSOR" and t is not None and t in ep.constants}
     return Captured(graph=ep.graph, input_kinds=kinds, user_inputs=user, out_spec=ep.call_spec.out_spec,
                     init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants,
                     mutations=mutations, modes=modes, input_mutations=input_mutations)

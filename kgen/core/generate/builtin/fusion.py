@@ -109,14 +109,15 @@ class Fuser:
             return False
 
         def sub(a: Any) -> Any:
-            if hasattr(a, "op"):
+            if isinstance(a, Node):
                 return torch.full((), ops.const_fill(trace(a)[0]), dtype=a.meta["val"].dtype)
             if isinstance(a, (list, tuple)):
                 return type(a)(sub(x) for x in a)
             return a
 
         try:
-            value = node.target(*sub(list(node.args)), **{k: sub(v) for k, v in node.kwargs.items()})
+            target: Any = node.target
+            value = target(*sub(list(node.args)), **{k: sub(v) for k, v in node.kwargs.items()})
             node.meta["kgen_const"] = value.item()
         except Exception:  # noqa: BLE001 - not foldable: lower it normally
             return False
@@ -149,7 +150,7 @@ class Fuser:
             return
         if ops.can_lower_pointwise(node):
             placed = self._pointwise_phase(last, node) if last else None
-            if placed:
+            if last is not None and placed:
                 self._add(last, node, *placed)
             else:
                 g = self._new("pointwise", numel=numel(shape_of(node)), shape=shape_of(node))
@@ -184,7 +185,7 @@ class Fuser:
         g = self._new("fallback")
         self._add(g, node, "core")
 
-    def _internal(self, g: Group | None, arg: Node) -> tuple[str | None, bool]:
+    def _internal(self, g: Group, arg: Node) -> tuple[str | None, bool]:
         """(phase of arg's storage owner inside g or None, whether the view chain keeps order)."""
         root, chain = trace(arg)
         if root in self.consts or self.group_of.get(root) is not g:

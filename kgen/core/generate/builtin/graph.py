@@ -25,7 +25,7 @@ def shape_of(node: Node) -> tuple:
 def trace(value: Any) -> tuple[Any, list[Node]]:
     """Follow a chain of view nodes back to the node that owns the storage."""
     chain = []
-    while hasattr(value, "op") and value.op == "call_function" and ops.packet(value) in ops.VIEW_OPS:
+    while isinstance(value, Node) and value.op == "call_function" and ops.packet(value) in ops.VIEW_OPS:
         chain.append(value)
         value = value.args[0]
     return value, chain
@@ -37,7 +37,7 @@ def order_keeping(view: Node) -> bool:
     if name in ops.ORDER_KEEPING_VIEWS:
         return True
     if name in ("expand", "broadcast_in_dim"):
-        return numel(shape_of(view)) == numel(shape_of(view.args[0]))
+        return numel(shape_of(view)) == numel(shape_of(operand(view, 0)))
     return False
 
 
@@ -46,7 +46,7 @@ def tensor_args(node: Node) -> list[Node]:
     out: list[Node] = []
 
     def visit(a: Any) -> None:
-        if hasattr(a, "op"):
+        if isinstance(a, Node):
             out.append(a)
         elif isinstance(a, (list, tuple)):
             for x in a:
@@ -55,6 +55,24 @@ def tensor_args(node: Node) -> list[Node]:
     for a in list(node.args) + list(node.kwargs.values()):
         visit(a)
     return out
+
+
+def operand(node: Node, i: int) -> Node:
+    """Positional argument `i` of `node` where the op's schema makes it a tensor (an fx Node)."""
+    a = node.args[i]
+    if not isinstance(a, Node):
+        raise TypeError(f"{node.name}: argument {i} is {type(a).__name__}, not a tensor node")
+    return a
+
+
+def arg(node: Node, i: int, name: str | None = None, default: Any = None) -> Any:
+    """Positional argument `i` (or keyword `name`) of `node`, else `default`. fx types arguments
+    as a wide union; the lowerings dispatch on the value's schema type, hence Any."""
+    if i < len(node.args):
+        return node.args[i]
+    if name is not None and name in node.kwargs:
+        return node.kwargs[name]
+    return default
 
 
 def lowerable_tensor(node: Node, *, allow_int: bool = True) -> bool:

@@ -17,8 +17,10 @@ from typing import Any
 from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.graph import shape_of, trace
 
+
 def _idx(dims: list[str | None], d: int) -> str:
-    return dims[d] if dims[d] is not None else "0"
+    v = dims[d]
+    return v if v is not None else "0"
 
 
 def _gather_load(ctx: Any, py: str, shape: tuple, pos: list[str], extra_mask: str | None, dtype: Any) -> str:

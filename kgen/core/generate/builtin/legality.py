@@ -12,7 +12,7 @@ from typing import Any
 from torch.fx import Node
 
 from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.graph import lowerable_tensor, tensor_args
+from kgen.core.generate.builtin.graph import arg, lowerable_tensor, operand, tensor_args
 
 
 def reduction_spec(node: Node) -> tuple[Any, tuple, bool] | None:
@@ -23,11 +23,11 @@ def reduction_spec(node: Node) -> tuple[Any, tuple, bool] | None:
     if name not in ops.REDUCTION_OPS or not node.args:
         return None
     x = node.args[0]
-    if not hasattr(x, "meta") or not lowerable_tensor(x) or x.meta["val"].dtype == torch.bool and name not in (
+    if not isinstance(x, Node) or not lowerable_tensor(x) or x.meta["val"].dtype == torch.bool and name not in (
             "any", "all", "sum", "prod"):
         return None
     rank = x.meta["val"].dim()
-    overload = node.target._overloadname
+    overload = getattr(node.target, "_overloadname", "")
     dims: Any = None
     keep = False
     if getattr(node.target, "namespace", "") == "prims":
@@ -72,10 +72,10 @@ def scan_spec(node: Node) -> tuple[Any, int] | None:
     if ops.packet(node) not in ops.SCAN_OPS or not lowerable_tensor(node):
         return None
     x = node.args[0]
-    if not hasattr(x, "meta") or not lowerable_tensor(x):
+    if not isinstance(x, Node) or not lowerable_tensor(x):
         return None
     rank = x.meta["val"].dim()
-    return x, (int(node.args[1]) % rank) if rank else 0
+    return x, (int(arg(node, 1)) % rank) if rank else 0
 
 
 def matmul_ok(node: Node) -> bool:
@@ -98,7 +98,7 @@ def conv_ok(node: Node) -> bool:
     val = node.meta.get("val")
     if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
         return False
-    if not all(hasattr(a, "meta") for a in (x, w)):
+    if not (isinstance(x, Node) and isinstance(w, Node)):
         return False
     return x.meta["val"].dim() in (3, 4, 5) and x.meta["val"].dtype == val.dtype
 
@@ -118,19 +118,19 @@ def _listify(v: Any, n: int, default: int) -> list[int]:
     return v * n if len(v) == 1 else v
 
 
-def pool_params(node: Node) -> dict | None:
+def pool_params(node: Node) -> dict[str, Any] | None:
     import torch
 
     name = ops.packet(node)
     if name not in MAX_POOL | AVG_POOL:
         return None
     x = node.args[0]
-    if not hasattr(x, "meta") or x.meta["val"].dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+    if not isinstance(x, Node) or x.meta["val"].dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         return None
     a = list(node.args) + [None] * 8
     kernel = _listify(a[1], 1, 1)
     sp = len(kernel)
-    p = {"max": name in MAX_POOL, "kernel": kernel, "stride": _listify(a[2], sp, 0),
+    p: dict[str, Any] = {"max": name in MAX_POOL, "kernel": kernel, "stride": _listify(a[2], sp, 0),
          "padding": _listify(a[3], sp, 0)}
     p["stride"] = [s if s else k for s, k in zip(p["stride"], kernel)]
     if p["max"]:
@@ -161,23 +161,23 @@ def index_ok(node: Node) -> bool:
     if not isinstance(val, torch.Tensor) or str(val.dtype) not in ops.TL_TYPES or val.dim() == 0:
         return False
     if name == "cat":
-        parts = node.args[0]
-        return all(hasattr(p, "meta") and str(p.meta["val"].dtype) in ops.TL_TYPES for p in parts)
+        parts = arg(node, 0)
+        return all(isinstance(p, Node) and str(p.meta["val"].dtype) in ops.TL_TYPES for p in parts)
     if name == "embedding":
-        return node.args[0].meta["val"].dim() == 2
+        return operand(node, 0).meta["val"].dim() == 2
     if name in ("flip", "constant_pad_nd", "repeat"):
-        return hasattr(node.args[0], "meta") and str(node.args[0].meta["val"].dtype) in ops.TL_TYPES
+        return isinstance(node.args[0], Node) and str(node.args[0].meta["val"].dtype) in ops.TL_TYPES
     if name in ("index", "_unsafe_index"):
         return advanced_index_ok(node)
-    return all(hasattr(a, "meta") for a in (node.args[0], node.args[2]))
+    return all(isinstance(a, Node) for a in (node.args[0], node.args[2]))
 
 
 def advanced_index_ok(node: Any) -> bool:
     src, indices = node.args[0], node.args[1]
-    if not hasattr(src, "meta") or str(src.meta["val"].dtype) not in ops.TL_TYPES:
+    if not isinstance(src, Node) or str(src.meta["val"].dtype) not in ops.TL_TYPES:
         return False
     given = [i for i in indices if i is not None]
     return bool(given) and len(indices) <= src.meta["val"].dim() and all(
-        hasattr(i, "meta") and str(i.meta["val"].dtype) in _INDEX_DTYPES for i in given)
+        isinstance(i, Node) and str(i.meta["val"].dtype) in _INDEX_DTYPES for i in given)
 
 

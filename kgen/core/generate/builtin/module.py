@@ -13,6 +13,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch.fx import Node
+
 from kgen.core.errors import KgenError
 from kgen.core.generate.builtin import ops, tidy
 from kgen.core.generate.builtin.codegen import stored_nodes
@@ -112,7 +114,7 @@ class ForwardWriter:
     def arg(self, a: Any) -> str:
         import torch
 
-        if hasattr(a, "op"):
+        if isinstance(a, Node):
             return self.pyname(a)
         if isinstance(a, (list, tuple)):
             inner = ", ".join(self.arg(x) for x in a)
@@ -129,7 +131,7 @@ class ForwardWriter:
 def _out_expr(fw: ForwardWriter, cap: Captured, out_node: Any) -> tuple[str, str]:
     updated = {pos for _, pos in cap.mutations + cap.input_mutations}
     flat = [a for pos, a in enumerate(out_node.args[0]) if pos not in updated]
-    leaves = [fw.arg(a) if hasattr(a, "op") else repr(a) for a in flat]
+    leaves = [fw.arg(a) if isinstance(a, Node) else repr(a) for a in flat]
     spec = cap.out_spec
     children = list(spec.children()) if hasattr(spec, "children") else list(spec.children_specs)
     if spec.is_leaf():
@@ -150,8 +152,8 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     fw = ForwardWriter(cap, consts, groups)
     graph_nodes = list(cap.graph.nodes)
     out_node = next(n for n in graph_nodes if n.op == "output")
-    outputs = {trace(a)[0] for a in out_node.args[0] if hasattr(a, "op")}
-    outputs |= {a for a in out_node.args[0] if hasattr(a, "op")}
+    outputs = {trace(a)[0] for a in out_node.args[0] if isinstance(a, Node)}
+    outputs |= {a for a in out_node.args[0] if isinstance(a, Node)}
 
     # forward signature and input guards
     fsig = signature_text(source, "forward")
@@ -159,7 +161,7 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     positional = fsig[1] if fsig else []
     plain = [p for p in positional if not p.startswith("*") and "=" not in p]
     use_names = fsig is not None and len(plain) >= len(user_ph) and not any(p.startswith("*") for p in positional[:len(user_ph)])
-    params_text = fsig[0] if use_names else "self, *args"
+    params_text = fsig[0] if fsig is not None and use_names else "self, *args"
     dev_src = None
     constant_buffers: dict[str, str] = {}
     for i, ph in enumerate(user_ph):
@@ -176,7 +178,7 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
         if n.op == "placeholder" and n not in fw.names:
             kind, target = cap.input_kinds.get(n.name, ("", None))
             var = f"p_{n.name}" if not n.name.startswith("p_") else n.name
-            if kind == "CONSTANT_TENSOR":
+            if kind == "CONSTANT_TENSOR" and target is not None:
                 buffer = constant_buffers.setdefault(target, f"_kgen_const{len(constant_buffers)}")
                 var = n.name
                 fw.emit(f"{var} = self.{buffer}")

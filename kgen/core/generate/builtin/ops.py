@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from torch.fx import Node
+
 VIEW_OPS = {
     "view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t", "unsqueeze", "squeeze",
     "alias", "broadcast_in_dim", "slice", "select", "as_strided", "unfold", "diagonal", "lift_fresh_copy", "detach",
@@ -100,7 +102,7 @@ class Operands:
         return default
 
     def is_tensor(self, a: Any) -> bool:
-        return hasattr(a, "meta") and "val" in a.meta
+        return isinstance(a, Node) and "val" in a.meta
 
     def dtype_of(self, a: Any) -> Any:
         import torch
@@ -560,7 +562,7 @@ def can_lower_pointwise(node: Any) -> bool:
     if not isinstance(val, torch.Tensor) or str(val.dtype) not in TL_TYPES:
         return False
     for a in list(node.args) + list(node.kwargs.values()):
-        if hasattr(a, "meta"):
+        if isinstance(a, Node):
             v = a.meta.get("val")
             if not isinstance(v, torch.Tensor) or str(v.dtype) not in TL_TYPES:
                 return False

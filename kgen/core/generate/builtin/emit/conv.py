@@ -11,12 +11,10 @@ transposed convolution is the same gather seen from the output: a tap contribute
 from __future__ import annotations
 
 import math
-
 from typing import Any
 
 from torch.fx import Node
 
-from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.codegen import (
     BodyWriter,
     Ctx,
@@ -25,12 +23,10 @@ from kgen.core.generate.builtin.codegen import (
     clip_block,
     finish_params,
     output_params,
-    row_space,
     store_all,
 )
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import flat_to_coords, shape_of
-from kgen.core.generate.builtin.legality import conv_ok
+from kgen.core.generate.builtin.graph import arg, flat_to_coords, operand, shape_of
 
 KIND = "conv"
 SECTION = "matmul"
@@ -41,8 +37,8 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
 
     k = Kernel(name)
     node = group.core[0]
-    x_node, w_node, bias = node.args[0], node.args[1], node.args[2]
-    stride, padding, dilation, groups = node.args[3], node.args[4], node.args[5], int(node.args[8])
+    x_node, w_node, bias = operand(node, 0), operand(node, 1), node.args[2]
+    stride, padding, dilation, groups = arg(node, 3), arg(node, 4), arg(node, 5), int(arg(node, 8))
     transposed = bool(node.args[6])
     xs, ws, out = shape_of(x_node), shape_of(w_node), shape_of(node)
     sp = len(xs) - 2                                  # spatial rank
@@ -102,8 +98,8 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     spatial_flat = " + ".join(f"o{d}[:, None] * {math.prod(osp[d + 1:])}" for d in range(sp))
     k.emit(f"flat = bn_[:, None] * {OC * per_image} + oc[None, :] * {per_image} + {spatial_flat}")
     natural = out
-    dim_idx = ["bn_[:, None]", "oc[None, :]"] + [f"o{d}[:, None]" for d in range(sp)]
-    dim_idx = [i if s > 1 else None for i, s in zip(dim_idx, natural)]
+    names = ["bn_[:, None]", "oc[None, :]"] + [f"o{d}[:, None]" for d in range(sp)]
+    dim_idx: list[str | None] = [i if s > 1 else None for i, s in zip(names, natural)]
     ctx = Ctx(k, 1, "mask", "flat", natural=natural, dim_idx=dim_idx)
     writer = BodyWriter(group, consts, pyname)
     dtype = node.meta["val"].dtype

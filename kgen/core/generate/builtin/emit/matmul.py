@@ -16,11 +16,10 @@ from kgen.core.generate.builtin.codegen import (
     clip_block,
     finish_params,
     output_params,
-    row_space,
     store_all,
 )
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import flat_to_coords, shape_of
+from kgen.core.generate.builtin.graph import operand, shape_of
 
 KIND = "matmul"
 SECTION = "matmul"
@@ -32,7 +31,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k = Kernel(name)
     node = group.core[0]
     kind = ops.packet(node)
-    a_node, b_node = (node.args[1], node.args[2]) if kind == "addmm" else (node.args[0], node.args[1])
+    a_node, b_node = (operand(node, 1), operand(node, 2)) if kind == "addmm" else (operand(node, 0), operand(node, 1))
     a_shape, b_shape = shape_of(a_node), shape_of(b_node)
     batched = len(a_shape) == 3
     B = a_shape[0] if batched else 1
@@ -73,14 +72,14 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit(f"mask = (rm[:, None] < {M}) & (rn[None, :] < {N})")
     k.emit(f"flat = bid * {M * N} + rm[:, None] * {N} + rn[None, :]")
     natural = shape_of(node)
-    dim_idx = (["bid", "rm[:, None]", "rn[None, :]"] if batched else ["rm[:, None]", "rn[None, :]"])
-    dim_idx = [i if s > 1 else None for i, s in zip(dim_idx, natural)]
+    names = ["bid", "rm[:, None]", "rn[None, :]"] if batched else ["rm[:, None]", "rn[None, :]"]
+    dim_idx: list[str | None] = [i if s > 1 else None for i, s in zip(names, natural)]
     ctx = Ctx(k, 1, "mask", "flat", natural=natural, dim_idx=dim_idx)
     writer = BodyWriter(group, consts, pyname)
     out_dtype = node.meta["val"].dtype
     if kind == "addmm":
-        beta = node.kwargs.get("beta", 1)
-        alpha = node.kwargs.get("alpha", 1)
+        beta: Any = node.kwargs.get("beta", 1)
+        alpha: Any = node.kwargs.get("alpha", 1)
         bias = writer.tensor(ctx, node.args[0], natural)
         text = "acc" if alpha == 1 else f"acc * {float(alpha)!r}"
         btxt = bias if beta == 1 else f"{bias} * {float(beta)!r}"

@@ -6,7 +6,6 @@ from typing import Any
 
 from torch.fx import Node
 
-from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.codegen import (
     BodyWriter,
     Ctx,
@@ -15,11 +14,9 @@ from kgen.core.generate.builtin.codegen import (
     clip_block,
     finish_params,
     output_params,
-    row_space,
     store_all,
 )
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import flat_to_coords, shape_of
 
 KIND = "pointwise"
 SECTION = "pointwise"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-
 from typing import Any
 
 from torch.fx import Node
@@ -24,11 +23,10 @@ from kgen.core.generate.builtin.codegen import (
     clip_block,
     finish_params,
     output_params,
-    row_space,
     store_all,
 )
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import flat_to_coords, shape_of
+from kgen.core.generate.builtin.graph import arg, flat_to_coords, operand, shape_of
 from kgen.core.generate.builtin.legality import pool_params
 
 KIND = "pool"
@@ -39,7 +37,8 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k = Kernel(name)
     node = group.core[0]
     p = pool_params(node)
-    x_node = node.args[0]
+    assert p is not None, "the plan makes pool groups of pool_params nodes only"
+    x_node = operand(node, 0)
     xs = shape_of(x_node)
     vals = node.meta["val"]
     out = tuple(int(s) for s in (vals[0] if isinstance(vals, (list, tuple)) else vals).shape)
@@ -108,7 +107,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     if isinstance(vals, (list, tuple)):
         for g in group.extra:
             if g.args[0] is node and g.args[1] in results:
-                ctx.values[g] = (results[g.args[1]], g.meta["val"].dtype)
+                ctx.values[g] = (results[arg(g, 1)], g.meta["val"].dtype)
     else:
         ctx.values[node] = (results[0], out_dtype)
     writer.nodes(ctx, group.epi)

@@ -20,7 +20,7 @@ from kgen.core.generate.builtin.codegen import (
     store_all,
 )
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import flat_to_coords, shape_of
+from kgen.core.generate.builtin.graph import shape_of
 
 KIND = "reduction"
 SECTION = "reduction"

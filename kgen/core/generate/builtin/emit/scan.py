@@ -20,7 +20,7 @@ from kgen.core.generate.builtin.codegen import (
     store_all,
 )
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import flat_to_coords, shape_of
+from kgen.core.generate.builtin.graph import operand, shape_of
 
 KIND = "scan"
 SECTION = "reduction"
@@ -49,7 +49,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     ctx.emit(f"mask = rmask & (ks < {K})")
     ctx.dim_idx = row_space(ctx, group, "rows", [dim], "ks")
     writer.nodes(ctx, group.pro)
-    x = writer.tensor(ctx, node.args[0], shape_of(node.args[0]))
+    x = writer.tensor(ctx, node.args[0], shape_of(operand(node, 0)))
     ctx.emit(f"sx = tl.where(mask, {x}.to({acc_t}), {1 if prod else 0})")
     if prod:
         ctx.emit("sc = tl.cumprod(sx, 1) * carry[:, None]")
