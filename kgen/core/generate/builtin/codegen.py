@@ -92,6 +92,7 @@ class Ctx:
         self.cache: dict[tuple, list[str | None]] = {}   # shape -> unravelled indices
         self.loaded: dict[tuple, str] = {}                # (tensor, shape, dtype) -> register
         self.values: dict[Any, tuple[str, Any]] = {}
+        self.exprs: dict[str, str] = {}                   # right-hand side -> register (CSE)
 
     def emit(self, line: str) -> None:
         self.k.emit(line, self.indent)
@@ -168,9 +169,13 @@ class BodyWriter:
         text = ops.POINTWISE[ops.packet(node)](o)
         if not any(registers):
             text = _block(ctx, text)  # constants only: give the value the block's shape
-        v = ctx.k.var("v")
         dtype = node.meta["val"].dtype
-        ctx.emit(f"{v} = ({text}).to({ops.tl_type(ops.compute_dtype(dtype))})")
+        rhs = f"({text}).to({ops.tl_type(ops.compute_dtype(dtype))})"
+        v = ctx.exprs.get(rhs)
+        if v is None:   # common-subexpression reuse: the same value twice in one scope is one register
+            v = ctx.k.var("v")
+            ctx.emit(f"{v} = {rhs}")
+            ctx.exprs[rhs] = v
         ctx.values[node] = (v, dtype)
 
     def nodes(self, ctx: Ctx, nodes: list[Any]) -> None:
