@@ -9,8 +9,9 @@ view works without a copy.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from torch.fx import Node
 
@@ -45,13 +46,24 @@ class Kernel:
     outputs: dict = field(default_factory=dict)               # node -> param
     prelude: list[str] = field(default_factory=list)          # python lines run before the launch
     counter: int = 0
+    indent: int = 1                                           # of the next line; see block()
 
     def var(self, prefix: str = "t") -> str:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
-    def emit(self, line: str, indent: int = 1) -> None:
-        self.body.append("    " * indent + line)
+    def emit(self, line: str) -> None:
+        self.body.append("    " * self.indent + line)
+
+    @contextlib.contextmanager
+    def block(self, header: str) -> Iterator[None]:
+        """`header` (a `for ...:` line), then everything emitted inside the `with` in its body."""
+        self.emit(header)
+        self.indent += 1
+        try:
+            yield
+        finally:
+            self.indent -= 1
 
     def tensor_param(self, py: str, shape: tuple) -> tuple[str, list[str | None]]:
         """A pointer parameter for python tensor `py` broadcast to `shape`; stride params per dim."""
@@ -85,9 +97,9 @@ class Kernel:
 class Ctx:
     """Where a block of code runs: its mask, flat row-major index and per-dim indices."""
 
-    def __init__(self, k: Kernel, indent: int, mask: str, flat: str, natural: tuple | None = None,
+    def __init__(self, k: Kernel, mask: str, flat: str, natural: tuple | None = None,
                  dim_idx: list[str | None] | None = None):
-        self.k, self.indent, self.mask, self.flat = k, indent, mask, flat
+        self.k, self.mask, self.flat = k, mask, flat
         self.natural, self.dim_idx = natural, dim_idx
         self.cache: dict[tuple, list[str | None]] = {}   # shape -> unravelled indices
         self.loaded: dict[tuple, str] = {}                # (tensor, shape, dtype) -> register
@@ -95,7 +107,7 @@ class Ctx:
         self.exprs: dict[str, str] = {}                   # right-hand side -> register (CSE)
 
     def emit(self, line: str) -> None:
-        self.k.emit(line, self.indent)
+        self.k.emit(line)   # at the kernel's current block depth
 
     def dims_for(self, shape: tuple) -> list[str | None]:
         if self.natural is not None and tuple(shape) == tuple(self.natural) and self.dim_idx is not None:

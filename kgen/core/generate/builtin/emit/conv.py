@@ -66,32 +66,32 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     onames = ["bn_"] + [f"o{d}" for d in range(sp)]
     flat_to_coords(k.emit, k.var, "rm", [N] + osp, names=onames)
     k.emit("acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)")
-    k.emit(f"for k0 in range(0, {Kg}, BLOCK_K):")
-    k.emit("rk = k0 + tl.arange(0, BLOCK_K)   # (input channel, kernel taps...)", 2)
-    tnames = ["ci"] + [f"t{d}" for d in range(sp)]
-    flat_to_coords(lambda line: k.emit(line, 2), k.var, "rk", [Cg] + taps, names=tnames)
-    amask = [f"(rm[:, None] < {M})", f"(rk[None, :] < {Kg})"]
-    aoff = ["bn_[:, None] * sx0", "(g * " + str(Cg) + " + ci)[None, :] * sx1"]
-    for d in range(sp):
-        pos = f"i{d}"
-        if transposed:
-            num = f"e{d}"
-            k.emit(f"{num} = o{d}[:, None] + {int(padding[d])} - t{d}[None, :] * {int(dilation[d])}", 2)
-            k.emit(f"{pos} = {num} // {int(stride[d])}", 2)
-            amask.append(f"({num} >= 0) & ({num} % {int(stride[d])} == 0) & ({pos} < {xs[2 + d]})")
-        else:
-            k.emit(f"{pos} = o{d}[:, None] * {int(stride[d])} - {int(padding[d])} + t{d}[None, :] * {int(dilation[d])}", 2)
-            amask.append(f"({pos} >= 0) & ({pos} < {xs[2 + d]})")
-        aoff.append(f"{pos} * sx{2 + d}")
-    k.emit(f"ta = tl.load(x + {' + '.join(aoff)}, mask={' & '.join(amask)}, other=0.0)", 2)
-    if transposed:  # weight is [in_channels, out_channels / groups, taps...]
-        woff = [f"(g * {Cg} + ci)[:, None] * sw0", "rn[None, :] * sw1"]
-    else:           # weight is [out_channels, in_channels / groups, taps...]
-        woff = [f"(g * {OCg} + rn)[None, :] * sw0", "ci[:, None] * sw1"]
-    woff += [f"t{d}[:, None] * sw{2 + d}" for d in range(sp)]
-    k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask=(rk[:, None] < {Kg}) & (rn[None, :] < {OCg}), other=0.0)", 2)
-    precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
-    k.emit(f"acc = tl.dot(ta, tb, acc{precision})", 2)
+    with k.block(f"for k0 in range(0, {Kg}, BLOCK_K):"):
+        k.emit("rk = k0 + tl.arange(0, BLOCK_K)   # (input channel, kernel taps...)")
+        tnames = ["ci"] + [f"t{d}" for d in range(sp)]
+        flat_to_coords(k.emit, k.var, "rk", [Cg] + taps, names=tnames)
+        amask = [f"(rm[:, None] < {M})", f"(rk[None, :] < {Kg})"]
+        aoff = ["bn_[:, None] * sx0", "(g * " + str(Cg) + " + ci)[None, :] * sx1"]
+        for d in range(sp):
+            pos = f"i{d}"
+            if transposed:
+                num = f"e{d}"
+                k.emit(f"{num} = o{d}[:, None] + {int(padding[d])} - t{d}[None, :] * {int(dilation[d])}")
+                k.emit(f"{pos} = {num} // {int(stride[d])}")
+                amask.append(f"({num} >= 0) & ({num} % {int(stride[d])} == 0) & ({pos} < {xs[2 + d]})")
+            else:
+                k.emit(f"{pos} = o{d}[:, None] * {int(stride[d])} - {int(padding[d])} + t{d}[None, :] * {int(dilation[d])}")
+                amask.append(f"({pos} >= 0) & ({pos} < {xs[2 + d]})")
+            aoff.append(f"{pos} * sx{2 + d}")
+        k.emit(f"ta = tl.load(x + {' + '.join(aoff)}, mask={' & '.join(amask)}, other=0.0)")
+        if transposed:  # weight is [in_channels, out_channels / groups, taps...]
+            woff = [f"(g * {Cg} + ci)[:, None] * sw0", "rn[None, :] * sw1"]
+        else:           # weight is [out_channels, in_channels / groups, taps...]
+            woff = [f"(g * {OCg} + rn)[None, :] * sw0", "ci[:, None] * sw1"]
+        woff += [f"t{d}[:, None] * sw{2 + d}" for d in range(sp)]
+        k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask=(rk[:, None] < {Kg}) & (rn[None, :] < {OCg}), other=0.0)")
+        precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
+        k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
     k.emit(f"oc = g * {OCg} + rn")
     k.emit(f"mask = (rm[:, None] < {M}) & (rn[None, :] < {OCg})")
     per_image = math.prod(osp)
@@ -100,7 +100,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     natural = out
     names = ["bn_[:, None]", "oc[None, :]"] + [f"o{d}[:, None]" for d in range(sp)]
     dim_idx: list[str | None] = [i if s > 1 else None for i, s in zip(names, natural)]
-    ctx = Ctx(k, 1, "mask", "flat", natural=natural, dim_idx=dim_idx)
+    ctx = Ctx(k, "mask", "flat", natural=natural, dim_idx=dim_idx)
     writer = BodyWriter(group, consts, pyname)
     dtype = node.meta["val"].dtype
     if bias is not None:

@@ -62,19 +62,19 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit("a_ptrs = a + bid * sab + rm[:, None] * sam + rk[None, :] * sak")
     k.emit("b_ptrs = b + bid * sbb + rk[:, None] * sbk + rn[None, :] * sbn")
     k.emit("acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)")
-    k.emit(f"for k0 in range(0, {Kd}, BLOCK_K):")
-    k.emit(f"ta = tl.load(a_ptrs, mask=(rm[:, None] < {M}) & (rk[None, :] + k0 < {Kd}), other=0.0)", 2)
-    k.emit(f"tb = tl.load(b_ptrs, mask=(rk[:, None] + k0 < {Kd}) & (rn[None, :] < {N}), other=0.0)", 2)
-    precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
-    k.emit(f"acc = tl.dot(ta, tb, acc{precision})", 2)
-    k.emit("a_ptrs += BLOCK_K * sak", 2)
-    k.emit("b_ptrs += BLOCK_K * sbk", 2)
+    with k.block(f"for k0 in range(0, {Kd}, BLOCK_K):"):
+        k.emit(f"ta = tl.load(a_ptrs, mask=(rm[:, None] < {M}) & (rk[None, :] + k0 < {Kd}), other=0.0)")
+        k.emit(f"tb = tl.load(b_ptrs, mask=(rk[:, None] + k0 < {Kd}) & (rn[None, :] < {N}), other=0.0)")
+        precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
+        k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
+        k.emit("a_ptrs += BLOCK_K * sak")
+        k.emit("b_ptrs += BLOCK_K * sbk")
     k.emit(f"mask = (rm[:, None] < {M}) & (rn[None, :] < {N})")
     k.emit(f"flat = bid * {M * N} + rm[:, None] * {N} + rn[None, :]")
     natural = shape_of(node)
     names = ["bid", "rm[:, None]", "rn[None, :]"] if batched else ["rm[:, None]", "rn[None, :]"]
     dim_idx: list[str | None] = [i if s > 1 else None for i, s in zip(names, natural)]
-    ctx = Ctx(k, 1, "mask", "flat", natural=natural, dim_idx=dim_idx)
+    ctx = Ctx(k, "mask", "flat", natural=natural, dim_idx=dim_idx)
     writer = BodyWriter(group, consts, pyname)
     out_dtype = node.meta["val"].dtype
     if kind == "addmm":

@@ -32,7 +32,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     if n >= 2**31:
         k.emit("xi = xi.to(tl.int64)")
     k.emit(f"xmask = xi < {n}")
-    ctx = Ctx(k, 1, "xmask", "xi")
+    ctx = Ctx(k, "xmask", "xi")
     BodyWriter(group, consts, pyname).nodes(ctx, group.pro)
     store_all(ctx, k, group.pro, stored)
     finish_params(k, stored)

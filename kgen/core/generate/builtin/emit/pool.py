@@ -88,7 +88,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
             k.emit("acc += tl.where(ok, v, 0.0)")
             k.emit("cnt += ok.to(tl.int32)")
     writer = BodyWriter(group, consts, pyname)
-    ctx = Ctx(k, 1, "xmask", "xi", natural=out, dim_idx=[n if s > 1 else None for n, s in zip(names, out)])
+    ctx = Ctx(k, "xmask", "xi", natural=out, dim_idx=[n if s > 1 else None for n, s in zip(names, out)])
     out_dtype = dtype
     if p["max"]:
         results = {0: "acc", 1: "arg"}

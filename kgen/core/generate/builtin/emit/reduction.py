@@ -168,8 +168,8 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit(f"rmask = rows < {R}")
     k.emit("rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)")
     k.emit(f"rmask1 = rows1 < {R}")
-    base = Ctx(k, 1, "rmask", "rows")
-    epi = Ctx(k, 1, "rmask1", "rows1")
+    base = Ctx(k, "rmask", "rows")
+    epi = Ctx(k, "rmask1", "rows1")
     row_values: dict[Any, tuple[str, Any]] = {}
     for stage in range(group.stages):
         elem = [n for n in group.pro if group.stage_of.get(n, 0) <= stage]
@@ -183,20 +183,20 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         if not reducers and not any(n in stored for n in mine):
             passes = 0
         for p in range(passes):
-            k.emit(f"for k0 in range(0, {K}, KBLOCK):")
-            ctx = Ctx(k, 2, "mask", "flat", natural=group.shape)
-            ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
-            ctx.emit(f"mask = rmask & (ks < {K})")
-            ctx.dim_idx = row_space(ctx, group, "rows", list(group.dims), "ks")
-            for node, (text, dtype) in row_values.items():
-                ctx.values[node] = (f"{text}[:, None]", dtype)
-            writer.nodes(ctx, elem)
-            if p == 0:
-                store_all(ctx, k, mine, stored)
-            for r in reducers:
-                if p == 0 or r.two_pass:
-                    x = writer.tensor(ctx, r.node.args[0], shape_of(r.node.args[0]))
-                    r.update(ctx, x, p)
+            with k.block(f"for k0 in range(0, {K}, KBLOCK):"):
+                ctx = Ctx(k, "mask", "flat", natural=group.shape)
+                ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
+                ctx.emit(f"mask = rmask & (ks < {K})")
+                ctx.dim_idx = row_space(ctx, group, "rows", list(group.dims), "ks")
+                for node, (text, dtype) in row_values.items():
+                    ctx.values[node] = (f"{text}[:, None]", dtype)
+                writer.nodes(ctx, elem)
+                if p == 0:
+                    store_all(ctx, k, mine, stored)
+                for r in reducers:
+                    if p == 0 or r.two_pass:
+                        x = writer.tensor(ctx, r.node.args[0], shape_of(r.node.args[0]))
+                        r.update(ctx, x, p)
             if p == 0 and passes == 2:
                 for r in reducers:
                     r.finish_pass0(base, K)
