@@ -6,13 +6,13 @@ triton, numpy or aiohttp, so that `kgen --help` stays fast. Heavy imports happen
 
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 
 import typer
 
 from kgen import __version__
+from kgen.cli.state import state
 from kgen.core.errors import EXIT_INTERRUPTED, EXIT_USAGE, KgenError
 
 app = typer.Typer(
@@ -24,7 +24,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-_state = {"debug": bool(os.environ.get("KGEN_DEBUG"))}
 
 
 def _version(value: bool) -> None:
@@ -38,22 +37,22 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors.", envvar="KGEN_DEBUG"),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
 ) -> None:
-    _state["debug"] = _state["debug"] or debug
+    state["debug"] = state["debug"] or debug
 
 
 def _register_all() -> None:
     # One module per command group; each exposes register(app).
     from kgen.cli import (  # noqa: PLC0415
-        verify_cmd,
-        run_cmd,
-        gateway_cmd,
-        node_cmd,
-        worker_cmd,
-        job_cmd,
+        bench_cmd,
         config_cmd,
         docs_cmd,
+        gateway_cmd,
+        job_cmd,
+        node_cmd,
+        run_cmd,
         token_cmd,
-        bench_cmd,
+        verify_cmd,
+        worker_cmd,
     )
 
     for module in (verify_cmd, run_cmd, job_cmd, worker_cmd, token_cmd, gateway_cmd, node_cmd, config_cmd, docs_cmd,
@@ -64,18 +63,41 @@ def _register_all() -> None:
 _register_all()
 
 
+def build_command():
+    """The click command tree of `app`, as `kgen` runs it.
+
+    typer (>= 0.26) prints every option's value type in --help, flags included, which shows
+    `--debug <bool>` and `--help -h <bool>` although flags take no value. An explicit empty
+    metavar is what typer shows instead, so every on/off flag (the help option too) gets one."""
+    import typer.main
+
+    root = typer.main.get_command(app)
+    _hide_flag_types(root, typer.Context(root, info_name="kgen", help_option_names=["-h", "--help"]))
+    return root
+
+
+def _hide_flag_types(cmd, ctx) -> None:
+    for param in [*cmd.params, cmd.get_help_option(ctx)]:
+        if param is not None and getattr(param, "is_flag", False) and not getattr(param, "count", False) \
+                and param.metavar is None:
+            param.metavar = ""
+    if hasattr(cmd, "list_commands"):
+        for name in cmd.list_commands(ctx):
+            sub = cmd.get_command(ctx, name)
+            if sub is not None:
+                _hide_flag_types(sub, typer.Context(sub, parent=ctx, info_name=name))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: maps expected errors to one-line messages and exit codes."""
-    from typer._click.exceptions import ClickException  # typer >= 0.26 vendors click
-
     try:
-        rv = app(args=argv, prog_name="kgen", standalone_mode=False)
+        rv = build_command().main(args=argv, prog_name="kgen", standalone_mode=False)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         print("kgen: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
-    except ClickException as exc:
+    except typer.TyperException as exc:   # click's usage errors (typer vendors click under it)
         # One line, like every other error; the usage text is one --help away.
         message = " ".join(exc.format_message().split())
         ctx = getattr(exc, "ctx", None)
@@ -83,12 +105,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"kgen: error: {message}{hint}", file=sys.stderr)
         sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
     except KgenError as exc:
-        if _state["debug"]:
+        if state["debug"]:
             traceback.print_exc()
         print(f"kgen: error: {exc.message}", file=sys.stderr)
         sys.exit(exc.exit_code)
     except Exception as exc:  # an unexpected bug: say so in one line unless --debug
-        if _state["debug"]:
+        if state["debug"]:
             traceback.print_exc()
         else:
             print(f"kgen: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import typer
 
 from kgen.cli._docs.choices import static_choices

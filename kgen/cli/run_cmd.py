@@ -123,18 +123,19 @@ def run(
     token: Optional[str] = typer.Option(None, "--token", help="Token for --node (else KGEN_TOKEN, else the token file)."),
 ) -> None:
     """Generate, verify and (with --job-type evolve) evolve a Triton kernel for TASK.py on this machine."""
-    from kgen.core import config
     import warnings
 
-    from kgen.cli import _state
+    from kgen.cli.state import state
+    from kgen.core import config
     from kgen.core.errors import BadInput, JobFailed
     from kgen.core.evolve import validate_spec
     from kgen.core.generate import GENERATORS, get_generator
-    from kgen.core.local import job_result, remote_slots, resolve_devices, run_local, run_on_node
+    from kgen.core.local import JobInterrupted, job_result, resolve_devices, run_local
+    from kgen.core.remote import remote_slots, run_on_node
     from kgen.core.store import Store, default_store_path
     from kgen.core.task import check_task, load_task
 
-    if not _state["debug"]:
+    if not state["debug"]:
         # torch.export's deprecation chatter is not something a `kgen run` user can act on.
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -179,9 +180,8 @@ def run(
                     job = run_local(store, task, spec, gen, devices)
                 else:
                     job = run_on_node(store, task, spec, gen, client, capacity)
-        except KeyboardInterrupt:
-            jobs = store.list_jobs(limit=1)
-            diag.print(f"kgen: interrupted; job {jobs[0]['job_id'][:12] if jobs else '?'} cancelled", soft_wrap=True)
+        except JobInterrupted as stop:   # names our job, not the store's newest (maybe another process's)
+            diag.print(f"kgen: interrupted; job {stop.job_id[:12]} cancelled", soft_wrap=True)
             raise
         finally:
             store.remove_listener(view)
@@ -201,7 +201,7 @@ def _contact_node(url: str, token: Optional[str], backend: Optional[str], device
     from kgen.core.client import NodeClient
     from kgen.core.config import resolve_token
     from kgen.core.errors import BadInput
-    from kgen.core.local import check_node
+    from kgen.core.remote import check_node
 
     if device is not None:
         raise BadInput("--device picks local slots; with --node the node's devices are used")

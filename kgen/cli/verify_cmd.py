@@ -73,7 +73,7 @@ def _verify_remote(node: str, token: Optional[str], lease: Optional[str], device
                    task_file: Path, candidate_file: Path, **options):
     from kgen.core.client import NodeClient
     from kgen.core.config import resolve_token
-    from kgen.core.local import verify_on_node
+    from kgen.core.remote import verify_on_node
     from kgen.core.task import load_task
 
     if device is not None:

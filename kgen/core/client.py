@@ -16,7 +16,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import socket
 import time
 import urllib.error
 import urllib.parse
@@ -114,7 +113,7 @@ class _Http:
         try:
             with self._open(method, path, body, timeout) as resp:
                 raw = resp.read()
-        except (socket.timeout, TimeoutError, OSError, http.client.HTTPException) as exc:
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
             raise Unreachable(f"cannot reach {self._where()}: {exc or type(exc).__name__}") from None
         try:
             data = json.loads(raw or b"{}")

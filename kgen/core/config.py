@@ -11,10 +11,11 @@ import os
 import secrets
 import sys
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+import tomllib
 
 from kgen.core.errors import BadInput, ConfigError
 

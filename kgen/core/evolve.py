@@ -1,7 +1,7 @@
 """The one home of "generate -> verify -> keep the best -> next round" (docs/ARCHITECTURE.md).
 
 Used by local mode (`kgen run`) and by the gateway; verification is injected as
-`verify(candidate_source, attempt)` so the same engine drives local device slots or remote nodes.
+`verify(VerifyRequest)` so the same engine drives local device slots or remote nodes.
 
 Restart semantics: `run_job` on a job that was interrupted (status `running`, or re-queued by a
 restarted gateway) resumes from what the store holds. Candidates already stored are not
@@ -17,17 +17,48 @@ import asyncio
 import inspect
 import logging
 import math
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from kgen.core.errors import BadInput, KgenError
 from kgen.core.generate import Candidate
+from kgen.core.spec import JOB_SPEC_LIMITS, LIMITS
+from kgen.core.spec import check as check_limit
 from kgen.core.verify.verdict import Verdict
 
 log = logging.getLogger("kgen.core.evolve")
 
-VerifyFn = Callable[[str, int], Awaitable[Verdict]]
-ConfirmFn = Callable[..., Awaitable[Verdict]]
+
+@dataclass(frozen=True)
+class VerifyTargets:
+    """What a candidate is verified against: the job's backend, arch, tolerances and time limit."""
+
+    backend: str = "cpu"
+    arch: str = ""
+    atol: float | None = None
+    rtol: float | None = None
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    """The contract between the engine and its verify callback: one stored candidate to check.
+
+    `attempt` is the candidate's 0-based ordinal in the job (stable across restarts);
+    `allow_ops` the torch ops it may leave in forward (a builtin candidate's declared fallbacks,
+    empty for anything else); `candidate_id` the stored candidate, so a dispatcher can name it in
+    its events without looking it up."""
+
+    source: str
+    attempt: int
+    candidate_id: str
+    allow_ops: tuple[str, ...] = ()
+    targets: VerifyTargets = field(default_factory=VerifyTargets)
+
+
+VerifyFn = Callable[[VerifyRequest], Awaitable[Verdict]]
+ConfirmFn = Callable[[VerifyRequest, Verdict], Awaitable[Verdict]]
 
 JOB_TYPES = ("single", "evolve")
 BACKENDS = ("cpu", "cuda")
@@ -47,9 +78,6 @@ DEFAULTS: dict[str, Any] = {
     # first correct kernel cannot be beaten and later rounds would be wasted work.
     "early_stop": None,
 }
-_INT_BOUNDS = {"max_rounds": (1, 50), "parallel_num": (1, 64), "max_repairs": (0, 10)}
-_FLOAT_BOUNDS = {"atol": (0.0, 1.0), "rtol": (0.0, 1.0), "timeout_s": (1.0, 3600.0)}
-OPTIONAL_VERIFY_KEYWORDS = ("allow_ops", "candidate_id")
 SHOW_BEST = 4   # how many of the best (candidate, verdict) pairs a mutate round is shown
 # Lower is better among candidates that are not correct: the closer to working, the better a seed.
 STATUS_RANK = {"correct": 0, "incorrect": 1, "rejected": 2, "runtime_error": 3, "timeout": 4,
@@ -73,21 +101,12 @@ def validate_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         raise BadInput("generator must be a generator name such as 'builtin' or 'llm'")
     if not isinstance(out["arch"], str):
         raise BadInput(f"arch must be a string, got {out['arch']!r}")
-    for key, (lo, hi) in _INT_BOUNDS.items():
-        value = out[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise BadInput(f"{key} must be an integer {lo}..{hi}, got {value!r}")
-        if not lo <= value <= hi:
-            raise BadInput(f"{key} must be between {lo} and {hi}, got {value}")
-    for key, (lo, hi) in _FLOAT_BOUNDS.items():
-        value = out[key]
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise BadInput(f"{key} must be a number {lo}..{hi}, got {value!r}")
-        if not lo <= value <= hi:
-            raise BadInput(f"{key} must be between {lo} and {hi}, got {value}")
-        out[key] = float(value)
+    for key in JOB_SPEC_LIMITS:
+        problem = check_limit(key, out[key])
+        if problem:
+            raise BadInput(f"{key} {problem}")
+        if out[key] is not None and LIMITS[key].kind is float:
+            out[key] = float(out[key])
     if out["early_stop"] is None:
         out["early_stop"] = out["backend"] == "cpu"
     elif not isinstance(out["early_stop"], bool):
@@ -129,6 +148,10 @@ class Entry:
     candidate: Candidate
     verdict: Verdict | None = None
 
+    @property
+    def correct(self) -> bool:
+        return self.verdict is not None and self.verdict.correct
+
     def rank(self) -> tuple:
         """Sort key, lower is better: correct first; among correct, lower GPU time, else earlier."""
         v = self.verdict
@@ -150,16 +173,12 @@ class _Finished(Exception):
     """The job ended elsewhere (cancelled, or another process finished it): stop, write nothing."""
 
 
-def _extra_keywords(fn: Callable) -> set[str]:
-    """Which optional keywords (allow_ops, candidate_id) a VerifyFn takes: the two-argument
-    contract stays valid, richer verifiers opt in by naming the keyword (or taking **kwargs)."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
-        return set()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return set(OPTIONAL_VERIFY_KEYWORDS)
-    return {p.name for p in params if p.name in OPTIONAL_VERIFY_KEYWORDS}
+class GeneratorFailed(Exception):
+    """The generator raised: kept apart from store and engine errors so a job says which failed."""
+
+    def __init__(self, cause: BaseException):
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
 
 
 class _Engine:
@@ -167,7 +186,8 @@ class _Engine:
         self.store, self.job_id, self.task, self.spec = store, job_id, task, spec
         self.confirm = confirm
         self.generator, self.verify, self.cancel = generator, verify, cancel or asyncio.Event()
-        self.verify_keywords = _extra_keywords(verify)
+        self.targets = VerifyTargets(backend=spec["backend"], arch=spec["arch"], atol=spec["atol"],
+                                     rtol=spec["rtol"], timeout_s=spec["timeout_s"])
         self.entries: list[Entry] = []
         self.best: Entry | None = None
         self.generator_error: str | None = None
@@ -207,10 +227,17 @@ class _Engine:
         return work.result()
 
     async def generate(self, fn, *args) -> list[Candidate]:
-        result = await self.race(asyncio.to_thread(fn, self.task, *args))
-        if result is None:
-            return []
-        return [result] if isinstance(result, Candidate) else list(result)
+        """The generator's candidates; its own errors come out as GeneratorFailed (a KgenError it
+        raises, such as an unsupported task, passes through with its message)."""
+        try:
+            result = await self.race(asyncio.to_thread(fn, self.task, *args))
+            if result is None:
+                return []
+            return [result] if isinstance(result, Candidate) else list(result)
+        except (_Cancelled, asyncio.CancelledError, KgenError):
+            raise
+        except Exception as exc:
+            raise GeneratorFailed(exc) from exc
 
     def add(self, round_: int, index: int, cand: Candidate) -> Entry:
         cid = self.store.add_candidate(self.job_id, round_, index, cand)
@@ -221,17 +248,14 @@ class _Engine:
         return entry
 
     async def check(self, entry: Entry) -> None:
-        attempt = self.entries.index(entry)
-        kwargs: dict[str, Any] = {}
-        if "allow_ops" in self.verify_keywords:
-            # Only the builtin generator's declared fallbacks are allowed; llm output earns none.
-            params = entry.candidate.params if isinstance(entry.candidate.params, dict) else {}
-            fallback = params.get("fallback_ops", []) if entry.candidate.origin == "builtin" else []
-            kwargs["allow_ops"] = list(fallback or [])
-        if "candidate_id" in self.verify_keywords:
-            kwargs["candidate_id"] = entry.candidate_id
+        # Only the builtin generator's declared fallbacks are allowed; llm output earns none.
+        params = entry.candidate.params if isinstance(entry.candidate.params, dict) else {}
+        fallback = params.get("fallback_ops", []) if entry.candidate.origin == "builtin" else []
+        request = VerifyRequest(source=entry.candidate.source, attempt=self.entries.index(entry),
+                                candidate_id=entry.candidate_id, allow_ops=tuple(str(op) for op in fallback or ()),
+                                targets=self.targets)
         try:
-            verdict = await self.verify(entry.candidate.source, attempt, **kwargs)
+            verdict = await self.verify(request)
             if isinstance(verdict, dict):
                 verdict = Verdict.from_dict(verdict)
             if not isinstance(verdict, Verdict):
@@ -247,9 +271,7 @@ class _Engine:
             # A verdict about to become the job's best is confirmed first (the gateway re-verifies
             # it on a different node); the confirmed verdict is what counts and is stored.
             try:
-                accepted = _extra_keywords(self.confirm)
-                confirmed = await self.confirm(entry.candidate.source, verdict,
-                                               **{k: v for k, v in kwargs.items() if k in accepted})
+                confirmed = await self.confirm(request, verdict)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -291,7 +313,7 @@ class _Engine:
             raise
 
     def done(self) -> bool:
-        return self.best is not None and self.best.verdict.correct and self.spec["early_stop"]
+        return self.best is not None and self.best.correct and self.spec["early_stop"]
 
     # -- job types -----------------------------------------------------------------
     async def run_single(self) -> None:
@@ -304,16 +326,14 @@ class _Engine:
         while True:
             last = self.entries[-1]
             await self.check_all([last])
-            if last.verdict.correct or len(self.entries) > self.spec["max_repairs"]:
+            if last.correct or len(self.entries) > self.spec["max_repairs"]:
                 return
             round_ = len(self.entries) + 1
             self.event("round_started", round=round_, repair_of=last.candidate_id)
             try:
                 fixed = await self.generate(self.generator.repair, last.candidate, last.verdict)
-            except (_Cancelled, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                self.generator_error = f"{type(exc).__name__}: {exc}"
+            except (GeneratorFailed, KgenError) as exc:
+                self.generator_error = str(exc) if isinstance(exc, GeneratorFailed) else f"{type(exc).__name__}: {exc}"
                 self.event("generator_error", round=round_, error=self.generator_error)
                 return
             if not fixed or fixed[0].sha in {e.candidate.sha for e in self.entries}:
@@ -337,16 +357,14 @@ class _Engine:
                         ranked = sorted((e for e in self.entries if e.verdict is not None), key=Entry.rank)
                         best = [(e.candidate, e.verdict) for e in ranked[:SHOW_BEST]]
                         cands = await self.generate(self.generator.mutate, best, n)
-                except (_Cancelled, asyncio.CancelledError):
-                    raise
-                except Exception as exc:
+                except (GeneratorFailed, KgenError) as exc:
                     if round_ == 1:
                         raise
-                    self.generator_error = f"{type(exc).__name__}: {exc}"
+                    self.generator_error = str(exc) if isinstance(exc, GeneratorFailed) else f"{type(exc).__name__}: {exc}"
                     self.event("generator_error", round=round_, error=self.generator_error)
                     return
                 seen = {e.candidate.sha for e in self.entries}
-                fresh = []
+                fresh: list[Candidate] = []
                 for cand in cands:
                     if cand.sha not in seen and len(fresh) < n:
                         seen.add(cand.sha)
@@ -366,6 +384,8 @@ class _Engine:
         if self.best is None:
             return f"no candidate was verified ({count} generated)"
         v = self.best.verdict
+        if v is None:
+            return f"no candidate was verified ({count} generated)"
         text = f"no correct kernel in {count} candidate(s); best was {v.status}"
         if v.message:
             text += f": {v.message.strip().splitlines()[0][:300]}"
@@ -378,13 +398,12 @@ async def run_job(store, job_id: str, task, spec: dict[str, Any], generator, ver
                   cancel: asyncio.Event | None = None, confirm: ConfirmFn | None = None) -> dict[str, Any]:
     """Run (or resume) one job to its end state; returns the final job dict.
 
-    `verify(source, attempt)` gets `attempt` = the candidate's 0-based ordinal in the job (stable
-    across restarts). Optional keywords, passed only to a verify that names them (or takes
-    **kwargs): `allow_ops=[...]` (a builtin candidate's declared torch fallbacks, [] otherwise) and
-    `candidate_id` (the stored candidate being verified). If the task running this coroutine is
-    cancelled (process shutdown) the job is left `running`, to be re-queued and resumed.
-    `confirm(source, verdict, **same keywords)` (optional) is awaited for a correct verdict about
-    to become the job's best and returns the verdict that counts (the gateway's cross-check).
+    `verify(request)` gets one `VerifyRequest` per candidate. If the task running this coroutine
+    is cancelled (process shutdown) the job is left `running`, to be re-queued and resumed. The
+    generator's `message_sink` (kgen.core.generate.Generator) points at the job's stored
+    conversation for the length of the run.
+    `confirm(request, verdict)` (optional) is awaited for a correct verdict about to become the
+    job's best and returns the verdict that counts (the gateway's cross-check).
     """
     from kgen.core.store import TERMINAL
 
@@ -396,10 +415,8 @@ async def run_job(store, job_id: str, task, spec: dict[str, Any], generator, ver
         store.set_job_status(job_id, "running")
     else:
         store.add_event(job_id, "resumed", {"status": "running"})
-    sink_set = False
-    if hasattr(generator, "message_sink"):
-        generator.message_sink = lambda role, content: store.add_message(job_id, role, content)
-        sink_set = True
+    # Generator.message_sink: where a conversational generator records its exchange
+    generator.message_sink = lambda role, content: store.add_message(job_id, role, content)
     engine = _Engine(store, job_id, task, spec, generator, verify, cancel, confirm)
     try:
         if spec["job_type"] == "single":
@@ -409,21 +426,28 @@ async def run_job(store, job_id: str, task, spec: dict[str, Any], generator, ver
     except _Finished:
         return store.get_job(job_id)
     except _Cancelled:
-        best = engine.best.candidate_id if engine.best and engine.best.verdict.correct else None
-        store.set_job_status(job_id, "cancelled", best_candidate_id=best, error="cancelled")
+        best_id = engine.best.candidate_id if engine.best and engine.best.correct else None
+        store.set_job_status(job_id, "cancelled", best_candidate_id=best_id, error="cancelled")
         return store.get_job(job_id)
     except KgenError as exc:
         store.set_job_status(job_id, "failed", best_candidate_id=None, error=exc.message)
         return store.get_job(job_id)
-    except Exception as exc:  # a generator bug must end the job, not the daemon running it
+    except GeneratorFailed as exc:  # a generator bug must end the job, not the daemon running it
+        store.set_job_status(job_id, "failed", best_candidate_id=None, error=f"generator failed: {exc}")
+        return store.get_job(job_id)
+    except sqlite3.Error as exc:
+        # the store failed under the engine: say so (recording it may fail too, and then raises)
         store.set_job_status(job_id, "failed", best_candidate_id=None,
-                             error=f"generator failed: {type(exc).__name__}: {exc}")
+                             error=f"store error: {type(exc).__name__}: {exc}")
+        return store.get_job(job_id)
+    except Exception as exc:  # a bug in the engine or a callback: end the job, name the error
+        store.set_job_status(job_id, "failed", best_candidate_id=None,
+                             error=f"internal error: {type(exc).__name__}: {exc}")
         return store.get_job(job_id)
     finally:
-        if sink_set:
-            generator.message_sink = None
+        generator.message_sink = None
     best = engine.best
-    if best is not None and best.verdict.correct:
+    if best is not None and best.correct:
         store.set_job_status(job_id, "succeeded", best_candidate_id=best.candidate_id, error=None)
     else:
         store.set_job_status(job_id, "failed", best_candidate_id=None, error=engine.failure_message())

@@ -1,9 +1,9 @@
 """Local mode: where a candidate gets verified when the job runs on this machine.
 
 The evolve engine runs in-process and the job, candidates and verdicts go to the local store.
-Candidates are verified either by the core verifier on local device slots (cpu: min(2, cores)
-interpreter slots by default; cuda: one slot per visible GPU), or, in worker-only mode
-(`--node URL`), by a remote node daemon over HTTP: acquire_device -> verify/profile -> release.
+Candidates are verified by the core verifier on local device slots (cpu: min(2, cores)
+interpreter slots by default; cuda: one slot per visible GPU). Worker-only mode (`--node URL`),
+where a remote node verifies, lives in kgen.core.remote and shares `run_to_end` and `job_result`.
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import os
 import threading
-import time
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
-from kgen.core.errors import BadInput, KgenError
+from kgen.core.errors import BadInput
+
+if TYPE_CHECKING:
+    from kgen.core.evolve import VerifyRequest
 
 MAX_CPU_SLOTS = 64
 
@@ -81,7 +83,7 @@ class DeviceSlots:
             queue.put_nowait(device)
 
 
-async def _in_daemon_thread(fn: Callable, *args: Any, **kwargs: Any) -> Any:
+async def in_daemon_thread(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """Run a blocking call in a daemon thread: unlike asyncio.to_thread, Ctrl-C does not wait for
     it at interpreter shutdown (a hung candidate would otherwise hold `kgen run` until its timeout)."""
     loop = asyncio.get_running_loop()
@@ -112,11 +114,12 @@ def make_verify_fn(task, slots: DeviceSlots, *, timeout_s: float | None = None, 
     """A VerifyFn for run_job that runs the core verifier on a free local slot, off the event loop."""
     if verify_impl is None:
         from kgen.core.verify import verify as verify_impl
+    run_verify: Callable = verify_impl
 
-    async def verify_fn(source: str, attempt: int, *, allow_ops: list[str] | None = None):
+    async def verify_fn(request: VerifyRequest):
         async with slots.slot() as device:
-            return await _in_daemon_thread(verify_impl, task, source, device=device, timeout_s=timeout_s,
-                                           atol=atol, rtol=rtol, allow_ops=list(allow_ops or []), pool=pool)
+            return await in_daemon_thread(run_verify, task, request.source, device=device, timeout_s=timeout_s,
+                                          atol=atol, rtol=rtol, allow_ops=list(request.allow_ops), pool=pool)
 
     return verify_fn
 
@@ -132,10 +135,22 @@ def run_local(store, task, spec: dict[str, Any], generator, devices: list[str], 
     spec = validate_spec(spec)
     verify_fn = make_verify_fn(task, DeviceSlots(devices), timeout_s=spec["timeout_s"], atol=spec["atol"],
                                rtol=spec["rtol"], pool=pool, verify_impl=verify_impl)
-    return _run_to_end(store, task, spec, generator, verify_fn)
+    return run_to_end(store, task, spec, generator, verify_fn)
 
 
-def _run_to_end(store, task, spec: dict[str, Any], generator, verify_fn) -> dict[str, Any]:
+class JobInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `run_to_end`: the job it cancelled travels with it, so the caller reports
+    its own job and not whichever job is newest in a store other processes share."""
+
+    def __init__(self, job_id: str):
+        super().__init__(job_id)
+        self.job_id = job_id
+
+
+def run_to_end(store, task, spec: dict[str, Any], generator, verify_fn) -> dict[str, Any]:
+    """Create a job for `task` and run it to its end in this process (local or worker-only mode).
+
+    Ctrl-C cancels the job (status cancelled) and raises JobInterrupted naming it."""
     from kgen.core.evolve import run_job
 
     job = store.create_job(task, spec)
@@ -144,105 +159,7 @@ def _run_to_end(store, task, spec: dict[str, Any], generator, verify_fn) -> dict
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
             store.set_job_status(job["job_id"], "cancelled", error="interrupted")
-        raise
-
-
-# -- worker-only mode: verification on a remote node -------------------------------------------
-
-LEASE_GRACE_S = 60.0     # lease lifetime beyond the candidate timeout, so a slow run keeps its device
-NO_DEVICE_WAIT_S = 120.0  # how long to keep asking a busy node (shared with others) for a device
-
-
-def check_node(client) -> dict:
-    """The node's status, checked usable: the first contact, so a wrong URL or token fails here
-    (Unreachable, Unauthorised) before any generation starts."""
-    status = client.status()
-    if status.get("state", "running") != "running":
-        raise KgenError(f"node at {client.url} is {status.get('state')}; it takes no new work")
-    capacity = status.get("capacity")
-    if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-        raise KgenError(f"node at {client.url} reports no usable device (capacity {capacity!r})")
-    return status
-
-
-def remote_slots(capacity: int, parallel_num: int) -> int:
-    """Candidates verified on a node at once: its capacity, capped by the job's parallelism."""
-    return max(1, min(int(capacity), int(parallel_num)))
-
-
-def _acquire_when_free(client, ttl_s: float, wait_s: float) -> dict:
-    from kgen.core.client import ApiError
-
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            return client.acquire(ttl_s=ttl_s)
-        except ApiError as exc:
-            # 503: every device is leased (by someone else sharing the node) or it is draining.
-            if exc.status != 503 or exc.code == "draining" or time.monotonic() >= deadline:
-                raise
-            time.sleep(min(max(exc.retry_after or 1.0, 0.2), 5.0))
-
-
-def verify_on_node(client, task, source: str, *, profile: bool = True, lease_id: str | None = None,
-                   timeout_s: float | None = None, atol: float | None = None, rtol: float | None = None,
-                   allow_ops: list[str] | tuple[str, ...] = (), trials: int | None = None, acquire: bool = False,
-                   no_device_wait_s: float = NO_DEVICE_WAIT_S):
-    """Verify (and with `profile`, time) one candidate on a node; blocking; returns a Verdict.
-
-    With `lease_id` the call runs on that already-leased device. With `acquire`, a lease is taken
-    for this one candidate and always released after; otherwise the node picks a free device.
-    Node errors surface as kgen errors (Unreachable, Unauthorised, BadInput, ApiError).
-    """
-    from kgen.core.verify.verdict import Verdict
-
-    own_lease = None
-    if lease_id is None and acquire:
-        ttl = min(float(timeout_s or 300.0) + LEASE_GRACE_S, 24 * 3600.0)
-        own_lease = _acquire_when_free(client, ttl, no_device_wait_s)["lease_id"]
-        lease_id = own_lease
-    call = client.profile if profile else client.verify
-    try:
-        data = call(task.source, source, lease_id=lease_id, timeout_s=timeout_s, atol=atol, rtol=rtol,
-                    op_name=task.op_name, allow_ops=list(allow_ops) or None, trials=trials)
-    finally:
-        if own_lease is not None:
-            with contextlib.suppress(KgenError):  # an expired lease is already free
-                client.release(own_lease)
-    if not isinstance(data, dict) or "status" not in data:
-        raise KgenError(f"node at {client.url} answered without a verdict")
-    return Verdict.from_dict(data)
-
-
-def make_remote_verify_fn(task, client, slots: int, *, timeout_s: float | None = None, atol: float | None = None,
-                          rtol: float | None = None, profile: bool = True):
-    """A VerifyFn for run_job that verifies each candidate on a node under its own device lease,
-    at most `slots` at a time, off the event loop."""
-    if slots < 1:
-        raise BadInput("remote verification needs at least one slot")
-    gate: list[asyncio.Semaphore] = []
-
-    async def verify_fn(source: str, attempt: int, *, allow_ops: list[str] | None = None):
-        if not gate:  # created lazily, on the loop that uses it
-            gate.append(asyncio.Semaphore(slots))
-        async with gate[0]:
-            return await _in_daemon_thread(verify_on_node, client, task, source, profile=profile,
-                                           timeout_s=timeout_s, atol=atol, rtol=rtol,
-                                           allow_ops=list(allow_ops or []), acquire=True)
-
-    return verify_fn
-
-
-def run_on_node(store, task, spec: dict[str, Any], generator, client, capacity: int) -> dict[str, Any]:
-    """Like run_local, but every candidate is verified on the node behind `client`, which has
-    `capacity` devices (from check_node)."""
-    from kgen.core.evolve import validate_spec
-
-    spec = validate_spec(spec)
-    slots = remote_slots(capacity, spec["parallel_num"])
-    verify_fn = make_remote_verify_fn(task, client, slots, timeout_s=spec["timeout_s"], atol=spec["atol"],
-                                      rtol=spec["rtol"])
-    return _run_to_end(store, task, spec, generator, verify_fn)
+        raise JobInterrupted(job["job_id"]) from None
 
 
 def job_result(store, job_id: str, out_path: str | Path | None) -> dict[str, Any]:

@@ -50,6 +50,13 @@ def _top_level_names(tree: ast.Module) -> dict[str, str]:
     return names
 
 
+def missing_required(namespace: Any) -> list[str]:
+    """The REQUIRED_NAMES that an imported task (a module or its namespace dict) does not define
+    as callables: the run-time half of the check that static_check does on the source."""
+    get = namespace.get if isinstance(namespace, dict) else (lambda name: getattr(namespace, name, None))
+    return [name for name in REQUIRED_NAMES if not callable(get(name))]
+
+
 def static_check(source: str, *, what: str = "task") -> ast.Module:
     """Parse and check the required names; raises TaskError with the reason."""
     if len(source.encode("utf-8", "replace")) > MAX_TASK_BYTES:

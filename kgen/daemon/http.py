@@ -259,7 +259,7 @@ async def error_middleware(request: web.Request, handler):
         return json_error(500, "internal_error", f"{type(exc).__name__}: {exc}")
 
 
-def make_app(auth: "str | Authenticator", *, max_body: int = DEFAULT_MAX_BODY, open_paths: Iterable[str] = OPEN_PATHS,
+def make_app(auth: str | Authenticator, *, max_body: int = DEFAULT_MAX_BODY, open_paths: Iterable[str] = OPEN_PATHS,
              route_roles: RouteRoles | None = None) -> web.Application:
     """An aiohttp app with the shared middlewares: JSON errors (outermost), body limit, auth.
 

@@ -11,10 +11,10 @@ import pytest
 from kgen.cli import main
 from kgen.cli._docs import completion
 from kgen.cli._docs.regen import COMPLETION_FILES
-from kgen.cli._docs.tree import command_tree
+from kgen.cli._docs.regen import cli_tree
 
 REPO = Path(__file__).resolve().parents[2]
-TREE = command_tree()
+TREE = cli_tree()
 REGEN = "python -m kgen.cli._docs.regen"
 
 

@@ -13,10 +13,10 @@ import pytest
 from kgen.cli import main
 from kgen.cli._docs.manpage import esc
 from kgen.cli._docs.regen import man_pages
-from kgen.cli._docs.tree import command_tree
+from kgen.cli._docs.regen import cli_tree
 
 REPO = Path(__file__).resolve().parents[2]
-TREE = command_tree()
+TREE = cli_tree()
 PAGES = man_pages(TREE)
 REGEN = "python -m kgen.cli._docs.regen"
 

@@ -11,12 +11,12 @@ import pytest
 
 from kgen.cli import main
 from kgen.cli._docs import units
-from kgen.cli._docs.tree import command_tree
+from kgen.cli._docs.regen import cli_tree
 from kgen.core.config import KEYS
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRIB = REPO / "contrib" / "systemd"
-TREE = command_tree()
+TREE = cli_tree()
 REGEN = "python -m kgen.cli._docs.regen"
 
 

@@ -35,10 +35,10 @@ def task():
 
 
 def honest_verify(task, seen=None):
-    async def verify(source, attempt):
+    async def verify(request):
         if seen is not None:
-            seen.append(attempt)
-        return await asyncio.to_thread(hc.in_process_verify, task, source)
+            seen.append(request.attempt)
+        return await asyncio.to_thread(hc.in_process_verify, task, request.source)
     return verify
 
 
@@ -151,10 +151,10 @@ def test_generator_failure_fails_the_job_with_reason(store, task):
 
 
 def test_verifier_exception_is_recorded_not_fatal(store, task):
-    async def flaky(source, attempt):
-        if attempt == 0:
+    async def flaky(request):
+        if request.attempt == 0:
             raise ConnectionError("node went away")
-        return await asyncio.to_thread(hc.in_process_verify, task, source)
+        return await asyncio.to_thread(hc.in_process_verify, task, request.source)
 
     gen = hc.ScriptedGenerator([GOOD], repairs=[GOOD + "\n# again\n"])
     job = run(store, task, {"job_type": "single"}, gen, flaky)
@@ -205,38 +205,65 @@ def test_evolve_mutate_failure_keeps_the_best_so_far(store, task):
 def test_round_candidates_are_verified_concurrently(store, task):
     in_flight, peak = 0, 0
 
-    async def verify(source, attempt):
+    async def verify(request):
         nonlocal in_flight, peak
         in_flight += 1
         peak = max(peak, in_flight)
         await asyncio.sleep(0.05)
         in_flight -= 1
-        return await asyncio.to_thread(hc.in_process_verify, task, source)
+        return await asyncio.to_thread(hc.in_process_verify, task, request.source)
 
     gen = hc.ScriptedGenerator([hc.torch_source(s) for s in (3.0, 4.0, 5.0, 2.0)])
     job = run(store, task, {"job_type": "evolve", "max_rounds": 1, "parallel_num": 4}, gen, verify)
     assert job["status"] == "succeeded" and peak == 4
 
 
-def test_builtin_fallbacks_reach_a_verifier_that_takes_them(store, task):
+def test_verify_requests_carry_candidate_id_fallbacks_and_targets(store, task):
     got = []
 
-    async def verify(source, attempt, *, allow_ops=None):
-        got.append(allow_ops)
-        return await asyncio.to_thread(hc.in_process_verify, task, source)
+    async def verify(request):
+        got.append(request)
+        return await asyncio.to_thread(hc.in_process_verify, task, request.source)
 
-    run(store, task, {}, hc.ScriptedGenerator([GOOD], origin="builtin", params={"fallback_ops": ["aten.sort"]}), verify)
+    spec = {"atol": 0.01, "rtol": 0.0, "timeout_s": 30}
+    builtin = run(store, task, spec, hc.ScriptedGenerator([GOOD], origin="builtin",
+                                                          params={"fallback_ops": ["aten.sort"]}), verify)
     run(store, task, {}, hc.ScriptedGenerator([GOOD], origin="llm", params={"fallback_ops": ["aten.sort"]}), verify)
-    assert got == [["aten.sort"], []]
+    # only the builtin generator's declared fallbacks are allowed; llm output earns none
+    assert [r.allow_ops for r in got] == [("aten.sort",), ()]
+    assert got[0].candidate_id == store.candidates(builtin["job_id"])[0]["candidate_id"]
+    assert got[0].attempt == 0 and got[0].source == GOOD
+    assert (got[0].targets.atol, got[0].targets.rtol, got[0].targets.timeout_s) == (0.01, 0.0, 30.0)
+    assert got[0].targets.backend == "cpu" and got[1].targets.atol is None
 
-    ids = []
 
-    async def verify_kw(source, attempt, **kw):
-        ids.append(kw)
-        return await asyncio.to_thread(hc.in_process_verify, task, source)
+def test_store_errors_are_not_reported_as_generator_failures(store, task):
+    import sqlite3
 
-    job = run(store, task, {}, hc.ScriptedGenerator([GOOD], origin="builtin"), verify_kw)
-    assert ids == [{"allow_ops": [], "candidate_id": store.candidates(job["job_id"])[0]["candidate_id"]}]
+    class BrokenStore:
+        """The real store, except that adding a candidate fails as a full disk would."""
+
+        def __getattr__(self, name):
+            return getattr(store, name)
+
+        def add_candidate(self, *a, **kw):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    job = store.create_job(task, validate_spec({}))
+    done = asyncio.run(run_job(BrokenStore(), job["job_id"], task, {}, hc.ScriptedGenerator([GOOD]),
+                               honest_verify(task)))
+    assert done["status"] == "failed"
+    assert done["error"].startswith("store error: OperationalError: database or disk is full")
+
+
+def test_generator_exceptions_are_reported_as_generator_failures(store, task):
+    class Crashing(hc.ScriptedGenerator):
+        def initial(self, task, n):
+            raise ZeroDivisionError("bug in the generator")
+
+    job = run(store, task, {}, Crashing([GOOD]), honest_verify(task))
+    assert job["status"] == "failed"
+    assert job["error"] == "generator failed: ZeroDivisionError: bug in the generator"
 
 
 def test_llm_style_generators_get_a_message_sink(store, task):
@@ -258,7 +285,7 @@ def test_llm_style_generators_get_a_message_sink(store, task):
 def test_cancel_event_ends_the_job_as_cancelled(store, task):
     cancel = asyncio.Event()
 
-    async def slow(source, attempt):
+    async def slow(request):
         cancel.set()
         await asyncio.sleep(30)
 
@@ -271,12 +298,12 @@ def test_cancel_event_ends_the_job_as_cancelled(store, task):
 def test_interrupted_job_resumes_without_redoing_work(store, task):
     gate = {"block_round": 2}
 
-    async def verify(source, attempt):
+    async def verify(request):
         cands = store.candidates(job_id)
-        mine = next(c for c in cands if c["source"] == source)
+        mine = next(c for c in cands if c["candidate_id"] == request.candidate_id)
         if mine["round"] == gate["block_round"]:
             await asyncio.sleep(30)   # the process "dies" here
-        return await asyncio.to_thread(hc.in_process_verify, task, source)
+        return await asyncio.to_thread(hc.in_process_verify, task, request.source)
 
     gen = hc.ScriptedGenerator([WRONG, BROKEN], mutations=[[GOOD, hc.torch_source(7.0)]])
     spec = {"job_type": "evolve", "max_rounds": 3, "parallel_num": 2}
@@ -320,8 +347,8 @@ def test_real_triton_candidates_through_the_real_verifier(store, task, monkeypat
     monkeypatch.setenv("KGEN_HOME", str(tmp_path / "home"))
     from kgen.core.verify import verify as real_verify
 
-    async def verify(source, attempt):
-        return await asyncio.to_thread(real_verify, task, source, device="cpu", timeout_s=120)
+    async def verify(request):
+        return await asyncio.to_thread(real_verify, task, request.source, device="cpu", timeout_s=120)
 
     gen = hc.ScriptedGenerator([hc.triton_source(scale=3.0)], repairs=[hc.triton_source(scale=2.0, block=128)])
     job = run(store, task, {"job_type": "single"}, gen, verify)
@@ -347,11 +374,12 @@ def test_a_best_to_be_is_confirmed_and_the_confirmed_verdict_counts(store, task)
     when it disagrees, its verdict is the one stored and ranked."""
     asked = []
 
-    async def lying_verify(source, attempt):
+    async def lying_verify(request):
         return Verdict(status="correct", task_id=task.id, device="cuda:0",
                        timing=Timing(kind="gpu", candidate_ms=0.001, eager_ms=10.0, speedup_eager=10000.0))
 
-    async def confirm(source, verdict):
+    async def confirm(request, verdict):
+        assert request.candidate_id and request.source
         asked.append(verdict.status)
         return Verdict(status="incorrect", task_id=task.id, message="honest node: wrong output")
 

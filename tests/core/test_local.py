@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kgen.core.errors import BadInput
-from kgen.core.evolve import validate_spec
+from kgen.core.evolve import VerifyRequest, validate_spec
 from kgen.core.local import DeviceSlots, cpu_slot_count, job_result, make_verify_fn, resolve_devices, run_local
 from kgen.core.store import Store
 
@@ -79,7 +79,7 @@ def test_slots_bound_concurrency_and_hand_out_distinct_devices():
     verify = make_verify_fn(task, slots, verify_impl=verify_impl)
 
     async def many():
-        return await asyncio.gather(*(verify(hc.torch_source(2.0), i) for i in range(5)))
+        return await asyncio.gather(*(verify(VerifyRequest(hc.torch_source(2.0), i, f"c{i}")) for i in range(5)))
 
     verdicts = asyncio.run(many())
     assert peak[0] == 2 and all(v.correct for v in verdicts)
@@ -95,7 +95,7 @@ def test_verify_fn_passes_job_settings_to_the_verifier():
 
     fn = make_verify_fn(hc.make_task(), DeviceSlots(["cpu"]), timeout_s=7.0, atol=1e-3, rtol=2e-3,
                         verify_impl=verify_impl)
-    asyncio.run(fn(hc.torch_source(2.0), 0, allow_ops=("aten.sort",)))
+    asyncio.run(fn(VerifyRequest(hc.torch_source(2.0), 0, "c0", allow_ops=("aten.sort",))))
     assert seen == {"device": "cpu", "timeout_s": 7.0, "atol": 1e-3, "rtol": 2e-3, "allow_ops": ["aten.sort"],
                     "pool": None}
 
@@ -126,3 +126,22 @@ def test_failed_job_result_has_no_path_but_the_closest_verdict(store, tmp_path):
     assert result["status"] == "failed" and result["best"]["path"] is None and not out.exists()
     assert result["best"]["verdict"]["status"] == "incorrect"
     assert "best was incorrect" in store.get_job(job["job_id"])["error"]
+
+
+def test_ctrl_c_reports_the_interrupted_job_not_the_newest_in_the_store(store):
+    """Another process may add a job to a shared store while ours runs: Ctrl-C names our own."""
+    from kgen.core.local import JobInterrupted
+
+    task = hc.make_task()
+    other = []
+
+    def verify_impl(task, source, **kw):
+        other.append(store.create_job(task, validate_spec({}))["job_id"])   # a newer job, not ours
+        raise KeyboardInterrupt
+
+    with pytest.raises(JobInterrupted) as stop:
+        run_local(store, task, validate_spec({}), hc.ScriptedGenerator([hc.torch_source(2.0)]), ["cpu"],
+                  verify_impl=verify_impl)
+    ours = stop.value.job_id
+    assert ours != other[0] and store.list_jobs(limit=1)[0]["job_id"] == other[0]
+    assert store.get_job(ours)["status"] == "cancelled"

@@ -231,6 +231,20 @@ def test_listeners_hear_committed_events(store, task):
     assert store.events(jid)[-1]["k"] == 1
 
 
+def test_a_failing_listener_is_logged_and_the_write_stands(store, task, caplog):
+    def broken(event):
+        raise RuntimeError("listener bug")
+
+    heard = []
+    store.add_listener(broken)
+    store.add_listener(heard.append)
+    with caplog.at_level("ERROR", logger="kgen.core.store.db"):
+        jid = store.create_job(task, {})["job_id"]
+    assert [e["type"] for e in store.events(jid)] == ["queued"] and len(heard) == 1
+    record = next(r for r in caplog.records if "listener" in r.getMessage())
+    assert "queued" in record.getMessage() and "listener bug" in record.exc_text
+
+
 def test_two_processes_write_one_file(tmp_path, task):
     path = tmp_path / "k.db"
     with Store(path) as s:

@@ -27,7 +27,7 @@ class Command:
     short_help: str
     usage: str                # "kgen job list [OPTIONS] ..."
     params: list[Param]
-    commands: list["Command"] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -97,7 +97,7 @@ def _command(cmd, ctx) -> Command:
     node = Command(ctx.command_path.split(), clean_help(cmd.help), "", usage, params)
     node.short_help = clean_help(getattr(cmd, "short_help", None)) or node.help.split("\n\n")[0].replace("\n", " ")
     if hasattr(cmd, "list_commands"):
-        from typer._click import Context
+        from typer import Context
 
         for name in cmd.list_commands(ctx):
             sub = cmd.get_command(ctx, name)
@@ -107,17 +107,11 @@ def _command(cmd, ctx) -> Command:
     return node
 
 
-def command_tree(app=None, prog: str = "kgen") -> Command:
-    """Snapshot the tree of `app` (default: the kgen CLI itself)."""
-    import typer.main
-    from typer._click import Context
+def command_tree(root, prog: str = "kgen") -> Command:
+    """Snapshot the tree of `root`, a click command such as `kgen.cli.build_command()` (the
+    caller hands it in, so this package never imports the CLI it documents)."""
+    from typer import Context
 
-    if app is None:
-        from kgen.cli import app as kgen_app
-
-        app = kgen_app
-    root = typer.main.get_command(app)
-    info = getattr(app, "info", None)
-    settings = dict(getattr(info, "context_settings", None) or {})
+    settings = dict(getattr(root, "context_settings", None) or {})
     ctx = Context(root, info_name=prog, help_option_names=settings.get("help_option_names", ["--help"]))
     return _command(root, ctx)

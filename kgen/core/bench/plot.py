@@ -33,7 +33,7 @@ def _title(doc: dict[str, Any]) -> str:
     m, s = doc["machine"], doc["settings"]
     device = ", ".join(g["name"] for g in m.get("gpus") or []) or (
         "CPU, Triton interpreter" if not doc["gpu"] else "GPU")
-    what = f"given kernels" if s.get("candidates") else f"{s.get('generator')} generator"
+    what = "given kernels" if s.get("candidates") else f"{s.get('generator')} generator"
     return (f"kgen bench: {len(doc['tasks'])} tasks, {what}, {device}"
             f"{' (small shapes)' if s.get('small') else ''}")
 

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from kgen.core.bench.discovery import BenchTask
 from kgen.core.bench.summary import flagged
-from kgen.core.errors import BadInput, KgenError, TaskError
+from kgen.core.errors import BadInput, TaskError
 
 # Stable per-task keys of results.json / results.csv (append only; readers rely on them).
 RESULT_KEYS = ("name", "category", "path", "small", "task_id", "kernel_source", "status", "message", "pure",

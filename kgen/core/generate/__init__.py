@@ -7,39 +7,11 @@ user's reference code).
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
-if TYPE_CHECKING:
-    from kgen.core.task import Task
-    from kgen.core.verify.verdict import Verdict
+from kgen.core.generate.candidate import Candidate, Generator
 
-
-@dataclass
-class Candidate:
-    source: str                                   # a module defining ModelNew
-    params: dict[str, Any] = field(default_factory=dict)  # schedule/fusion choices that produced it
-    origin: str = "builtin"                       # generator name
-    parent: str | None = None                     # sha of the candidate it was derived from
-    notes: str = ""                               # e.g. "2 groups lowered, 1 torch fallback: aten.sort"
-
-    @property
-    def sha(self) -> str:
-        return hashlib.sha256(self.source.encode()).hexdigest()
-
-
-class Generator(Protocol):
-    name: str
-
-    def initial(self, task: "Task", n: int) -> list[Candidate]:
-        """First round: up to n distinct candidates (n=1 for a single job)."""
-
-    def mutate(self, task: "Task", best: list[tuple[Candidate, "Verdict"]], n: int) -> list[Candidate]:
-        """Next evolve round: up to n new candidates derived from the best (candidate, verdict) pairs so far."""
-
-    def repair(self, task: "Task", candidate: Candidate, verdict: "Verdict") -> Candidate | None:
-        """A fixed candidate after a failed verdict, or None if the generator has no better idea."""
+__all__ = ["Candidate", "Generator", "GENERATORS", "get_generator"]
 
 
 GENERATORS = ("builtin", "llm")

@@ -8,7 +8,6 @@ goes to `message_sink(role, content)` (run_job points it at the job's stored con
 from __future__ import annotations
 
 import json
-import socket
 import time
 import urllib.error
 import urllib.request
@@ -16,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
 
 from kgen.core.errors import BadInput, KgenError, Unreachable
-from kgen.core.generate import Candidate
 from kgen.core.generate import llm_prompts as prompts
+from kgen.core.generate.candidate import Candidate
 
 if TYPE_CHECKING:
     from kgen.core.task import Task
@@ -84,7 +83,7 @@ class LLMGenerator:
                                     "check llm.api_key / $KGEN_LLM_API_KEY", code="llm_unauthorised") from None
                 raise KgenError(f"llm endpoint {self.endpoint} answered HTTP {exc.code}: {detail[:300]}",
                                 code="llm_error") from None
-            except (urllib.error.URLError, socket.timeout, ConnectionError, TimeoutError) as exc:
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 if attempt < self.max_retries:
                     time.sleep(delay)
                     continue
@@ -117,7 +116,7 @@ class LLMGenerator:
         return content
 
     # -- Generator ---------------------------------------------------------------
-    def _code(self, task: "Task", plans: list[str], stage: str, base: Candidate | None) -> list[Candidate]:
+    def _code(self, task: Task, plans: list[str], stage: str, base: Candidate | None) -> list[Candidate]:
         def one(plan: str) -> Candidate | None:
             reply = self.chat("coder", prompts.coder(task.source, plan, base.source if base else None))
             source = prompts.extract_code(reply)
@@ -132,20 +131,20 @@ class LLMGenerator:
             raise KgenError("the llm replied without a python code block defining ModelNew", code="llm_no_code")
         return made
 
-    def initial(self, task: "Task", n: int) -> list[Candidate]:
+    def initial(self, task: Task, n: int) -> list[Candidate]:
         plans = prompts.split_plans(self.chat("designer", prompts.designer(task.source, n)), n)
         if not plans:
             raise KgenError("the llm designer returned an empty plan", code="llm_error")
         return self._code(task, plans, "initial", None)
 
-    def mutate(self, task: "Task", best: list[tuple[Candidate, "Verdict"]], n: int) -> list[Candidate]:
+    def mutate(self, task: Task, best: list[tuple[Candidate, Verdict]], n: int) -> list[Candidate]:
         if not best:
             return self.initial(task, n)
         reply = self.chat("designer", prompts.designer_evolve(task.source, best, n))
         plans = prompts.split_plans(reply, n)
         return self._code(task, plans, "mutate", best[0][0]) if plans else []
 
-    def repair(self, task: "Task", candidate: Candidate, verdict: "Verdict") -> Candidate | None:
+    def repair(self, task: Task, candidate: Candidate, verdict: Verdict) -> Candidate | None:
         reply = self.chat("repair", prompts.repair(task.source, candidate.source, verdict))
         source = prompts.extract_code(reply)
         if source is None:

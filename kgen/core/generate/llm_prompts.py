@@ -95,7 +95,7 @@ def _clip(text: str, limit: int = MAX_SOURCE_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "\n# ... (truncated)\n"
 
 
-def feedback(verdict: "Verdict") -> str:
+def feedback(verdict: Verdict) -> str:
     """What the verifier found, in the words a repair round needs: errors, mismatches, timings."""
     lines = [f"status: {verdict.status}"]
     if verdict.message:
@@ -110,11 +110,11 @@ def feedback(verdict: "Verdict") -> str:
     if verdict.torch_ops:
         lines.append(f"torch compute ops still called (not allowed): {', '.join(verdict.torch_ops)}")
     if verdict.timing and verdict.timing.candidate_ms is not None:
-        t = verdict.timing
-        what = "GPU" if t.kind == "gpu" else "Triton interpreter (not a GPU timing)"
-        lines.append(f"{what} time: {t.candidate_ms:.3f} ms"
-                     + (f", eager {t.eager_ms:.3f} ms" if t.eager_ms else "")
-                     + (f", torch.compile {t.compile_ms:.3f} ms" if t.compile_ms else ""))
+        timing = verdict.timing
+        what = "GPU" if timing.kind == "gpu" else "Triton interpreter (not a GPU timing)"
+        lines.append(f"{what} time: {timing.candidate_ms:.3f} ms"
+                     + (f", eager {timing.eager_ms:.3f} ms" if timing.eager_ms else "")
+                     + (f", torch.compile {timing.compile_ms:.3f} ms" if timing.compile_ms else ""))
     if verdict.log_tail:
         lines.append("output tail:\n" + verdict.log_tail.strip()[-3000:])
     return "\n".join(lines)
@@ -136,7 +136,7 @@ def coder(task_source: str, plan: str, base_source: str | None = None) -> str:
     return CODER.format(task=_clip(task_source), plan=plan.strip(), base=base)
 
 
-def repair(task_source: str, source: str, verdict: "Verdict") -> str:
+def repair(task_source: str, source: str, verdict: Verdict) -> str:
     return REPAIR.format(task=_clip(task_source), source=_clip(source), feedback=feedback(verdict))
 
 

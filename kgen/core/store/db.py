@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import sqlite3
 import threading
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any, Callable, Iterator
 
 from kgen.core.errors import KgenError
 from kgen.core.store import schema
+
+log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -107,8 +110,9 @@ class Database:
         for fn in list(self._listeners):
             try:
                 fn(dict(event))
-            except Exception:  # a broken listener must not undo a committed write
-                pass
+            except Exception:  # a broken listener must not undo a committed write, but is reported
+                log.exception("store listener %r failed on event %s of job %s", fn, event.get("type"),
+                              event.get("job_id"))
 
     def schema_version(self) -> int:
         row = self.query_one("SELECT MAX(version) FROM schema_migrations")

@@ -34,7 +34,7 @@ def _job_dict(row) -> dict[str, Any]:
 
 class JobsMixin(Database):
     # -- tasks -------------------------------------------------------------------
-    def put_task(self, task: "Task") -> None:
+    def put_task(self, task: Task) -> None:
         with self.write() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO tasks(task_id, op_name, source, path, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -48,7 +48,7 @@ class JobsMixin(Database):
         return dict(row)
 
     # -- jobs --------------------------------------------------------------------
-    def create_job(self, task: "Task", spec: dict[str, Any]) -> dict[str, Any]:
+    def create_job(self, task: Task, spec: dict[str, Any]) -> dict[str, Any]:
         """A new job in status queued, with its `queued` event (seq 1), in one transaction."""
         job_id = uuid.uuid4().hex
         now = time.time()
@@ -186,7 +186,7 @@ class JobsMixin(Database):
         return out
 
     # -- candidates and verdicts -------------------------------------------------
-    def add_candidate(self, job_id: str, round: int, index: int, candidate: "Candidate") -> str:
+    def add_candidate(self, job_id: str, round: int, index: int, candidate: Candidate) -> str:
         candidate_id = uuid.uuid4().hex
         with self.write() as conn:
             conn.execute(
@@ -198,7 +198,7 @@ class JobsMixin(Database):
             )
         return candidate_id
 
-    def add_verdict(self, candidate_id: str, verdict: "Verdict | dict", worker_id: str | None = None) -> None:
+    def add_verdict(self, candidate_id: str, verdict: Verdict | dict, worker_id: str | None = None) -> None:
         data = verdict if isinstance(verdict, dict) else verdict.to_dict()
         with self.write() as conn:
             if conn.execute("SELECT 1 FROM candidates WHERE candidate_id = ?", (candidate_id,)).fetchone() is None:
@@ -208,7 +208,7 @@ class JobsMixin(Database):
                 (candidate_id, data.get("status", ""), dumps(data), worker_id, time.time()),
             )
 
-    def record_verdict(self, job_id: str, candidate_id: str, verdict: "Verdict | dict",
+    def record_verdict(self, job_id: str, candidate_id: str, verdict: Verdict | dict,
                        event: dict[str, Any], *, best: dict[str, Any] | None = None,
                        set_best: bool = False, worker_id: str | None = None) -> bool:
         """A verdict, its `candidate_verified` event and the `best` update, in one transaction.

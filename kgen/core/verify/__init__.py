@@ -11,11 +11,9 @@ from typing import TYPE_CHECKING, Any
 from kgen.core.verify.verdict import STATUSES, Timing, Trial, Verdict
 
 if TYPE_CHECKING:
-    from kgen.core.task import Task
     from kgen.core.verify.sandbox import RunnerPool
 
-__all__ = ["STATUSES", "RunnerPool", "Timing", "Trial", "Verdict", "default_pool", "verify",
-           "Task", "load_task", "task_from_source", "check_task", "parse_device"]
+__all__ = ["STATUSES", "RunnerPool", "Timing", "Trial", "Verdict", "default_pool", "verify", "parse_device"]
 
 
 def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, rtol=None,
@@ -27,7 +25,7 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
                    trials=trials, profile=profile, pool=pool, allow_ops=allow_ops)
 
 
-def default_pool() -> "RunnerPool":
+def default_pool() -> RunnerPool:
     from kgen.core.verify.sandbox import default_pool as _default_pool
 
     return _default_pool()
@@ -44,8 +42,4 @@ def __getattr__(name: str) -> Any:
         from kgen.core.verify.sandbox import RunnerPool
 
         return RunnerPool
-    if name in ("Task", "load_task", "task_from_source", "check_task"):
-        from kgen.core import task as _task
-
-        return getattr(_task, name)
     raise AttributeError(name)

@@ -141,9 +141,11 @@ def run_reference(workdir: str, config: dict) -> dict:
         task = _import_file(os.path.join(workdir, "task.py"), "kgen_task")
     except BaseException as exc:  # noqa: BLE001
         return _failure("import", exc)
-    for name in ("Model", "get_inputs", "get_init_inputs"):
-        if not callable(getattr(task, name, None)):
-            return {"ok": False, "phase": "import", "error": f"task does not define a callable {name}"}
+    from kgen.core.task import missing_required
+
+    missing = missing_required(task)
+    if missing:
+        return {"ok": False, "phase": "import", "error": f"task does not define a callable {missing[0]}"}
     try:
         device = _device(config)
         seed_all(int(config["init_seed"]))

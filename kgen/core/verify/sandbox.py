@@ -292,7 +292,7 @@ class RunnerPool:
             r.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "RunnerPool":
+    def __enter__(self) -> RunnerPool:
         return self
 
     def __exit__(self, *exc) -> None:

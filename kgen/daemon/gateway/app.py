@@ -10,15 +10,23 @@ from typing import Any
 
 from aiohttp import web
 
+from kgen.core.errors import NotFound
 from kgen.daemon.gateway import schemas
 from kgen.daemon.gateway.jobs import JobManager
 from kgen.daemon.gateway.metrics import Metrics
 from kgen.daemon.gateway.registry import Registry
 from kgen.daemon.gateway.scheduler import Scheduler
 from kgen.daemon.gateway.stream import EventHub, stream_events
-from kgen.core.errors import NotFound
-from kgen.daemon.http import (DEFAULT_MAX_BODY, PRINCIPAL_KEY, ROLES, Authenticator, HttpError, Principal,
-                              json_response, make_app)
+from kgen.daemon.http import (
+    DEFAULT_MAX_BODY,
+    PRINCIPAL_KEY,
+    ROLES,
+    Authenticator,
+    HttpError,
+    Principal,
+    json_response,
+    make_app,
+)
 
 DEFAULT_MAX_NODE_CAPACITY = 16
 

@@ -56,7 +56,7 @@ def _close_gateway_to_children() -> None:
     /proc/PID/environ and memory (the token lives there); a non-dumpable process refuses both."""
     global _undumpable
     if not _undumpable:
-        from kgen.core.verify.sandbox import make_undumpable   # torch-free
+        from kgen.core.verify.sandbox import make_undumpable  # torch-free
 
         _undumpable = make_undumpable()
 

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from kgen.core.errors import BadInput, KgenError, TaskError
 from kgen.daemon.gateway.generation import GeneratorPool, PooledGenerator, TaskCheckPool
-from kgen.daemon.gateway.schemas import TERMINAL
 from kgen.daemon.gateway.scheduler import DispatchContext, Scheduler
+from kgen.daemon.gateway.schemas import TERMINAL
 from kgen.daemon.http import HttpError, retry_after
+
+if TYPE_CHECKING:
+    from kgen.core.evolve import VerifyRequest
 
 # Submit fields that belong to the gateway, not to the evolve engine's spec.
 GATEWAY_SPEC_KEYS = ("allow_cpu_fallback",)
@@ -211,17 +214,18 @@ class JobManager:
             arch=spec.get("arch") or None, timeout_s=float(spec.get("timeout_s") or self.default_timeout_s),
             atol=spec.get("atol"), rtol=spec.get("rtol"),
             allow_cpu_fallback=bool(gateway_opts.get("allow_cpu_fallback")),
-            candidate_id=lambda source: self._candidate_id(job_id, source),
             add_event=lambda type_, data: self.store.add_event(job_id, type_, data, open_only=True),
             finished=lambda: cancel.is_set() or self.store.get_job(job_id)["status"] in TERMINAL,
             cancel=cancel,
         )
 
-        async def verify(source: str, attempt: int, allow_ops: list[str] | None = None):
-            return await self.scheduler.dispatch(ctx, source, allow_ops=allow_ops)
+        async def verify(request: VerifyRequest):
+            return await self.scheduler.dispatch(ctx, request.source, allow_ops=list(request.allow_ops),
+                                                 candidate_id=request.candidate_id)
 
-        async def confirm(source: str, verdict, allow_ops: list[str] | None = None):
-            return await self.scheduler.confirm(ctx, source, verdict, allow_ops=allow_ops)
+        async def confirm(request: VerifyRequest, verdict):
+            return await self.scheduler.confirm(ctx, request.source, verdict, allow_ops=list(request.allow_ops),
+                                                candidate_id=request.candidate_id)
 
         generator = PooledGenerator(self.generators, spec.get("generator", "builtin"))
         started = time.monotonic()
@@ -235,9 +239,3 @@ class JobManager:
             self._cancels.pop(job_id, None)
         self._log("job_finished", job_id=job_id, status=final["status"],
                   seconds=round(time.monotonic() - started, 1))
-
-    def _candidate_id(self, job_id: str, source: str) -> str | None:
-        rows = [c for c in self.store.candidates(job_id) if c["source"] == source]
-        pending = [c for c in rows if c["verdict"] is None]
-        pick = (pending or rows)[-1:]
-        return pick[0]["candidate_id"] if pick else None

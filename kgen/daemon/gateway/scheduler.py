@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from kgen.core.verify.verdict import Verdict
-
 from kgen.daemon.gateway.registry import Registry, Worker
 
 API_VERSION = "v1"
@@ -44,7 +43,6 @@ class DispatchContext:
     atol: float | None = None
     rtol: float | None = None
     allow_cpu_fallback: bool = False
-    candidate_id: Callable[[str], str | None] = lambda source: None
     add_event: Callable[[str, dict], Any] = lambda type_, data: None
     cancel: asyncio.Event | None = None
     extra: dict = field(default_factory=dict)
@@ -176,9 +174,10 @@ class Scheduler:
 
     # -- dispatch -------------------------------------------------------------------
     async def dispatch(self, ctx: DispatchContext, candidate_source: str, *,
-                       allow_ops: list[str] | None = None) -> Verdict:
+                       allow_ops: list[str] | None = None, candidate_id: str | None = None) -> Verdict:
         """The node's verdict for one candidate, retried on other nodes when a node fails."""
-        verdict, worker_id, candidate_id = await self._dispatch(ctx, candidate_source, allow_ops, set())
+        verdict, worker_id, candidate_id = await self._dispatch(ctx, candidate_source, allow_ops, set(),
+                                                                 candidate_id=candidate_id)
         if worker_id is not None:
             ctx.verdict_from[candidate_sha(candidate_source)] = worker_id
         if ctx.finished():
@@ -188,21 +187,21 @@ class Scheduler:
         return verdict
 
     async def confirm(self, ctx: DispatchContext, candidate_source: str, verdict: Verdict, *,
-                      allow_ops: list[str] | None = None) -> Verdict:
+                      allow_ops: list[str] | None = None, candidate_id: str | None = None) -> Verdict:
         """The verdict that counts for a candidate about to become its job's best: with
         cross-checking on and another healthy node serving the backend, a second node's opinion."""
         first = ctx.verdict_from.get(candidate_sha(candidate_source))
         if not verdict.correct or first is None or self.cross_check == "off":
             return verdict
-        return await self._cross_check(ctx, candidate_source, allow_ops, verdict, first,
-                                       ctx.candidate_id(candidate_source))
+        return await self._cross_check(ctx, candidate_source, allow_ops, verdict, first, candidate_id)
 
     async def _cross_check(self, ctx: DispatchContext, source: str, allow_ops, claimed: Verdict,
                            first: str, candidate_id: str | None) -> Verdict:
         others = [w for w in self.matching(ctx.backend, ctx.arch) if w.worker_id != first]
         if not others:
             return claimed   # auto: only one healthy node serves this backend
-        checked, second, _ = await self._dispatch(ctx, source, allow_ops, {first}, strict=True, cross_check=True)
+        checked, second, _ = await self._dispatch(ctx, source, allow_ops, {first}, strict=True, cross_check=True,
+                                                 candidate_id=candidate_id)
         if second is None:
             await _event(ctx, "cross_check_unavailable", {"candidate_id": candidate_id, "worker_id": first,
                                                           "message": checked.message[:300]})
@@ -224,20 +223,17 @@ class Scheduler:
         return checked   # the candidate's verdict is the honest node's
 
     async def _dispatch(self, ctx: DispatchContext, candidate_source: str, allow_ops: list[str] | None,
-                        exclude: set[str], *, strict: bool = False,
-                        cross_check: bool = False) -> tuple[Verdict, str | None, str | None]:
+                        exclude: set[str], *, strict: bool = False, cross_check: bool = False,
+                        candidate_id: str | None = None) -> tuple[Verdict, str | None, str | None]:
         """(verdict, worker id that gave it or None, candidate id)."""
         failures: list[str] = []
         attempt, busy = 0, 0    # node failures (bounded by max_attempts); busy answers (bounded apart)
-        candidate_id = None
         while attempt < self.max_attempts and busy <= self.max_busy_retries:
             worker = await self._acquire(ctx, exclude, strict=strict)
             if worker is None:
                 failures.append("no healthy worker serves "
                                 f"backend={ctx.backend} arch={ctx.arch or 'any'}")
                 break
-            if candidate_id is None:
-                candidate_id = ctx.candidate_id(candidate_source)
             wait_s = 0.0
             dispatch = {"dispatch_id": uuid.uuid4().hex, "task_id": ctx.task_id,
                         "candidate_sha": candidate_sha(candidate_source)}

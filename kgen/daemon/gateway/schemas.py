@@ -6,13 +6,13 @@ out-of-range values are rejected with one clear message (BadInput -> 400).
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from kgen.core.errors import BadInput
+from kgen.core.spec import LIMITS
 
 API_VERSION = "v1"
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -39,12 +39,10 @@ def _int_range(lo: int, hi: int) -> Callable[[Any], str | None]:
     return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
 
 
-def _positive_number(hi: float) -> Callable[[Any], str | None]:
-    def check(v: float) -> str | None:
-        if not math.isfinite(v) or v <= 0 or v > hi:
-            return f"must be a number > 0 and <= {hi:g}"
-        return None
-    return check
+def _limit(name: str) -> Field:
+    """An optional numeric field checked against the core's one table of limits (kgen.core.spec)."""
+    limit = LIMITS[name]
+    return Field((int,) if limit.kind is int else _NUM, False, limit.problem)
 
 
 def _name(v: str) -> str | None:
@@ -98,13 +96,13 @@ SUBMIT = {
     "arch": Field((str,), False, _arch),
     "dsl": Field((str,), False, _one_of("triton")),
     "job_type": Field((str,), False, _one_of("single", "evolve")),
-    "max_rounds": Field((int,), False, _int_range(1, 100)),
-    "parallel_num": Field((int,), False, _int_range(1, 64)),
+    "max_rounds": _limit("max_rounds"),
+    "parallel_num": _limit("parallel_num"),
     "generator": Field((str,), False, _one_of("builtin", "llm")),
-    "max_repairs": Field((int,), False, _int_range(0, 20)),
-    "atol": Field(_NUM, False, _positive_number(1.0)),
-    "rtol": Field(_NUM, False, _positive_number(1.0)),
-    "timeout_s": Field(_NUM, False, _positive_number(3600.0)),
+    "max_repairs": _limit("max_repairs"),
+    "atol": _limit("atol"),
+    "rtol": _limit("rtol"),
+    "timeout_s": _limit("timeout_s"),
     "allow_cpu_fallback": Field((bool,), False),
 }
 

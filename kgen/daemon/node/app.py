@@ -15,6 +15,8 @@ from aiohttp import web
 
 from kgen import __version__
 from kgen.core.errors import TaskError
+from kgen.core.spec import LIMITS, VERIFY_LIMITS
+from kgen.core.spec import check as check_limit
 from kgen.core.task import task_from_source
 from kgen.daemon.http import HttpError, Principal, json_response, make_app, read_json, retry_after
 from kgen.daemon.node.pool import DEFAULT_TTL_S, DevicePool, InsufficientMemory, Lease, NoDevice, UnknownLease
@@ -32,16 +34,13 @@ VERIFY_SCHEMA = {
     "task": (str, True),
     "candidate": (str, True),
     "lease_id": (str, False),
-    "timeout_s": (float, False),
-    "atol": ((float, type(None)), False),
-    "rtol": ((float, type(None)), False),
     "allow_ops": (list, False),
     "op_name": ((str, type(None)), False),
-    "trials": (int, False),
     "dispatch": (dict, False),
+    # numeric fields from the core's one table of limits (kgen.core.spec); null means "default"
+    **{name: ((int if LIMITS[name].kind is int else float, type(None)), False) for name in VERIFY_LIMITS},
 }
 DISPATCH_KEYS = ("dispatch_id", "task_id", "candidate_sha")
-MAX_TRIALS = 100
 
 
 @dataclass
@@ -157,20 +156,16 @@ async def _wait_for_device(node: Node) -> Lease:
         _refuse_if_draining(node)
 
 
-def _check_verify_body(body: dict) -> None:
+def check_verify_body(body: dict) -> None:
     for name in ("task", "candidate"):
         if not body[name].strip():
             raise HttpError(400, "bad_value", f"field {name!r} must be non-empty Python source", field=name)
         if len(body[name].encode()) > MAX_SOURCE_BYTES:
             raise HttpError(413, "body_too_large", f"field {name!r} exceeds {MAX_SOURCE_BYTES} bytes", field=name)
-    _check_positive(body, "timeout_s", 3600)
-    for name in ("atol", "rtol"):
-        value = body.get(name)
-        if value is not None and not 0 <= value < 1e6:
-            raise HttpError(400, "bad_value", f"field {name!r} must be >= 0, got {value}", field=name)
-    trials = body.get("trials")
-    if trials is not None and not 3 <= trials <= MAX_TRIALS:
-        raise HttpError(400, "bad_value", f"field 'trials' must be 3..{MAX_TRIALS}, got {trials}", field="trials")
+    for name in VERIFY_LIMITS:
+        problem = check_limit(name, body.get(name))
+        if problem:
+            raise HttpError(400, "bad_value", f"field {name!r} {problem}", field=name)
     dispatch = body.get("dispatch")
     if dispatch is not None and (set(dispatch) != set(DISPATCH_KEYS)
                                  or not all(isinstance(v, str) and 0 < len(v) <= 128 for v in dispatch.values())):
@@ -184,7 +179,7 @@ def _check_verify_body(body: dict) -> None:
 async def _run(request: web.Request, *, profile: bool) -> web.Response:
     node = request.app[NODE_KEY]
     body = await read_json(request, VERIFY_SCHEMA)
-    _check_verify_body(body)
+    check_verify_body(body)
     _refuse_if_draining(node)
     try:  # static checks only: a broken task must not take a device
         task_from_source(body["task"], body.get("op_name"))

@@ -242,7 +242,7 @@ class DevicePool:
 
     def _sweep_locked(self) -> list[str]:
         now = self._clock()
-        expired = [lid for lid, l in self._leases.items() if l.expires_at <= now and l.active_calls == 0]
+        expired = [lid for lid, lease in self._leases.items() if lease.expires_at <= now and lease.active_calls == 0]
         for lid in expired:
             del self._leases[lid]
         return expired
@@ -255,7 +255,7 @@ class DevicePool:
     @property
     def running_calls(self) -> int:
         with self._lock:
-            return sum(l.active_calls for l in self._leases.values())
+            return sum(lease.active_calls for lease in self._leases.values())
 
     def snapshot(self) -> list[dict]:
         with self._lock:

@@ -166,8 +166,8 @@ def test_llm_job_end_to_end_stores_every_message(tmp_path):
         spec = validate_spec({"job_type": "single", "generator": "llm"})
         job = store.create_job(TASK, spec)
 
-        async def verify(source, attempt):
-            return await asyncio.to_thread(hc.in_process_verify, TASK, source)
+        async def verify(request):
+            return await asyncio.to_thread(hc.in_process_verify, TASK, request.source)
 
         done = asyncio.run(run_job(store, job["job_id"], TASK, spec, gen, verify))
     assert done["status"] == "succeeded"

@@ -91,7 +91,7 @@ def test_bad_task_sources(gateway, source, words):
 @pytest.mark.parametrize("fields", [
     {"job_type": "evolve", "max_rounds": 10**9}, {"job_type": "evolve", "parallel_num": 0},
     {"job_type": "evolve", "parallel_num": 100000}, {"max_repairs": -1}, {"timeout_s": -5},
-    {"timeout_s": 1e12}, {"atol": 0}, {"rtol": 50}, {"job_type": "forever"}, {"dsl": "cuda-c"},
+    {"timeout_s": 1e12}, {"atol": -0.5}, {"rtol": 50}, {"job_type": "forever"}, {"dsl": "cuda-c"},
     {"generator": "oracle"}, {"backend": "tpu"}, {"op_name": "../../etc/passwd"}, {"arch": "h100; rm -rf /"},
 ])
 def test_absurd_parameters(gateway, fields):

@@ -1,17 +1,20 @@
 """The builtin offline generator: a lowering of the reference's ATen graph to Triton.
 
-Export (export.py) -> fusion groups (fusion.py) -> one kernel per group from parametrised
-templates (emit_groups.py, kernel.py, ops.py) -> a standalone ModelNew module (module.py).
+Layers, each importing only the ones before it:
+ops (op tables) -> graph (typed node helpers; export.py/rewrite.py capture the graph) ->
+legality (what each group kind can lower) -> schedule (knobs) -> fusion (the plan: groups) ->
+indexing, codegen (the kernel writer) -> emit/ (one emitter per group kind, a registry) ->
+module (the ModelNew assembly) -> this generator.
 Evolve rounds vary the schedule (schedule.py). No table of known problems: every op is lowered
 on its own terms, and anything without a lowering stays a declared torch fallback.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from kgen.core.generate import Candidate
 from kgen.core.generate.builtin import schedule as sched
+from kgen.core.generate.candidate import Candidate
 
 if TYPE_CHECKING:
     from kgen.core.task import Task
@@ -20,6 +23,8 @@ if TYPE_CHECKING:
 
 class BuiltinGenerator:
     name = "builtin"
+    # Generator protocol: the builtin generator has no conversation to record
+    message_sink: Callable[[str, str], None] | None = None
 
     def __init__(self, seed: int = 0, **options: Any):
         self.seed = int(seed)
@@ -27,10 +32,10 @@ class BuiltinGenerator:
         self._captures: dict[str, Any] = {}
 
     # --- Generator protocol ------------------------------------------------------------------
-    def initial(self, task: "Task", n: int) -> list[Candidate]:
+    def initial(self, task: Task, n: int) -> list[Candidate]:
         return self._fresh(task, sched.DEFAULT, max(1, n), set(), set(), None)
 
-    def mutate(self, task: "Task", best: list[tuple[Candidate, "Verdict"]], n: int) -> list[Candidate]:
+    def mutate(self, task: Task, best: list[tuple[Candidate, Verdict]], n: int) -> list[Candidate]:
         tried = {sched.key(sched.normalise(c.params.get("schedule"))) for c, _ in best}
         seen = {c.sha for c, _ in best}
         ranked = sorted(best, key=_rank)
@@ -38,7 +43,7 @@ class BuiltinGenerator:
         start = sched.normalise(base.params.get("schedule") if base else None)
         return self._fresh(task, start, n, tried, seen, base.sha if base else None)
 
-    def _fresh(self, task: "Task", base: dict, n: int, tried: set[str], seen: set[str],
+    def _fresh(self, task: Task, base: dict, n: int, tried: set[str], seen: set[str],
                parent: str | None) -> list[Candidate]:
         """Up to n candidates from schedules near `base` whose source is new: knobs of templates
         the task does not use, or blocks clipped to the problem size, would only repeat one."""
@@ -55,15 +60,14 @@ class BuiltinGenerator:
                 break
         return out
 
-    def _sections(self, task: "Task") -> set[str]:
+    def _sections(self, task: Task) -> set[str]:
+        from kgen.core.generate.builtin.emit import SECTION_OF_KIND
         from kgen.core.generate.builtin.fusion import build_groups
 
         groups, _ = build_groups(self._capture(task).graph)
-        names = {"pointwise": "pointwise", "reduction": "reduction", "scan": "reduction",
-                 "matmul": "matmul", "conv": "matmul", "pool": "pointwise"}
-        return {names[g.kind] for g in groups if g.kind in names}
+        return {SECTION_OF_KIND[g.kind] for g in groups if g.kind in SECTION_OF_KIND}
 
-    def _capture(self, task: "Task") -> Any:
+    def _capture(self, task: Task) -> Any:
         from kgen.core.generate.builtin.export import capture
 
         cap = self._captures.get(task.id)
@@ -72,7 +76,7 @@ class BuiltinGenerator:
             self._captures = {task.id: cap}
         return cap
 
-    def repair(self, task: "Task", candidate: Candidate, verdict: "Verdict") -> Candidate | None:
+    def repair(self, task: Task, candidate: Candidate, verdict: Verdict) -> Candidate | None:
         current = sched.normalise(candidate.params.get("schedule"))
         fallback = sched.safe()
         if sched.key(current) == sched.key(fallback):
@@ -80,14 +84,14 @@ class BuiltinGenerator:
         return self.generate(task, fallback, parent=candidate.sha)
 
     # --- the lowering ------------------------------------------------------------------------
-    def generate(self, task: "Task", schedule: dict, parent: str | None = None) -> Candidate:
+    def generate(self, task: Task, schedule: dict, parent: str | None = None) -> Candidate:
         from kgen.core.generate.builtin.module import build_module
 
         cap = self._capture(task)
         schedule = sched.normalise(schedule)
         built = build_module(task.source, cap, schedule)
-        # plain JSON only: candidates cross process boundaries (pickled) and land in the store as
-        # JSON, and must not drag torch objects along
+        # plain JSON only: candidates cross process boundaries (as JSON lines) and land in the
+        # store as JSON, and must not drag torch objects along
         params = plain({"schedule": schedule, "fallback_ops": built.fallback_ops, "kernels": built.kernels,
                         "groups": [{"kind": g.kind, "ops": g.ops()} for g in built.groups]})
         lowered = sum(1 for g in built.groups if g.kind != "fallback")
@@ -118,7 +122,7 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def _rank(pair: tuple[Candidate, "Verdict"]) -> tuple:
+def _rank(pair: tuple[Candidate, Verdict]) -> tuple:
     cand, verdict = pair
     ok = 0 if verdict.status == "correct" else 1
     ms = verdict.timing.candidate_ms if verdict.timing and verdict.timing.candidate_ms is not None else float("inf")

@@ -15,6 +15,7 @@ from typing import Any
 
 from kgen.core.errors import KgenError, TaskError
 from kgen.core.generate.builtin.rewrite import splits_to_slices
+from kgen.core.task import missing_required
 
 # Kept whole on purpose: the emitters lower these directly (matmul epilogue, single-pass tanh...).
 _KEEP = {"addmm", "tanh", "sigmoid", "mean", "var", "clamp_min"}
@@ -128,9 +129,9 @@ def load_namespace(source: str, name: str = "kgen_task") -> dict[str, Any]:
         exec(code, module.__dict__)  # the generator runs the user's reference by design
     except Exception as exc:  # noqa: BLE001 - any failure of user code is a task error
         raise TaskError(f"task source failed to import: {type(exc).__name__}: {exc}") from None
-    for needed in ("Model", "get_inputs", "get_init_inputs"):
-        if needed not in module.__dict__:
-            raise TaskError(f"task is missing {needed}")
+    missing = missing_required(module.__dict__)
+    if missing:
+        raise TaskError(f"task does not define a callable {', '.join(missing)}")
     return module.__dict__
 
 
@@ -182,7 +183,7 @@ def capture(source: str, seed: int = 0) -> Captured:
              for owner in {t.rpartition(".")[0] for t, _ in mutations}}
     # tensors the forward builds from literals (torch.tensor([...])) become lifted constants
     constants = {t: ep.constants[t].detach().cpu() for kind, t in kinds.values()
-                 if kind == "CONSTANT_TENSOR" and t in ep.constants}
+                 if kind == "CONSTANT_TENSOR" and t is not None and t in ep.constants}
     return Captured(graph=ep.graph, input_kinds=kinds, user_inputs=user, out_spec=ep.call_spec.out_spec,
                     init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants,
                     mutations=mutations, modes=modes, input_mutations=input_mutations)

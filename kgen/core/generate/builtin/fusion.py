@@ -1,4 +1,4 @@
-"""Fusion groups: which ATen nodes share one Triton kernel.
+"""The fusion plan: which ATen nodes share one Triton kernel (a group), in execution order.
 
 One greedy pass in graph order. A node may only join the most recent group, which keeps the group
 order a valid schedule (everything a node reads is computed by an earlier group or inside the
@@ -8,21 +8,31 @@ that keep row-major order are free aliases; any other view forces the value thro
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch.fx import Graph, Node
+
 from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin.graph import lowerable_tensor, numel, order_keeping, shape_of, tensor_args, trace
+from kgen.core.generate.builtin.legality import (
+    conv_ok,
+    index_ok,
+    matmul_ok,
+    pool_params,
+    reduction_spec,
+    scan_spec,
+)
 
 
 @dataclass
 class Group:
     index: int
     kind: str                       # pointwise | reduction | scan | matmul | conv | pool | fallback | alloc
-    pro: list[Any] = field(default_factory=list)    # per-element nodes (the whole body of a pointwise group)
-    core: list[Any] = field(default_factory=list)   # reductions / the scan / the matmul / the fallback call
-    epi: list[Any] = field(default_factory=list)    # nodes over the core's output positions
-    extra: list[Any] = field(default_factory=list)  # getitems riding along with a core node
+    pro: list[Node] = field(default_factory=list)    # per-element nodes (the whole body of a pointwise group)
+    core: list[Node] = field(default_factory=list)   # reductions / the scan / the matmul / the fallback call
+    epi: list[Node] = field(default_factory=list)    # nodes over the core's output positions
+    extra: list[Node] = field(default_factory=list)  # getitems riding along with a core node
     numel: int = 0                  # element count of the per-element space (pointwise / prologue)
     shape: tuple = ()               # reduction/scan input shape, matmul output shape, pointwise shape
     dims: tuple = ()                # reduced dims (reduction) or (dim,) for a scan
@@ -30,17 +40,17 @@ class Group:
     # reductions only: stage of each member. Stage s is one more sweep over each row; its
     # per-element nodes may read the per-row results of stages < s (softmax: max, then sum, then
     # the normalised values, all in one kernel).
-    stage_of: dict = field(default_factory=dict)
+    stage_of: dict[Node, int] = field(default_factory=dict)
 
     @property
     def stages(self) -> int:
         return 1 + max(self.stage_of.values(), default=0)
 
     @property
-    def members(self) -> set:
+    def members(self) -> set[Node]:
         return set(self.pro) | set(self.core) | set(self.epi) | set(self.extra)
 
-    def phase(self, node: Any) -> str | None:
+    def phase(self, node: Node) -> str | None:
         if node in self.pro:
             return "pro"
         if node in self.core or node in self.extra:
@@ -53,139 +63,14 @@ class Group:
         return [ops.op_name(n) for n in self.pro + self.core + self.epi]
 
 
-def numel(shape: Any) -> int:
-    return int(math.prod(int(s) for s in shape))
-
-
-def shape_of(node: Any) -> tuple:
-    return tuple(int(s) for s in node.meta["val"].shape)
-
-
-def trace(value: Any) -> tuple[Any, list[Any]]:
-    """Follow a chain of view nodes back to the node that owns the storage."""
-    chain = []
-    while hasattr(value, "op") and value.op == "call_function" and ops.packet(value) in ops.VIEW_OPS:
-        chain.append(value)
-        value = value.args[0]
-    return value, chain
-
-
-def order_keeping(view: Any) -> bool:
-    """A view whose elements, read row-major, are the source's in row-major order."""
-    name = ops.packet(view)
-    if name in ops.ORDER_KEEPING_VIEWS:
-        return True
-    if name in ("expand", "broadcast_in_dim"):
-        return numel(shape_of(view)) == numel(shape_of(view.args[0]))
-    return False
-
-
-def tensor_args(node: Any) -> list[Any]:
-    out = []
-
-    def visit(a: Any) -> None:
-        if hasattr(a, "op"):
-            out.append(a)
-        elif isinstance(a, (list, tuple)):
-            for x in a:
-                visit(x)
-
-    for a in list(node.args) + list(node.kwargs.values()):
-        visit(a)
-    return out
-
-
-def _float_tensor(node: Any, *, allow_int: bool = True) -> bool:
-    import torch
-
-    val = node.meta.get("val")
-    if not isinstance(val, torch.Tensor) or str(val.dtype) not in ops.TL_TYPES:
-        return False
-    return allow_int or val.dtype.is_floating_point
-
-
-def reduction_spec(node: Any) -> tuple[Any, tuple, bool] | None:
-    """(input, reduced dims, keepdim) of a lowerable reduction node, else None."""
-    import torch
-
-    name = ops.packet(node)
-    if name not in ops.REDUCTION_OPS or not node.args:
-        return None
-    x = node.args[0]
-    if not hasattr(x, "meta") or not _float_tensor(x) or x.meta["val"].dtype == torch.bool and name not in (
-            "any", "all", "sum", "prod"):
-        return None
-    rank = x.meta["val"].dim()
-    overload = node.target._overloadname
-    dims: Any = None
-    keep = False
-    if getattr(node.target, "namespace", "") == "prims":
-        # prims reductions (left by some decompositions) always name their dims and never keep them
-        dims = node.args[1] if len(node.args) > 1 else None
-        if dims is None:
-            dims = list(range(rank))
-    elif name in ("argmax", "argmin"):
-        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-        keep = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
-        if dims is not None:
-            dims = [dims]
-    elif overload == "default" and name not in ("amax", "amin"):
-        dims = None
-    elif name in ("max", "min") and overload == "dim" or name == "prod" and overload == "dim_int" or \
-            name in ("any", "all") and overload == "dim":
-        dims = [node.args[1]]
-        keep = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
-    elif name == "var":
-        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-        keep = bool(node.kwargs.get("keepdim", False))
-    else:
-        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
-        keep = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
-    if name in ("max", "min") and overload not in ("default", "dim"):
-        return None
-    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
-        dims = list(range(rank))
-    if isinstance(dims, int):
-        dims = [dims]
-    norm = tuple(sorted({(int(d) % rank) if rank else 0 for d in dims})) if rank else ()
-    if name in ("sum", "mean", "prod") and node.kwargs.get("dtype") is not None and not _float_tensor(node, allow_int=True):
-        return None
-    out = node.meta.get("val")
-    vals = out if isinstance(out, (list, tuple)) else [out]
-    if not all(isinstance(v, torch.Tensor) and str(v.dtype) in ops.TL_TYPES for v in vals):
-        return None
-    return x, norm, keep
-
-
-def scan_spec(node: Any) -> tuple[Any, int] | None:
-    if ops.packet(node) not in ops.SCAN_OPS or not _float_tensor(node):
-        return None
-    x = node.args[0]
-    if not hasattr(x, "meta") or not _float_tensor(x):
-        return None
-    rank = x.meta["val"].dim()
-    return x, (int(node.args[1]) % rank) if rank else 0
-
-
-def matmul_ok(node: Any) -> bool:
-    import torch
-
-    if ops.packet(node) not in ops.MATMUL_OPS:
-        return False
-    val = node.meta.get("val")
-    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        return False
-    return all(_float_tensor(a) for a in tensor_args(node))
-
-
 class Fuser:
-    def __init__(self, graph: Any, fuse: bool = True, row_fusion: bool = True):
+    def __init__(self, graph: Graph, fuse: bool = True, row_fusion: bool = True):
         self.graph = graph
         self.fuse = fuse
         self.row_fusion = row_fusion
         self.groups: list[Group] = []
-        self.group_of: dict[Any, Group] = {}
-        self.consts: set = set()
+        self.group_of: dict[Node, Group] = {}
+        self.consts: set[Node] = set()
 
     def run(self) -> list[Group]:
         for node in self.graph.nodes:
@@ -203,7 +88,7 @@ class Fuser:
                 continue
             if name in ops.DROPPED_OPS:
                 continue
-            if name in ops.CONST_OPS and _float_tensor(node) and (name == "full_like" or not tensor_args(node)):
+            if name in ops.CONST_OPS and lowerable_tensor(node) and (name == "full_like" or not tensor_args(node)):
                 self.consts.add(node)
                 continue
             if ops.can_lower_pointwise(node) and self._fold(node):
@@ -215,7 +100,7 @@ class Fuser:
             self._place(node, name)
         return self.groups
 
-    def _fold(self, node: Any) -> bool:
+    def _fold(self, node: Node) -> bool:
         """Constant-fold a pointwise op whose tensor operands are all uniform constants."""
         import torch
 
@@ -224,14 +109,15 @@ class Fuser:
             return False
 
         def sub(a: Any) -> Any:
-            if hasattr(a, "op"):
+            if isinstance(a, Node):
                 return torch.full((), ops.const_fill(trace(a)[0]), dtype=a.meta["val"].dtype)
             if isinstance(a, (list, tuple)):
                 return type(a)(sub(x) for x in a)
             return a
 
         try:
-            value = node.target(*sub(list(node.args)), **{k: sub(v) for k, v in node.kwargs.items()})
+            target: Any = node.target
+            value = target(*sub(list(node.args)), **{k: sub(v) for k, v in node.kwargs.items()})
             node.meta["kgen_const"] = value.item()
         except Exception:  # noqa: BLE001 - not foldable: lower it normally
             return False
@@ -244,16 +130,14 @@ class Fuser:
         self.groups.append(g)
         return g
 
-    def _add(self, g: Group, node: Any, phase: str, stage: int = 0) -> None:
+    def _add(self, g: Group, node: Node, phase: str, stage: int = 0) -> None:
         getattr(g, phase).append(node)
         self.group_of[node] = g
         g.stage_of[node] = stage
 
-    def _place(self, node: Any, name: str) -> None:
-        from kgen.core.generate.builtin import emit_index
-
+    def _place(self, node: Node, name: str) -> None:
         last = self.groups[-1] if (self.groups and self.fuse) else None
-        if emit_index.can_lower(node):
+        if index_ok(node):
             # random-access reads: every source must already be in memory, so never read a
             # value of the group it joins
             n = numel(shape_of(node))
@@ -266,7 +150,7 @@ class Fuser:
             return
         if ops.can_lower_pointwise(node):
             placed = self._pointwise_phase(last, node) if last else None
-            if placed:
+            if last is not None and placed:
                 self._add(last, node, *placed)
             else:
                 g = self._new("pointwise", numel=numel(shape_of(node)), shape=shape_of(node))
@@ -282,9 +166,6 @@ class Fuser:
             x, dim = sspec
             self._place_reduction(last, node, "scan", x, (dim,))
             return
-        from kgen.core.generate.builtin.emit_conv import conv_ok
-        from kgen.core.generate.builtin.emit_pool import pool_params
-
         if pool_params(node) is not None:
             val = node.meta["val"]
             out = tuple(int(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
@@ -304,7 +185,7 @@ class Fuser:
         g = self._new("fallback")
         self._add(g, node, "core")
 
-    def _internal(self, g: Group, arg: Any) -> tuple[str | None, bool]:
+    def _internal(self, g: Group, arg: Node) -> tuple[str | None, bool]:
         """(phase of arg's storage owner inside g or None, whether the view chain keeps order)."""
         root, chain = trace(arg)
         if root in self.consts or self.group_of.get(root) is not g:
@@ -312,7 +193,7 @@ class Fuser:
         keeps = all(order_keeping(v) for v in chain)
         return g.phase(root), keeps
 
-    def _pointwise_phase(self, g: Group, node: Any) -> tuple[str, int] | None:
+    def _pointwise_phase(self, g: Group, node: Node) -> tuple[str, int] | None:
         """(phase, stage) for a pointwise node joining g, or None when it cannot."""
         if g.kind == "reduction":
             return self._reduction_phase(g, node)
@@ -337,7 +218,7 @@ class Fuser:
             return None
         return None
 
-    def _row_broadcast(self, g: Group, arg: Any, consumer: Any) -> bool:
+    def _row_broadcast(self, g: Group, arg: Node, consumer: Node) -> bool:
         """Whether `arg` is a per-row value seen at the element shape (keepdim-style broadcast)."""
         if shape_of(consumer) != tuple(g.shape):
             return False
@@ -355,7 +236,7 @@ class Fuser:
                 return False
         return numel([s for d, s in enumerate(g.shape) if d not in g.dims]) == g.out_numel
 
-    def _reduction_phase(self, g: Group, node: Any) -> tuple[str, int] | None:
+    def _reduction_phase(self, g: Group, node: Node) -> tuple[str, int] | None:
         n = numel(shape_of(node))
         elem_stage, row_stage, has_row, has_elem = 0, 0, False, False
         for a in tensor_args(node):
@@ -382,7 +263,7 @@ class Fuser:
             return "pro", max(elem_stage, row_stage + 1)
         return "pro", elem_stage
 
-    def _place_reduction(self, last: Group | None, node: Any, kind: str, x: Any, dims: tuple) -> None:
+    def _place_reduction(self, last: Group | None, node: Node, kind: str, x: Any, dims: tuple) -> None:
         shape = shape_of(x)
         n = numel(shape)
         out_numel = n if kind == "scan" else numel([s for i, s in enumerate(shape) if i not in dims])
@@ -402,7 +283,8 @@ class Fuser:
         self._add(g, node, "core")
 
 
-def build_groups(graph: Any, fuse: bool = True, row_fusion: bool = True) -> tuple[list[Group], set]:
+def build_groups(graph: Graph, fuse: bool = True, row_fusion: bool = True) -> tuple[list[Group], set[Node]]:
+    """The fusion plan of `graph`: its groups in a valid execution order, and the constant nodes."""
     f = Fuser(graph, fuse, row_fusion)
     groups = f.run()
     return groups, f.consts

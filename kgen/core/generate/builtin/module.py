@@ -8,20 +8,24 @@ module checks all three instead of computing garbage for inputs it was not built
 
 from __future__ import annotations
 
+import ast
 import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from torch.fx import Node
+
 from kgen.core.errors import KgenError
-from kgen.core.generate.builtin import emit_conv, emit_groups, emit_pool, ops, tidy
+from kgen.core.generate.builtin import ops, tidy
+from kgen.core.generate.builtin.codegen import stored_nodes
+from kgen.core.generate.builtin.emit import EMITTERS, SECTION_OF_KIND
 from kgen.core.generate.builtin.export import Captured, signature_text
-from kgen.core.generate.builtin.fusion import Group, build_groups, shape_of, trace
-from kgen.core.generate.builtin.kernel import stored_nodes
+from kgen.core.generate.builtin.fusion import Group, build_groups
+from kgen.core.generate.builtin.graph import shape_of, trace
 from kgen.core.generate.builtin.prelude import reference_prelude
 
 BASE = "_KgenReference"
 MAX_CONSTANT = 1 << 16
-EMITTERS = {**emit_groups.EMITTERS, "conv": emit_conv.conv, "pool": emit_pool.pool}
 
 RUNTIME = '''
 def _kgen_strides(t, shape):
@@ -110,7 +114,7 @@ class ForwardWriter:
     def arg(self, a: Any) -> str:
         import torch
 
-        if hasattr(a, "op"):
+        if isinstance(a, Node):
             return self.pyname(a)
         if isinstance(a, (list, tuple)):
             inner = ", ".join(self.arg(x) for x in a)
@@ -127,7 +131,7 @@ class ForwardWriter:
 def _out_expr(fw: ForwardWriter, cap: Captured, out_node: Any) -> tuple[str, str]:
     updated = {pos for _, pos in cap.mutations + cap.input_mutations}
     flat = [a for pos, a in enumerate(out_node.args[0]) if pos not in updated]
-    leaves = [fw.arg(a) if hasattr(a, "op") else repr(a) for a in flat]
+    leaves = [fw.arg(a) if isinstance(a, Node) else repr(a) for a in flat]
     spec = cap.out_spec
     children = list(spec.children()) if hasattr(spec, "children") else list(spec.children_specs)
     if spec.is_leaf():
@@ -148,8 +152,8 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     fw = ForwardWriter(cap, consts, groups)
     graph_nodes = list(cap.graph.nodes)
     out_node = next(n for n in graph_nodes if n.op == "output")
-    outputs = {trace(a)[0] for a in out_node.args[0] if hasattr(a, "op")}
-    outputs |= {a for a in out_node.args[0] if hasattr(a, "op")}
+    outputs = {trace(a)[0] for a in out_node.args[0] if isinstance(a, Node)}
+    outputs |= {a for a in out_node.args[0] if isinstance(a, Node)}
 
     # forward signature and input guards
     fsig = signature_text(source, "forward")
@@ -157,7 +161,7 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     positional = fsig[1] if fsig else []
     plain = [p for p in positional if not p.startswith("*") and "=" not in p]
     use_names = fsig is not None and len(plain) >= len(user_ph) and not any(p.startswith("*") for p in positional[:len(user_ph)])
-    params_text = fsig[0] if use_names else "self, *args"
+    params_text = fsig[0] if fsig is not None and use_names else "self, *args"
     dev_src = None
     constant_buffers: dict[str, str] = {}
     for i, ph in enumerate(user_ph):
@@ -174,7 +178,7 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
         if n.op == "placeholder" and n not in fw.names:
             kind, target = cap.input_kinds.get(n.name, ("", None))
             var = f"p_{n.name}" if not n.name.startswith("p_") else n.name
-            if kind == "CONSTANT_TENSOR":
+            if kind == "CONSTANT_TENSOR" and target is not None:
                 buffer = constant_buffers.setdefault(target, f"_kgen_const{len(constant_buffers)}")
                 var = n.name
                 fw.emit(f"{var} = self.{buffer}")
@@ -222,8 +226,7 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
             continue
         stored = stored_nodes(g, outputs)
         kname = f"k{g.index}_{g.kind}"
-        sched = schedule[{"scan": "reduction", "conv": "matmul", "pool": "pointwise"}.get(g.kind, g.kind)]
-        launch = EMITTERS[g.kind](g, kname, sched, consts, fw.pyname, stored)
+        launch = EMITTERS[g.kind].emit(g, kname, schedule[SECTION_OF_KIND[g.kind]], consts, fw.pyname, stored)
         doc = f"{g.kind} group {g.index} fuses: {', '.join(g.ops())}"
         kernels.append(launch.kernel.source(doc))
         kernel_names.append(kname)
@@ -318,6 +321,17 @@ def _literal(value: Any) -> str:
     return repr(value)
 
 
+def parameter_names(signature: str) -> set[str]:
+    """The names a `def f(<signature>)` binds (positional, keyword-only, *args and **kwargs)."""
+    try:
+        args = ast.parse(f"def f({signature}):\n    pass").body[0].args  # type: ignore[attr-defined]
+    except SyntaxError:
+        return set()
+    names = {a.arg for a in args.posonlyargs + args.args + args.kwonlyargs}
+    names |= {a.arg for a in (args.vararg, args.kwarg) if a is not None}
+    return names
+
+
 def _init_block(source: str, cap: Captured, extra: list[str]) -> str:
     generic = ["    def __init__(self, *args, **kwargs):", "        super().__init__(*args, **kwargs)"]
     body_extra = ["        " + line for line in extra]
@@ -332,7 +346,8 @@ def _init_block(source: str, cap: Captured, extra: list[str]) -> str:
     except (TypeError, ValueError):
         return "\n".join(generic + body_extra) + "\n" if extra else ""
     traced = {k: v for k, v in list(bound.arguments.items())[1:] if _simple(v)}
-    checks = ", ".join(f"{k!r}: {k}" for k in traced if k in text)
+    # only arguments the generated __init__ binds to a name of its own can be compared
+    checks = ", ".join(f"{k!r}: {k}" for k in traced if k in parameter_names(text))
     lines = [f"    def __init__({text}):",
              f"        super().__init__({', '.join(call)})"]
     if checks:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from torch.fx import Node
+
 VIEW_OPS = {
     "view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t", "unsqueeze", "squeeze",
     "alias", "broadcast_in_dim", "slice", "select", "as_strided", "unfold", "diagonal", "lift_fresh_copy", "detach",
@@ -100,7 +102,7 @@ class Operands:
         return default
 
     def is_tensor(self, a: Any) -> bool:
-        return hasattr(a, "meta") and "val" in a.meta
+        return isinstance(a, Node) and "val" in a.meta
 
     def dtype_of(self, a: Any) -> Any:
         import torch
@@ -187,22 +189,22 @@ def _div(o: Operands) -> str:
     mode = o.node.kwargs.get("rounding_mode")
     if getattr(o.node.target, "namespace", "") == "prims" and not is_float(o.out):
         mode = "trunc"
-    a, b = o.expr(o.arg(0)), o.expr(o.arg(1))
     if mode is None:
-        return f"({a} / {b})"
+        return f"({o.expr(o.arg(0))} / {o.expr(o.arg(1))})"
+    return _div_mode(o, mode)
+
+
+def _div_mode(o: Operands, mode: str) -> str:
+    """a / b rounded by `mode`: "floor" (floor_divide, div(rounding_mode="floor")) or "trunc"."""
+    if mode not in ("floor", "trunc"):
+        raise NotImplementedError(f"rounding mode {mode!r}")
+    a, b = o.expr(o.arg(0)), o.expr(o.arg(1))
     if not is_float(o.out):
         # Triton integer // and % truncate toward zero (C semantics), also in the interpreter
         return f"({a} // {b})" if mode == "trunc" else f"_kgen_floordiv({a}, {b})"
     if mode == "floor":
         return f"tl.floor({a} / {b})"
     return f"_kgen_trunc({a} / {b})"
-
-
-def _div_mode(o: Operands, mode: str) -> str:
-    a, b = o.expr(o.arg(0)), o.expr(o.arg(1))
-    if is_float(o.out):
-        return f"tl.floor({a} / {b})"
-    return f"_kgen_floordiv({a}, {b})"
 
 
 def _int_power(x: str, n: int) -> str:
@@ -547,15 +549,6 @@ def _kgen_min(a, b):
 def _kgen_mul(a, b):
     return a * b
 
-
-@triton.jit
-def _kgen_or(a, b):
-    return a | b
-
-
-@triton.jit
-def _kgen_and(a, b):
-    return a & b
 '''
 
 
@@ -569,7 +562,7 @@ def can_lower_pointwise(node: Any) -> bool:
     if not isinstance(val, torch.Tensor) or str(val.dtype) not in TL_TYPES:
         return False
     for a in list(node.args) + list(node.kwargs.values()):
-        if hasattr(a, "meta"):
+        if isinstance(a, Node):
             v = a.meta.get("val")
             if not isinstance(v, torch.Tensor) or str(v.dtype) not in TL_TYPES:
                 return False
@@ -583,7 +576,8 @@ def can_lower_pointwise(node: Any) -> bool:
         if str(node.kwargs["device"]) != str(src):
             return False
     try:
-        Operands(node, lambda a: ("x", a.meta["val"].dtype)).out  # noqa: B018 - dtype probe
+        # a dry run with placeholder operands: a lowering raises NotImplementedError for what it
+        # cannot express (an integer input to a float-only function, say)
         POINTWISE[name](Operands(node, lambda a: ("x", a.meta["val"].dtype)))
     except NotImplementedError:
         return False

@@ -34,7 +34,7 @@ def _is_main(node: ast.stmt) -> bool:
             and isinstance(node.test.left, ast.Name) and node.test.left.id == "__name__")
 
 
-def _start(node: ast.AST) -> int:
+def _start(node: ast.stmt) -> int:
     return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
 
 
@@ -94,9 +94,9 @@ def reference_prelude(source: str, base_name: str) -> Prelude:
     doc = None
     future: list[str] = []
     body = list(tree.body)
-    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-            and isinstance(body[0].value.value, str):
-        doc = body[0].value.value.strip().splitlines()[0] if body[0].value.value.strip() else None
+    first = body[0] if body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        doc = first.value.value.strip().splitlines()[0] if first.value.value.strip() else None
         drop.append((body[0].lineno, body[0].end_lineno or body[0].lineno))
         body = body[1:]
 
@@ -116,7 +116,7 @@ def reference_prelude(source: str, base_name: str) -> Prelude:
             if fwd is not None:
                 fstart = _start(fwd)
                 drop.append((fstart, fwd.end_lineno or fwd.lineno))
-                if len(node.body) == 1:  # a class needs a body; say where forward went
+                if len(getattr(node, "body", ())) == 1:  # a class needs a body; say where forward went
                     stub[fstart] = " " * fwd.col_offset + "pass  # forward: see ModelNew.forward"
             roots |= _used(node, skip=fwd)
             continue
@@ -148,7 +148,7 @@ def reference_prelude(source: str, base_name: str) -> Prelude:
             # the constructor builds this submodule for its parameters; its forward never runs
             fstart = _start(fwd)
             drop.append((fstart, fwd.end_lineno or fwd.lineno))
-            if len(node.body) == 1:
+            if len(getattr(node, "body", ())) == 1:
                 stub[fstart] = " " * fwd.col_offset + "pass  # forward: lowered into ModelNew.forward"
 
     text_lines = [stub[i] if i in stub else ln for i, ln in enumerate(lines, 1)

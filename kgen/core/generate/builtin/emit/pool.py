@@ -12,80 +12,49 @@ import itertools
 import math
 from typing import Any
 
+from torch.fx import Node
+
 from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.emit_groups import Launch, _finish_params, _output_params, _store_all
-from kgen.core.generate.builtin.fusion import Group, shape_of
-from kgen.core.generate.builtin.kernel import BodyWriter, Ctx, Kernel, next_pow2
+from kgen.core.generate.builtin.codegen import (
+    BodyWriter,
+    Ctx,
+    Kernel,
+    Launch,
+    clip_block,
+    finish_params,
+    output_params,
+    store_all,
+)
+from kgen.core.generate.builtin.fusion import Group
+from kgen.core.generate.builtin.graph import arg, flat_to_coords, operand, shape_of
+from kgen.core.generate.builtin.legality import pool_params
 
-MAX_POOL = {"max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"}
-AVG_POOL = {"avg_pool1d", "avg_pool2d", "avg_pool3d"}
-MAX_TAPS = 512   # unrolled loads; bigger windows stay a torch fallback
-
-
-def _listify(v: Any, n: int, default: int) -> list[int]:
-    if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
-        return [default] * n
-    if isinstance(v, int):
-        return [v] * n
-    v = [int(x) for x in v]
-    return v * n if len(v) == 1 else v
-
-
-def pool_params(node: Any) -> dict | None:
-    import torch
-
-    name = ops.packet(node)
-    if name not in MAX_POOL | AVG_POOL:
-        return None
-    x = node.args[0]
-    if not hasattr(x, "meta") or x.meta["val"].dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
-        return None
-    a = list(node.args) + [None] * 8
-    kernel = _listify(a[1], 1, 1)
-    sp = len(kernel)
-    p = {"max": name in MAX_POOL, "kernel": kernel, "stride": _listify(a[2], sp, 0),
-         "padding": _listify(a[3], sp, 0)}
-    p["stride"] = [s if s else k for s, k in zip(p["stride"], kernel)]
-    if p["max"]:
-        p["dilation"] = _listify(a[4], sp, 1)
-    else:
-        p["dilation"] = [1] * sp
-        p["include_pad"] = True if a[5] is None else bool(a[5])
-        p["divisor"] = a[6] if a[6] is not None else node.kwargs.get("divisor_override")
-    if len(kernel) != sp or math.prod(kernel) > MAX_TAPS or x.meta["val"].dim() < sp + 1:
-        return None
-    return p
+KIND = "pool"
+SECTION = "pointwise"
 
 
-def pool(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored: list[Any]) -> Launch:
+def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
     k = Kernel(name)
     node = group.core[0]
     p = pool_params(node)
-    x_node = node.args[0]
+    assert p is not None, "the plan makes pool groups of pool_params nodes only"
+    x_node = operand(node, 0)
     xs = shape_of(x_node)
     vals = node.meta["val"]
     out = tuple(int(s) for s in (vals[0] if isinstance(vals, (list, tuple)) else vals).shape)
     sp = len(p["kernel"])
     lead = len(xs) - sp
     n_out = math.prod(out)
-    block = max(1, min(int(sched["XBLOCK"]), next_pow2(n_out)))
+    block = clip_block(sched["XBLOCK"], n_out)
     k.constexprs["XBLOCK"] = block
-    _output_params(k, stored)
+    output_params(k, stored)
     px = pyname(x_node)
     k.params += ["x"] + [f"sx{d}" for d in range(len(xs))]
     k.launch += [px] + [f"{px}.stride({d})" for d in range(len(xs))]
     k.emit("xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)")
     k.emit(f"xmask = xi < {n_out}")
     names = [f"j{d}" for d in range(len(out))]
-    rest = "xi"
-    for d in range(len(out) - 1, -1, -1):
-        if d == 0:
-            k.emit(f"{names[d]} = {rest}")
-        else:
-            k.emit(f"{names[d]} = {rest} % {out[d]}")
-            q = k.var("q")
-            k.emit(f"{q} = {rest} // {out[d]}")
-            rest = q
+    flat_to_coords(k.emit, k.var, "xi", list(out), names=names)
     base = " + ".join(f"{names[d]} * sx{d}" for d in range(lead)) or "0"
     starts = []
     for d in range(sp):
@@ -119,7 +88,7 @@ def pool(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored:
             k.emit("acc += tl.where(ok, v, 0.0)")
             k.emit("cnt += ok.to(tl.int32)")
     writer = BodyWriter(group, consts, pyname)
-    ctx = Ctx(k, 1, "xmask", "xi", natural=out, dim_idx=[n if s > 1 else None for n, s in zip(names, out)])
+    ctx = Ctx(k, "xmask", "xi", natural=out, dim_idx=[n if s > 1 else None for n, s in zip(names, out)])
     out_dtype = dtype
     if p["max"]:
         results = {0: "acc", 1: "arg"}
@@ -138,10 +107,10 @@ def pool(group: Group, name: str, sched: dict, consts: set, pyname: Any, stored:
     if isinstance(vals, (list, tuple)):
         for g in group.extra:
             if g.args[0] is node and g.args[1] in results:
-                ctx.values[g] = (results[g.args[1]], g.meta["val"].dtype)
+                ctx.values[g] = (results[arg(g, 1)], g.meta["val"].dtype)
     else:
         ctx.values[node] = (results[0], out_dtype)
     writer.nodes(ctx, group.epi)
-    _store_all(ctx, k, group.core + group.extra + group.epi, stored)
-    _finish_params(k, stored)
+    store_all(ctx, k, group.core + group.extra + group.epi, stored)
+    finish_params(k, stored)
     return Launch(k, f"(triton.cdiv({n_out}, {block}),)", stored, {"num_warps": sched["num_warps"]})

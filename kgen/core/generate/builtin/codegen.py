@@ -1,4 +1,6 @@
-"""Kernel text building blocks: parameters, index contexts, loads, stores and node bodies.
+"""The kernel writer: parameters, index contexts, loads, stores, node bodies and launches.
+
+Every emitter (emit/) builds its kernel with these; nothing here knows a group kind.
 
 Shapes are compile-time constants (the module is specialised on the traced shapes and says so
 in a guard); strides are runtime arguments, so any input layout, broadcast (stride 0) or
@@ -7,11 +9,16 @@ view works without a copy.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.fusion import Group, numel, shape_of, trace
+from torch.fx import Node
+
+from kgen.core.generate.builtin import indexing, ops
+from kgen.core.generate.builtin.fusion import Group
+from kgen.core.generate.builtin.graph import flat_to_coords, numel, shape_of, trace
+from kgen.core.generate.builtin.legality import INDEXED_OPS
 
 
 def contiguous_strides(shape: tuple) -> list[int]:
@@ -39,13 +46,24 @@ class Kernel:
     outputs: dict = field(default_factory=dict)               # node -> param
     prelude: list[str] = field(default_factory=list)          # python lines run before the launch
     counter: int = 0
+    indent: int = 1                                           # of the next line; see block()
 
     def var(self, prefix: str = "t") -> str:
         self.counter += 1
         return f"{prefix}{self.counter}"
 
-    def emit(self, line: str, indent: int = 1) -> None:
-        self.body.append("    " * indent + line)
+    def emit(self, line: str) -> None:
+        self.body.append("    " * self.indent + line)
+
+    @contextlib.contextmanager
+    def block(self, header: str) -> Iterator[None]:
+        """`header` (a `for ...:` line), then everything emitted inside the `with` in its body."""
+        self.emit(header)
+        self.indent += 1
+        try:
+            yield
+        finally:
+            self.indent -= 1
 
     def tensor_param(self, py: str, shape: tuple) -> tuple[str, list[str | None]]:
         """A pointer parameter for python tensor `py` broadcast to `shape`; stride params per dim."""
@@ -79,34 +97,24 @@ class Kernel:
 class Ctx:
     """Where a block of code runs: its mask, flat row-major index and per-dim indices."""
 
-    def __init__(self, k: Kernel, indent: int, mask: str, flat: str, natural: tuple | None = None,
+    def __init__(self, k: Kernel, mask: str, flat: str, natural: tuple | None = None,
                  dim_idx: list[str | None] | None = None):
-        self.k, self.indent, self.mask, self.flat = k, indent, mask, flat
+        self.k, self.mask, self.flat = k, mask, flat
         self.natural, self.dim_idx = natural, dim_idx
         self.cache: dict[tuple, list[str | None]] = {}   # shape -> unravelled indices
         self.loaded: dict[tuple, str] = {}                # (tensor, shape, dtype) -> register
         self.values: dict[Any, tuple[str, Any]] = {}
+        self.exprs: dict[str, str] = {}                   # right-hand side -> register (CSE)
 
     def emit(self, line: str) -> None:
-        self.k.emit(line, self.indent)
+        self.k.emit(line)   # at the kernel's current block depth
 
     def dims_for(self, shape: tuple) -> list[str | None]:
         if self.natural is not None and tuple(shape) == tuple(self.natural) and self.dim_idx is not None:
             return self.dim_idx
         if shape in self.cache:
             return self.cache[shape]
-        idx: list[str | None] = [None] * len(shape)
-        rest = self.flat
-        big = [d for d, s in enumerate(shape) if s > 1]
-        for pos, d in enumerate(reversed(big)):
-            v = self.k.var("i")
-            last = pos == len(big) - 1
-            self.emit(f"{v} = {rest}" if last else f"{v} = {rest} % {shape[d]}")
-            idx[d] = v
-            if not last:
-                q = self.k.var("q")
-                self.emit(f"{q} = {rest} // {shape[d]}")
-                rest = q
+        idx = flat_to_coords(self.emit, self.k.var, self.flat, shape)
         self.cache[shape] = idx
         return idx
 
@@ -134,7 +142,7 @@ class Ctx:
 class BodyWriter:
     """Emits the ATen nodes of one group into a context, resolving operands to registers or loads."""
 
-    def __init__(self, group: Group, consts: set, pyname: Callable[[Any], str]):
+    def __init__(self, group: Group, consts: set[Node], pyname: Callable[[Node], str]):
         self.group = group
         self.consts = consts
         self.pyname = pyname
@@ -158,10 +166,8 @@ class BodyWriter:
         return got[0]
 
     def pointwise(self, ctx: Ctx, node: Any) -> None:
-        from kgen.core.generate.builtin import emit_index
-
-        if ops.packet(node) in emit_index.INDEXED_OPS:
-            ctx.values[node] = (emit_index.lower(self, ctx, node), node.meta["val"].dtype)
+        if ops.packet(node) in INDEXED_OPS:
+            ctx.values[node] = (indexing.lower(self, ctx, node), node.meta["val"].dtype)
             return
         shape = shape_of(node)
         registers = []
@@ -175,9 +181,13 @@ class BodyWriter:
         text = ops.POINTWISE[ops.packet(node)](o)
         if not any(registers):
             text = _block(ctx, text)  # constants only: give the value the block's shape
-        v = ctx.k.var("v")
         dtype = node.meta["val"].dtype
-        ctx.emit(f"{v} = ({text}).to({ops.tl_type(ops.compute_dtype(dtype))})")
+        rhs = f"({text}).to({ops.tl_type(ops.compute_dtype(dtype))})"
+        v = ctx.exprs.get(rhs)
+        if v is None:   # common-subexpression reuse: the same value twice in one scope is one register
+            v = ctx.k.var("v")
+            ctx.emit(f"{v} = {rhs}")
+            ctx.exprs[rhs] = v
         ctx.values[node] = (v, dtype)
 
     def nodes(self, ctx: Ctx, nodes: list[Any]) -> None:
@@ -206,7 +216,7 @@ class _LitOperands(ops.Operands):
         return super().expr(a, to)
 
 
-def stored_nodes(group: Group, outputs: set) -> list[Any]:
+def stored_nodes(group: Group, outputs: set[Node]) -> list[Node]:
     """Members whose value is needed outside the group (through any view chain)."""
     members = group.members
 
@@ -238,4 +248,59 @@ def next_pow2(n: int) -> int:
     return p
 
 
-__all__ = ["Kernel", "Ctx", "BodyWriter", "Lit", "stored_nodes", "next_pow2", "contiguous_strides", "numel"]
+@dataclass
+class Launch:
+    kernel: Kernel
+    grid: str
+    stored: list[Node]         # nodes whose output buffers the kernel writes, in param order
+    meta: dict                 # num_warps / num_stages and constexpr values
+
+
+def store_all(ctx: Ctx, k: Kernel, nodes: list[Node], stored: list[Node]) -> None:
+    """Store every node of `nodes` that leaves the kernel (in `stored`) and has a value in ctx."""
+    for n in nodes:
+        if n in stored and n in ctx.values:
+            param = k.outputs[n]
+            text, _ = ctx.values[n]
+            ctx.store(param, text, n.meta["val"].dtype)
+
+
+def output_params(k: Kernel, stored: list[Node]) -> None:
+    """Name an output pointer per stored node (added to the signature by finish_params)."""
+    for n in stored:
+        p = f"out{len(k.outputs)}"
+        k.outputs[n] = p
+
+
+def finish_params(k: Kernel, stored: list[Node]) -> None:
+    """Append the output pointers after the inputs, in `stored` order."""
+    for n in stored:
+        k.params.append(k.outputs[n])
+        k.launch.append(f"@{n.name}")   # resolved to the output buffer by the module writer
+
+
+def row_space(ctx: Ctx, group: Group, rows: str, dims_red: list[int], kvar: str) -> list[str | None]:
+    shape = group.shape
+    idx: list[str | None] = [None] * len(shape)
+    outer = [d for d in range(len(shape)) if d not in dims_red]
+    for base, dims in ((rows, outer), (kvar, dims_red)):
+        for d, v in enumerate(flat_to_coords(ctx.emit, ctx.k.var, base, list(shape), dims)):
+            if v is not None:
+                idx[d] = v
+    cs = contiguous_strides(shape)
+    terms = [f"{i} * {cs[d]}" for d, i in enumerate(idx) if i is not None]
+    ctx.emit(f"flat = {' + '.join(terms) if terms else '0 * ' + rows + ' + 0 * ' + kvar}")
+    return idx
+
+
+def clip_block(knob: int, extent: int, floor: int = 1, cap: int | None = None) -> int:
+    """A schedule's block size clipped to the problem: no bigger than the next power of two of
+    `extent` (or `cap`), no smaller than `floor` (tl.dot needs 16)."""
+    block = min(int(knob), next_pow2(extent))
+    if cap is not None:
+        block = min(block, cap)
+    return max(floor, block)
+
+
+__all__ = ["Kernel", "Ctx", "BodyWriter", "Launch", "Lit", "stored_nodes", "next_pow2", "contiguous_strides", "numel",
+           "store_all", "output_params", "finish_params", "row_space", "clip_block"]

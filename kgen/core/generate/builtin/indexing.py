@@ -6,6 +6,8 @@ They run in the output's index space like pointwise ops (and fuse with the point
 around them), but read their sources at positions derived from the output position: shifted
 along the cat dim, or looked up in an index tensor. Sources must be in memory (the fusion pass
 keeps them out of the consumer's group). Out-of-range indices read 0 instead of faulting.
+
+Which nodes qualify is legality.index_ok; this module writes their loads for BodyWriter.
 """
 
 from __future__ import annotations
@@ -13,37 +15,12 @@ from __future__ import annotations
 from typing import Any
 
 from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.fusion import shape_of
-
-INDEXED_OPS = {"cat", "embedding", "index_select", "gather", "flip", "constant_pad_nd", "repeat", "index",
-               "_unsafe_index"}
-# integer index dtypes; uint8/bool indices are masks in torch (data-dependent shapes)
-_INDEX_DTYPES = {"torch.int64", "torch.int32", "torch.int16", "torch.int8"}
-
-
-def can_lower(node: Any) -> bool:
-    import torch
-
-    name = ops.packet(node)
-    if name not in INDEXED_OPS:
-        return False
-    val = node.meta.get("val")
-    if not isinstance(val, torch.Tensor) or str(val.dtype) not in ops.TL_TYPES or val.dim() == 0:
-        return False
-    if name == "cat":
-        parts = node.args[0]
-        return all(hasattr(p, "meta") and str(p.meta["val"].dtype) in ops.TL_TYPES for p in parts)
-    if name == "embedding":
-        return node.args[0].meta["val"].dim() == 2
-    if name in ("flip", "constant_pad_nd", "repeat"):
-        return hasattr(node.args[0], "meta") and str(node.args[0].meta["val"].dtype) in ops.TL_TYPES
-    if name in ("index", "_unsafe_index"):
-        return _index_ok(node)
-    return all(hasattr(a, "meta") for a in (node.args[0], node.args[2]))
+from kgen.core.generate.builtin.graph import shape_of, trace
 
 
 def _idx(dims: list[str | None], d: int) -> str:
-    return dims[d] if dims[d] is not None else "0"
+    v = dims[d]
+    return v if v is not None else "0"
 
 
 def _gather_load(ctx: Any, py: str, shape: tuple, pos: list[str], extra_mask: str | None, dtype: Any) -> str:
@@ -58,19 +35,8 @@ def _gather_load(ctx: Any, py: str, shape: tuple, pos: list[str], extra_mask: st
     return v
 
 
-def _index_ok(node: Any) -> bool:
-    src, indices = node.args[0], node.args[1]
-    if not hasattr(src, "meta") or str(src.meta["val"].dtype) not in ops.TL_TYPES:
-        return False
-    given = [i for i in indices if i is not None]
-    return bool(given) and len(indices) <= src.meta["val"].dim() and all(
-        hasattr(i, "meta") and str(i.meta["val"].dtype) in _INDEX_DTYPES for i in given)
-
-
 def _index_value(writer: Any, ctx: Any, index: Any, pos: list[str]) -> str:
     """An integer index tensor read at `pos` (its own shape)."""
-    from kgen.core.generate.builtin.fusion import trace
-
     root, _ = trace(index)
     if root in writer.consts:  # a uniform constant index (torch.full) is inlined
         return f"(tl.zeros_like({ctx.flat}) + {ops.literal(int(ops.const_fill(root)))})"

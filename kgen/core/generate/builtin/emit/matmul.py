@@ -1,0 +1,94 @@
+"""Matmul groups (mm, bmm, addmm, ...): a tiled tl.dot kernel with grouped program order and a
+fused pointwise epilogue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.fx import Node
+
+from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin.codegen import (
+    BodyWriter,
+    Ctx,
+    Kernel,
+    Launch,
+    clip_block,
+    finish_params,
+    output_params,
+    store_all,
+)
+from kgen.core.generate.builtin.fusion import Group
+from kgen.core.generate.builtin.graph import operand, shape_of
+
+KIND = "matmul"
+SECTION = "matmul"
+
+
+def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
+    import torch
+
+    k = Kernel(name)
+    node = group.core[0]
+    kind = ops.packet(node)
+    a_node, b_node = (operand(node, 1), operand(node, 2)) if kind == "addmm" else (operand(node, 0), operand(node, 1))
+    a_shape, b_shape = shape_of(a_node), shape_of(b_node)
+    batched = len(a_shape) == 3
+    B = a_shape[0] if batched else 1
+    M, Kd = a_shape[-2], a_shape[-1]
+    N = b_shape[-1]
+    bm = clip_block(sched["BLOCK_M"], M, floor=16)
+    bn = clip_block(sched["BLOCK_N"], N, floor=16)
+    bk = clip_block(sched["BLOCK_K"], Kd, floor=16)
+    k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=int(sched["GROUP_M"]))
+    output_params(k, stored)
+    pa, pb = pyname(a_node), pyname(b_node)
+    k.params += ["a", "b", "sab", "sam", "sak", "sbb", "sbk", "sbn"]
+    k.launch += [pa, pb, f"{pa}.stride(0)" if batched else "0", f"{pa}.stride({-2})", f"{pa}.stride({-1})",
+                 f"{pb}.stride(0)" if batched else "0", f"{pb}.stride({-2})", f"{pb}.stride({-1})"]
+    k.emit("pid = tl.program_id(0)")
+    k.emit("bid = tl.program_id(1)")
+    k.emit(f"num_m = tl.cdiv({M}, BLOCK_M)")
+    k.emit(f"num_n = tl.cdiv({N}, BLOCK_N)")
+    k.emit("# grouped ordering so neighbouring programs share rows of A in cache")
+    k.emit("width = GROUP_M * num_n")
+    k.emit("first_m = (pid // width) * GROUP_M")
+    k.emit("gsize = tl.minimum(num_m - first_m, GROUP_M)")
+    k.emit("pm = first_m + (pid % width) % gsize")
+    k.emit("pn = (pid % width) // gsize")
+    k.emit("rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)")
+    k.emit("rn = pn * BLOCK_N + tl.arange(0, BLOCK_N)")
+    k.emit("rk = tl.arange(0, BLOCK_K)")
+    k.emit("a_ptrs = a + bid * sab + rm[:, None] * sam + rk[None, :] * sak")
+    k.emit("b_ptrs = b + bid * sbb + rk[:, None] * sbk + rn[None, :] * sbn")
+    k.emit("acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)")
+    with k.block(f"for k0 in range(0, {Kd}, BLOCK_K):"):
+        k.emit(f"ta = tl.load(a_ptrs, mask=(rm[:, None] < {M}) & (rk[None, :] + k0 < {Kd}), other=0.0)")
+        k.emit(f"tb = tl.load(b_ptrs, mask=(rk[:, None] + k0 < {Kd}) & (rn[None, :] < {N}), other=0.0)")
+        precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
+        k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
+        k.emit("a_ptrs += BLOCK_K * sak")
+        k.emit("b_ptrs += BLOCK_K * sbk")
+    k.emit(f"mask = (rm[:, None] < {M}) & (rn[None, :] < {N})")
+    k.emit(f"flat = bid * {M * N} + rm[:, None] * {N} + rn[None, :]")
+    natural = shape_of(node)
+    names = ["bid", "rm[:, None]", "rn[None, :]"] if batched else ["rm[:, None]", "rn[None, :]"]
+    dim_idx: list[str | None] = [i if s > 1 else None for i, s in zip(names, natural)]
+    ctx = Ctx(k, "mask", "flat", natural=natural, dim_idx=dim_idx)
+    writer = BodyWriter(group, consts, pyname)
+    out_dtype = node.meta["val"].dtype
+    if kind == "addmm":
+        beta: Any = node.kwargs.get("beta", 1)
+        alpha: Any = node.kwargs.get("alpha", 1)
+        bias = writer.tensor(ctx, node.args[0], natural)
+        text = "acc" if alpha == 1 else f"acc * {float(alpha)!r}"
+        btxt = bias if beta == 1 else f"{bias} * {float(beta)!r}"
+        ctx.emit(f"mm = {text} + {btxt}")
+        ctx.values[node] = ("mm", out_dtype)
+    else:
+        ctx.values[node] = ("acc", out_dtype)
+    writer.nodes(ctx, group.epi)
+    store_all(ctx, k, group.core + group.epi, stored)
+    finish_params(k, stored)
+    grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({N}, {bn}), {B})"
+    return Launch(k, grid, stored, {"num_warps": sched["num_warps"], "num_stages": sched["num_stages"]})

@@ -1,0 +1,215 @@
+"""Reduction groups: [RBLOCK rows x KBLOCK] tiles, one sweep per stage (softmax: max, sum, then
+the normalised values), fused prologue per element and epilogue per row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch.fx import Node
+
+from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin.codegen import (
+    BodyWriter,
+    Ctx,
+    Kernel,
+    Launch,
+    clip_block,
+    finish_params,
+    output_params,
+    row_space,
+    store_all,
+)
+from kgen.core.generate.builtin.fusion import Group
+from kgen.core.generate.builtin.graph import shape_of
+
+KIND = "reduction"
+SECTION = "reduction"
+
+
+def _identity(kind: str, dtype: Any) -> str:
+    import torch
+
+    if kind in ("sum", "mean", "var", "any"):
+        return "0"
+    if kind in ("prod", "all"):
+        return "1"
+    big = kind in ("min", "amin", "argmin")
+    if dtype.is_floating_point:
+        return 'float("inf")' if big else 'float("-inf")'
+    info = torch.iinfo(dtype)
+    return str(info.max if big else info.min)
+
+
+class _Reducer:
+    """Accumulator code for one reduction node over [RBLOCK, KBLOCK] tiles."""
+
+    def __init__(self, node: Any, k: Kernel):
+        import torch
+
+        self.node = node
+        self.kind = ops.packet(node)
+        x = node.args[0]
+        self.in_dtype = x.meta["val"].dtype
+        val = node.meta["val"]
+        self.vals = list(val) if isinstance(val, (list, tuple)) else [val]
+        out_dtype = self.vals[0].dtype
+        if self.kind in ("argmax", "argmin"):
+            self.acc_dtype = ops.compute_dtype(self.in_dtype)
+        elif self.kind in ("any", "all"):
+            self.acc_dtype = torch.int32
+        elif self.kind in ("sum", "prod") and not out_dtype.is_floating_point:
+            self.acc_dtype = out_dtype
+        else:
+            self.acc_dtype = ops.compute_dtype(out_dtype if out_dtype.is_floating_point else self.in_dtype)
+        self.acc = k.var("acc")
+        self.idx = k.var("aidx")
+        self.mean = k.var("mean")
+        self.with_index = self.kind in ("argmax", "argmin") or (self.kind in ("max", "min") and len(self.vals) == 2)
+        self.two_pass = self.kind == "var"
+
+    def init(self, ctx: Ctx) -> None:
+        t = ops.tl_type(self.acc_dtype)
+        ctx.emit(f"{self.acc} = tl.full([RBLOCK, KBLOCK], {_identity(self.kind, self.acc_dtype)}, {t})")
+        if self.with_index:
+            ctx.emit(f"{self.idx} = tl.full([RBLOCK, KBLOCK], 0, tl.int64)")
+
+    def update(self, ctx: Ctx, x: str, pass_no: int) -> None:
+        t = ops.tl_type(self.acc_dtype)
+        ident = _identity(self.kind, self.acc_dtype)
+        xv = ctx.k.var("r")
+        if self.kind in ("any", "all"):
+            ctx.emit(f"{xv} = tl.where({ctx.mask}, ({x} != 0).to(tl.int32), {ident})")
+        else:
+            ctx.emit(f"{xv} = tl.where({ctx.mask}, {x}.to({t}), {ident})")
+        k = self.kind
+        if k == "var" and pass_no == 1:
+            ctx.emit(f"{xv} = tl.where({ctx.mask}, {xv} - {self.mean}[:, None], 0)")
+            ctx.emit(f"{self.acc} += {xv} * {xv}")
+        elif k in ("sum", "mean", "var"):
+            ctx.emit(f"{self.acc} += {xv}")
+        elif k == "prod":
+            ctx.emit(f"{self.acc} *= {xv}")
+        elif k == "any":
+            ctx.emit(f"{self.acc} = {self.acc} | {xv}")
+        elif k == "all":
+            ctx.emit(f"{self.acc} = {self.acc} & {xv}")
+        elif self.with_index:
+            better = ">" if k in ("max", "argmax") else "<"
+            upd = ctx.k.var("upd")
+            # NaN wins like in torch (the first NaN's index); a lane keeps its first NaN
+            nan = f" | (({xv} != {xv}) & ({self.acc} == {self.acc}))" if self.acc_dtype.is_floating_point else ""
+            ctx.emit(f"{upd} = ({xv} {better} {self.acc}){nan}")
+            ctx.emit(f"{self.acc} = tl.where({upd}, {xv}, {self.acc})")
+            ctx.emit(f"{self.idx} = tl.where({upd}, ks, {self.idx})")
+        else:
+            fn = "tl.maximum" if k in ("max", "amax") else "tl.minimum"
+            nan = ", propagate_nan=tl.PropagateNan.ALL" if self.acc_dtype.is_floating_point else ""
+            ctx.emit(f"{self.acc} = {fn}({self.acc}, {xv}{nan})")
+
+    def finish_pass0(self, ctx: Ctx, K: int) -> None:
+        if self.two_pass:
+            ctx.emit(f"{self.mean} = tl.sum({self.acc}, 1) / {float(K)!r}")
+            ctx.emit(f"{self.acc} = tl.zeros([RBLOCK, KBLOCK], {ops.tl_type(self.acc_dtype)})")
+
+    def results(self, ctx: Ctx, K: int) -> list[str]:
+        k = self.kind
+        r = ctx.k.var("red")
+        if k in ("sum", "mean"):
+            ctx.emit(f"{r} = tl.sum({self.acc}, 1)")
+            if k == "mean":
+                ctx.emit(f"{r} = {r} / {float(K)!r}")
+            return [r]
+        if k == "var":
+            corr = self.node.kwargs.get("correction")
+            if getattr(self.node.target, "namespace", "") == "prims":
+                corr = self.node.args[2]
+            corr = 1 if corr is None else corr
+            ctx.emit(f"{r} = tl.sum({self.acc}, 1) / {float(K - corr)!r}")
+            return [r]
+        if k == "prod":
+            ctx.emit(f"{r} = tl.reduce({self.acc}, 1, _kgen_mul)")
+            return [r]
+        if k in ("any", "all"):
+            fn = "tl.max" if k == "any" else "tl.min"
+            ctx.emit(f"{r} = {fn}({self.acc}, 1) != 0")
+            return [r]
+        top = k in ("max", "amax", "argmax")
+        if self.acc_dtype.is_floating_point:
+            ctx.emit(f"{r} = tl.reduce({self.acc}, 1, {'_kgen_max' if top else '_kgen_min'})")
+        else:
+            ctx.emit(f"{r} = {'tl.max' if top else 'tl.min'}({self.acc}, 1)")
+        if not self.with_index:
+            return [r]
+        i = ctx.k.var("ridx")
+        hit = f"({self.acc} == {r}[:, None])"
+        if self.acc_dtype.is_floating_point:
+            hit = f"({hit} | (({self.acc} != {self.acc}) & ({r}[:, None] != {r}[:, None])))"
+        ctx.emit(f"{i} = tl.min(tl.where({hit}, {self.idx}, {K}), 1)")
+        return [i] if k in ("argmax", "argmin") else [r, i]
+
+
+def _result_nodes(group: Group, node: Any) -> list[Any]:
+    """The value-carrying nodes of a core node: itself, or its getitems for tuple results."""
+    if isinstance(node.meta["val"], (list, tuple)):
+        items = {g.args[1]: g for g in group.extra if g.args[0] is node}
+        return [items.get(i) for i in range(len(node.meta["val"]))]
+    return [node]
+
+
+def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
+    k = Kernel(name)
+    R, K = group.out_numel, group.numel // max(1, group.out_numel)
+    kb = clip_block(sched["KBLOCK"], K)
+    rb = clip_block(sched["RBLOCK"], R, cap=max(1, int(sched["max_tile"]) // kb))
+    k.constexprs.update(RBLOCK=rb, KBLOCK=kb)
+    output_params(k, stored)
+    writer = BodyWriter(group, consts, pyname)
+    k.emit("rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]")
+    k.emit(f"rmask = rows < {R}")
+    k.emit("rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)")
+    k.emit(f"rmask1 = rows1 < {R}")
+    base = Ctx(k, "rmask", "rows")
+    epi = Ctx(k, "rmask1", "rows1")
+    row_values: dict[Any, tuple[str, Any]] = {}
+    for stage in range(group.stages):
+        elem = [n for n in group.pro if group.stage_of.get(n, 0) <= stage]
+        mine = [n for n in group.pro if group.stage_of.get(n, 0) == stage]
+        reducers = [_Reducer(n, k) for n in group.core if group.stage_of.get(n, 0) == stage]
+        if stage:
+            k.emit(f"# sweep {stage + 1}: per-element work that reads the per-row results above")
+        for r in reducers:
+            r.init(base)
+        passes = 2 if any(r.two_pass for r in reducers) else 1
+        if not reducers and not any(n in stored for n in mine):
+            passes = 0
+        for p in range(passes):
+            with k.block(f"for k0 in range(0, {K}, KBLOCK):"):
+                ctx = Ctx(k, "mask", "flat", natural=group.shape)
+                ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
+                ctx.emit(f"mask = rmask & (ks < {K})")
+                ctx.dim_idx = row_space(ctx, group, "rows", list(group.dims), "ks")
+                for node, (text, dtype) in row_values.items():
+                    ctx.values[node] = (f"{text}[:, None]", dtype)
+                writer.nodes(ctx, elem)
+                if p == 0:
+                    store_all(ctx, k, mine, stored)
+                for r in reducers:
+                    if p == 0 or r.two_pass:
+                        x = writer.tensor(ctx, r.node.args[0], shape_of(r.node.args[0]))
+                        r.update(ctx, x, p)
+            if p == 0 and passes == 2:
+                for r in reducers:
+                    r.finish_pass0(base, K)
+        done = []
+        for r in reducers:
+            for node, text in zip(_result_nodes(group, r.node), r.results(epi, K)):
+                if node is not None:
+                    epi.values[node] = (text, node.meta["val"].dtype)
+                    done.append(node)
+        rows_here = [n for n in group.epi if group.stage_of.get(n, 0) == stage]
+        writer.nodes(epi, rows_here)
+        for node in done + rows_here:
+            row_values[node] = epi.values[node]
+        store_all(epi, k, [n for n in group.core + group.extra + group.epi if n in done or n in rows_here], stored)
+    finish_params(k, stored)
+    return Launch(k, f"(triton.cdiv({R}, {rb}),)", stored, {"num_warps": sched["num_warps"]})

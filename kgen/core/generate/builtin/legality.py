@@ -1,0 +1,183 @@
+"""What each group kind can lower: the checks the fusion plan asks before it places a node.
+
+No code generation here (and no emitter imports): a new lowering adds its check in this module
+and its emitter under emit/, and the plan only asks "can this be lowered?".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch.fx import Node
+
+from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin.graph import arg, lowerable_tensor, operand, tensor_args
+
+
+def reduction_spec(node: Node) -> tuple[Any, tuple, bool] | None:
+    """(input, reduced dims, keepdim) of a lowerable reduction node, else None."""
+    import torch
+
+    name = ops.packet(node)
+    if name not in ops.REDUCTION_OPS or not node.args:
+        return None
+    x = node.args[0]
+    if not isinstance(x, Node) or not lowerable_tensor(x) or x.meta["val"].dtype == torch.bool and name not in (
+            "any", "all", "sum", "prod"):
+        return None
+    rank = x.meta["val"].dim()
+    overload = getattr(node.target, "_overloadname", "")
+    dims: Any = None
+    keep = False
+    if getattr(node.target, "namespace", "") == "prims":
+        # prims reductions (left by some decompositions) always name their dims and never keep them
+        dims = node.args[1] if len(node.args) > 1 else None
+        if dims is None:
+            dims = list(range(rank))
+    elif name in ("argmax", "argmin"):
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
+        if dims is not None:
+            dims = [dims]
+    elif overload == "default" and name not in ("amax", "amin"):
+        dims = None
+    elif name in ("max", "min") and overload == "dim" or name == "prod" and overload == "dim_int" or \
+            name in ("any", "all") and overload == "dim":
+        dims = [node.args[1]]
+        keep = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
+    elif name == "var":
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = bool(node.kwargs.get("keepdim", False))
+    else:
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        keep = bool(node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False))
+    if name in ("max", "min") and overload not in ("default", "dim"):
+        return None
+    if dims is None or (isinstance(dims, (list, tuple)) and len(dims) == 0):
+        dims = list(range(rank))
+    if isinstance(dims, int):
+        dims = [dims]
+    norm = tuple(sorted({(int(d) % rank) if rank else 0 for d in dims})) if rank else ()
+    if name in ("sum", "mean", "prod") and node.kwargs.get("dtype") is not None and not lowerable_tensor(node, allow_int=True):
+        return None
+    out = node.meta.get("val")
+    vals = out if isinstance(out, (list, tuple)) else [out]
+    if not all(isinstance(v, torch.Tensor) and str(v.dtype) in ops.TL_TYPES for v in vals):
+        return None
+    return x, norm, keep
+
+
+def scan_spec(node: Node) -> tuple[Any, int] | None:
+    if ops.packet(node) not in ops.SCAN_OPS or not lowerable_tensor(node):
+        return None
+    x = node.args[0]
+    if not isinstance(x, Node) or not lowerable_tensor(x):
+        return None
+    rank = x.meta["val"].dim()
+    return x, (int(arg(node, 1)) % rank) if rank else 0
+
+
+def matmul_ok(node: Node) -> bool:
+    import torch
+
+    if ops.packet(node) not in ops.MATMUL_OPS:
+        return False
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return False
+    return all(lowerable_tensor(a) for a in tensor_args(node))
+
+
+def conv_ok(node: Node) -> bool:
+    import torch
+
+    if ops.packet(node) != "convolution" or len(node.args) < 9:
+        return False
+    x, w = node.args[0], node.args[1]
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        return False
+    if not (isinstance(x, Node) and isinstance(w, Node)):
+        return False
+    return x.meta["val"].dim() in (3, 4, 5) and x.meta["val"].dtype == val.dtype
+
+
+
+MAX_POOL = {"max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"}
+AVG_POOL = {"avg_pool1d", "avg_pool2d", "avg_pool3d"}
+MAX_TAPS = 512   # unrolled loads; bigger windows stay a torch fallback
+
+
+def _listify(v: Any, n: int, default: int) -> list[int]:
+    if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
+        return [default] * n
+    if isinstance(v, int):
+        return [v] * n
+    v = [int(x) for x in v]
+    return v * n if len(v) == 1 else v
+
+
+def pool_params(node: Node) -> dict[str, Any] | None:
+    import torch
+
+    name = ops.packet(node)
+    if name not in MAX_POOL | AVG_POOL:
+        return None
+    x = node.args[0]
+    if not isinstance(x, Node) or x.meta["val"].dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        return None
+    a = list(node.args) + [None] * 8
+    kernel = _listify(a[1], 1, 1)
+    sp = len(kernel)
+    p: dict[str, Any] = {"max": name in MAX_POOL, "kernel": kernel, "stride": _listify(a[2], sp, 0),
+         "padding": _listify(a[3], sp, 0)}
+    p["stride"] = [s if s else k for s, k in zip(p["stride"], kernel)]
+    if p["max"]:
+        p["dilation"] = _listify(a[4], sp, 1)
+    else:
+        p["dilation"] = [1] * sp
+        p["include_pad"] = True if a[5] is None else bool(a[5])
+        p["divisor"] = a[6] if a[6] is not None else node.kwargs.get("divisor_override")
+    if len(kernel) != sp or math.prod(kernel) > MAX_TAPS or x.meta["val"].dim() < sp + 1:
+        return None
+    return p
+
+
+INDEXED_OPS = {"cat", "embedding", "index_select", "gather", "flip", "constant_pad_nd", "repeat", "index",
+               "_unsafe_index"}
+# integer index dtypes; uint8/bool indices are masks in torch (data-dependent shapes)
+_INDEX_DTYPES = {"torch.int64", "torch.int32", "torch.int16", "torch.int8"}
+
+
+def index_ok(node: Node) -> bool:
+    """A data-movement op (cat, gather, indexing, padding...) lowered as loads at computed positions."""
+    import torch
+
+    name = ops.packet(node)
+    if name not in INDEXED_OPS:
+        return False
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or str(val.dtype) not in ops.TL_TYPES or val.dim() == 0:
+        return False
+    if name == "cat":
+        parts = arg(node, 0)
+        return all(isinstance(p, Node) and str(p.meta["val"].dtype) in ops.TL_TYPES for p in parts)
+    if name == "embedding":
+        return operand(node, 0).meta["val"].dim() == 2
+    if name in ("flip", "constant_pad_nd", "repeat"):
+        return isinstance(node.args[0], Node) and str(node.args[0].meta["val"].dtype) in ops.TL_TYPES
+    if name in ("index", "_unsafe_index"):
+        return advanced_index_ok(node)
+    return all(isinstance(a, Node) for a in (node.args[0], node.args[2]))
+
+
+def advanced_index_ok(node: Any) -> bool:
+    src, indices = node.args[0], node.args[1]
+    if not isinstance(src, Node) or str(src.meta["val"].dtype) not in ops.TL_TYPES:
+        return False
+    given = [i for i in indices if i is not None]
+    return bool(given) and len(indices) <= src.meta["val"].dim() and all(
+        isinstance(i, Node) and str(i.meta["val"].dtype) in _INDEX_DTYPES for i in given)
+
+
