@@ -52,9 +52,10 @@ def _register_all() -> None:
         job_cmd,
         config_cmd,
         docs_cmd,
+        doctor_cmd,
     )
 
-    for module in (verify_cmd, run_cmd, job_cmd, worker_cmd, gateway_cmd, node_cmd, config_cmd, docs_cmd):
+    for module in (verify_cmd, run_cmd, job_cmd, worker_cmd, gateway_cmd, node_cmd, config_cmd, docs_cmd, doctor_cmd):
         module.register(app)
 
 

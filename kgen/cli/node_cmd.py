@@ -23,6 +23,7 @@ def start(
     devices: Optional[str] = typer.Option(None, "--devices", help="cuda: device ids 0,1,...; cpu: number of slots (env KGEN_NODE_DEVICES)."),
     token: Optional[str] = typer.Option(None, "--token", help="Cluster token (else KGEN_TOKEN, else the token file)."),
     advertise_url: Optional[str] = typer.Option(None, "--advertise-url", help="URL the gateway should use to reach this node (default: the bound address)."),
+    insecure_sandbox: Optional[bool] = typer.Option(None, "--insecure-sandbox", help="Start even if the kernel lacks a run-sandbox feature (config node.insecure_sandbox; see `kgen doctor`)."),
 ) -> None:
     """Start a node and block until SIGTERM/SIGINT."""
     from kgen.core.config import get, resolve_token
@@ -37,7 +38,9 @@ def start(
     if advertise_url and not advertise_url.startswith(("http://", "https://")):
         raise ConfigError(f"--advertise-url must be an http:// or https:// URL, got {advertise_url!r}")
 
-    from kgen.daemon.node.service import NodeConfig, NodeService
+    from kgen.daemon.node.service import NodeConfig, NodeService, sandbox_policy
+
+    sandbox_level = sandbox_policy(bool(get("node.insecure_sandbox", insecure_sandbox)))
 
     config = NodeConfig(
         host=get("node.host", host),
@@ -50,6 +53,7 @@ def start(
         advertise_url=advertise_url or "",
         default_timeout_s=get("verify.timeout_s"),
         memory_mb=get("verify.memory_mb"),
+        sandbox=sandbox_level,
     )
     try:
         code = NodeService(config).run()

@@ -51,6 +51,7 @@ class Node:
     arch: str
     node_id: str
     verify_wait_s: float = 30.0      # how long a verify without a lease waits for a free device
+    sandbox: str = "off"             # run sandbox level: "full", "partial:<missing>" or "off"
     state: str = "running"
     started_at: float = field(default_factory=time.time)
 
@@ -70,6 +71,7 @@ class Node:
             "running": self.runners.running,
             "version": __version__,
             "uptime_s": round(time.time() - self.started_at, 1),
+            "sandbox": self.sandbox,
         }
 
 
