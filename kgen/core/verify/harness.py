@@ -19,7 +19,7 @@ import signal
 import statistics
 import time
 
-from kgen.core.errors import BadInput, TaskError
+from kgen.core.errors import BadInput, KgenError, TaskError
 from kgen.core.verify.verdict import Timing, Trial, Verdict
 
 INIT_SEED = 1234
@@ -66,6 +66,16 @@ def _run_config(key: str, seeds, profile_gpu: bool) -> dict:
     return cfg
 
 
+class MalformedResult(Exception):
+    """result.json (written inside the candidate's process) is not what the harness writes: the
+    candidate's fault, judged `crashed`. Every other exception while judging is a harness bug and
+    propagates as one (HarnessError), never blamed on the candidate."""
+
+
+class HarnessError(KgenError):
+    code = "harness_error"
+
+
 def _read_result(workdir: str, nonce: str | None = None) -> dict | None:
     try:
         with open(os.path.join(workdir, "result.json")) as fh:
@@ -75,8 +85,52 @@ def _read_result(workdir: str, nonce: str | None = None) -> dict | None:
     if not isinstance(data, dict):
         return None
     if nonce is not None and data.get("nonce") != nonce:
-        raise ValueError("result.json was not written by the harness")
+        raise MalformedResult("result.json was not written by the harness")
     return data
+
+
+def _need(cond: bool, what: str) -> None:
+    if not cond:
+        raise MalformedResult(what)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _counts(v, what: str) -> dict:
+    _need(isinstance(v, dict) and all(isinstance(k, str) and isinstance(n, int) and not isinstance(n, bool)
+                                      for k, n in v.items()), f"{what} is not a name -> count map")
+    return v
+
+
+def validate_candidate_result(result: dict | None) -> dict | None:
+    """Check every field _judge and _timing read, before they read it (raises MalformedResult)."""
+    if result is None:
+        return None
+    _need(isinstance(result.get("ok"), bool), "ok is not a boolean")
+    if not result["ok"]:
+        for key in ("phase", "error", "traceback"):
+            _need(result.get(key) is None or isinstance(result[key], str), f"{key} is not text")
+        _need(result.get("seed") is None or isinstance(result["seed"], int), "seed is not an integer")
+        _need(isinstance(result.get("trials", []), list), "trials is not a list")
+        return result
+    trials = result.get("trials")
+    _need(isinstance(trials, list) and all(isinstance(t, dict) for t in trials), "trials is not a list of objects")
+    for t in trials:
+        _need(isinstance(t.get("seed"), int) and not isinstance(t.get("seed"), bool), "a trial seed is not an integer")
+        _need(_is_num(t.get("ms", 0.0)), "a trial time is not a number")
+        _need(isinstance(t.get("launches", 0), int), "a launch count is not an integer")
+        _counts(t.get("ops") or {}, "ops")
+        _counts(t.get("host") or {}, "host")
+        _need(isinstance(t.get("structure", ""), str), "structure is not text")
+        outs = t.get("outputs") or []
+        _need(isinstance(outs, list) and all(isinstance(o, dict) for o in outs), "outputs is not a list of objects")
+    gpu = result.get("gpu")
+    _need(gpu is None or (isinstance(gpu, dict) and all(_is_num(v) or v is None for k, v in gpu.items()
+                                                         if k in ("candidate_ms", "repeats"))), "gpu is malformed")
+    _need(result.get("peak_cuda_bytes") is None or isinstance(result["peak_cuda_bytes"], int), "peak bytes malformed")
+    return result
 
 
 def _log_tail(workdir: str, limit: int = 4000) -> str:
@@ -243,15 +297,18 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
         try:
             _judge(verdict, ref, workdir, outcome, float(timeout_s), atol, rtol, allow_ops, candidate_source,
                    run_cfg["nonce"])
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
-            # result.json is written inside the candidate's process: a forged one is its fault.
-            verdict.status, verdict.trials = "crashed", []
-            verdict.message = f"the run left a malformed result ({type(exc).__name__}: {exc})"[:500]
-        if profile and verdict.status == "correct":
-            try:
+            if profile and verdict.status == "correct":
                 _timing(verdict, task, key, seeds, float(timeout_s), pool, ref, workdir, run_cfg["nonce"])
-            except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError):
-                verdict.timing = None
+        except MalformedResult as exc:
+            # result.json is written inside the candidate's process: a forged one is its fault.
+            verdict.status, verdict.trials, verdict.timing = "crashed", [], None
+            verdict.message = f"the run left a malformed result ({exc})"[:500]
+        except (KgenError, MemoryError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            # Raised by the verifier's own code on data it validated: a bug here, not the candidate's.
+            raise HarnessError(f"verifier error while judging the candidate ({type(exc).__name__}: {exc}); "
+                               "this is a kgen bug, not a verdict") from exc
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     verdict.wall_s = round(time.monotonic() - started, 4)
@@ -263,7 +320,7 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
     from kgen.core.verify import compare, escapes, purity
 
     verdict.peak_mem_bytes = int(outcome.maxrss or 0)
-    result = _read_result(workdir, nonce)
+    result = validate_candidate_result(_read_result(workdir, nonce))
     verdict.log_tail = _log_tail(workdir)[-2000:]
     if outcome.timed_out:
         verdict.status = "timeout"
@@ -366,7 +423,7 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
 
 
 def _timing(verdict: Verdict, task, key, seeds, timeout_s, pool, ref, workdir, nonce=None) -> None:
-    result = _read_result(workdir, nonce) or {}
+    result = validate_candidate_result(_read_result(workdir, nonce)) or {}
     if key == "cpu":
         cand = [float(t.get("ms") or 0.0) for t in result.get("trials") or []]
         verdict.timing = Timing(kind="interpreter",
