@@ -209,3 +209,13 @@ def test_a_bug_in_the_verifier_is_a_harness_error_not_a_crashed_candidate(task, 
     with pytest.raises(harness.HarnessError) as info:
         verify(task, (CANDIDATES / "good.py").read_text(), pool=runner_pool, timeout_s=60)
     assert "kgen bug" in info.value.message and "TypeError" in info.value.message
+
+
+def test_timing_is_measured_by_the_runner_and_a_forged_clock_is_rejected(task, runner_pool):
+    honest = check(task, runner_pool, "good")
+    assert honest.status == "correct" and honest.timing is not None
+    assert honest.timing.kind == "interpreter" and honest.timing.repeats == 5 and honest.timing.candidate_ms > 0
+    forged = check(task, runner_pool, "forge_timing")
+    assert forged.status == "rejected", forged.message
+    assert "timing disagrees" in forged.message and "measured outside the candidate's process" in forged.message
+    assert forged.timing is None
