@@ -11,7 +11,8 @@ called verify()) with the run (the `serve` loop in the candidate's process, afte
     run -> driver   the same 9 bytes back
 
 The driver times each "t" exchange with its own clock and subtracts the median ping; the run
-times the same calls in-process (perf_counter on the CPU, CUDA events on a GPU). The driver's
+times the same calls in-process (perf_counter on the CPU, CUDA events on a GPU); the cross-check
+compares the fastest call on each side (delays only ever add time). The driver's
 figure is bounded below by the batch: from the first "t" to the "s" echo (which needs the last
 output, checked against the reference), less the idle cost of the flushes and of one save,
 divided by the number of calls: work a run defers past its echo lands there. The nonce makes every echo an answer to this request, not a byte written in advance.
