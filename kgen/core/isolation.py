@@ -8,12 +8,12 @@ run starts dies with it. Steps, in the order the kernel requires:
    (setgroups denied). The new network namespace has only a downed loopback: no network at all.
 2. In the new mount namespace (made private): a fresh tmpfs on /tmp and /dev/shm (the run's own
    dir is bind-mounted back at its old path when it lived under /tmp), so runs never share /tmp.
-3. fork twice: a minimal init (PID 1 of the new PID namespace) that only reaps, and under it
-   the run (PID 2), which continues the caller's code. The original process stays outside as a
-   relay: it exits the way the run exited, so the caller's wait4 sees the run's status and peak
-   RSS. When the run ends, init exits, and the kernel kills every process left in the namespace
-   (double forks, setsid daemons, posix.fork included); PR_SET_PDEATHSIG ties init to the
-   relay, which the caller kills on timeout.
+3. posix_spawn `sleep infinity` as the namespace's init (PID 1; cheap: no copy of this heavy
+   process), then fork the run (PID 2), which continues the caller's code. The original process
+   stays outside as a relay: it reaps the run, kills init (so the kernel kills every process
+   left in the namespace: double forks, setsid daemons, posix.fork included) and exits the way
+   the run exited, so the caller's wait4 sees the run's status and peak RSS. The caller kills the
+   relay's process group on timeout (init is in it; PR_SET_PDEATHSIG ties the run to the relay).
 4. In the run: a fresh /proc for the namespace (only the run's own processes are visible), then a
    Landlock ruleset (read-only: Python, site-packages, system libraries; read-write: the run dir,
    the private /tmp, a few /dev nodes and /dev/nvidia*; TCP bind/connect denied with ABI >= 4;
@@ -533,6 +533,79 @@ def _init(run_pid: int, status_w: int) -> None:
             os._exit(0)
 
 
+INIT_PROGRAM = ("/bin/sleep", "/usr/bin/sleep")
+
+
+def _spawn_init() -> int | None:
+    """PID 1 of the new namespace: a `sleep infinity` started with posix_spawn (no copy of this
+    heavy process); None when there is no sleep binary."""
+    for path in INIT_PROGRAM:
+        if os.access(path, os.X_OK):
+            try:
+                return os.posix_spawn(path, [path, "infinity"], {}, setsigdef=(signal.SIGTERM,))
+            except OSError:
+                continue
+    return None
+
+
+def _enter_pid_namespace(flags: int) -> None:
+    """Returns in the run, PID 2 of a new PID namespace; the caller stays outside as a relay.
+
+    The first process created in the namespace is its init: a `sleep` (cheap to start, nothing to
+    attack); the run is the relay's next child (PID 2), so signals act on it normally. The relay
+    reaps the run, then kills init, which makes the kernel kill everything left in the namespace.
+    The runner kills the relay's whole process group on timeout, init included. Without a sleep
+    binary, init is a fork of this process that reaps until the run ends.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    init_pid = _spawn_init()
+    if init_pid is None:
+        status_r, status_w = os.pipe()
+        init_pid = os.fork()
+        if init_pid:
+            os.close(status_w)
+            _relay(init_pid, status_r)
+        os.close(status_r)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if flags & CLONE_NEWNS:
+            _fresh_proc()
+        run_pid = os.fork()
+        if run_pid:
+            _init(run_pid, status_w)
+        os.close(status_w)
+        return
+    run_pid = os.fork()
+    if run_pid:
+        _relay_direct(run_pid, init_pid)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the relay dies (timeout kill): so does the run
+    if flags & CLONE_NEWNS:
+        _fresh_proc()
+
+
+def _relay_direct(run_pid: int, init_pid: int) -> None:
+    """Outside the namespace: reap the run, end the namespace, leave as the run left."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    status = None
+    while True:
+        try:
+            _, status = os.waitpid(run_pid, 0)
+            break
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            break
+    try:
+        os.kill(init_pid, signal.SIGKILL)
+        os.waitpid(init_pid, 0)
+    except (OSError, ChildProcessError):
+        pass
+    if status is None:
+        os._exit(70)
+    _exit_like(status)
+
+
 def enter(spec: Spec) -> list[str]:
     """Isolate the calling (forked, single-threaded) process as far as `spec.features` allow.
 
@@ -556,23 +629,7 @@ def enter(spec: Spec) -> list[str]:
     if flags & CLONE_NEWNS:
         _private_mounts(spec.workdir)
     if flags & CLONE_NEWPID:
-        # relay (here, outside) -> init (PID 1, inside) -> the run (PID 2). The run is not init,
-        # so signals (abort, raise(SIGSEGV)) act on it normally.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        status_r, status_w = os.pipe()
-        init_pid = os.fork()
-        if init_pid:
-            os.close(status_w)
-            _relay(init_pid, status_r)
-        os.close(status_r)
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # the runner kills the relay on timeout
-        if flags & CLONE_NEWNS:
-            _fresh_proc()
-        run_pid = os.fork()
-        if run_pid:
-            _init(run_pid, status_w)
-        os.close(status_w)
+        _enter_pid_namespace(flags)
     if f.landlock_abi >= 1:
         _landlock(f.landlock_abi, spec.workdir, tuple(spec.extra_read))
     if spec.cpu_seconds:

@@ -33,8 +33,8 @@ def test_warm_runner_is_reused_across_candidates(task, runner_pool):
 
 
 def test_candidate_cannot_kill_its_runner(task):
-    """The run's parent is its namespace's init, outside its Landlock domain: signals to it are
-    refused (EPERM), and the warm runner is out of reach altogether."""
+    """The run's parent is outside its PID namespace (getppid() is 0, so the candidate's kill hits
+    only its own process group) and outside its Landlock domain: the warm runner is out of reach."""
     from kgen.core import isolation
 
     if isolation.features().level != "full":
@@ -43,7 +43,7 @@ def test_candidate_cannot_kill_its_runner(task):
         assert verify(task, source("good"), pool=pool).status == "correct"
         first = pool.runner("cpu").proc.pid
         v = verify(task, source("kill_runner"), pool=pool, timeout_s=60)
-        assert v.status == "runtime_error" and "PermissionError" in v.message, v.message
+        assert v.status in ("runtime_error", "crashed"), v.message
         after = verify(task, source("good"), pool=pool)
         assert after.status == "correct"
         assert pool.runner("cpu").proc.pid == first and pool.replaced == 0
