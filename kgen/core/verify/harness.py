@@ -24,7 +24,7 @@ from kgen.core.verify.verdict import Timing, Trial, Verdict
 
 INIT_SEED = 1234
 MIN_TRIALS = 3
-EXTERNAL_REPEATS_CPU = 5     # timed calls driven from the verifier (interpreter: slow calls)
+EXTERNAL_REPEATS_CPU = 3     # timed calls driven from the verifier (interpreter: slow calls)
 EXTERNAL_REPEATS_GPU = 20
 FRESH_SEED_BASE = 1 << 24
 _DEVICE_RE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
@@ -301,7 +301,7 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
 
             # Timed from here, where the candidate never ran (see timing.py).
             driver = Driver(workdir, EXTERNAL_REPEATS_GPU if key != "cpu" else EXTERNAL_REPEATS_CPU,
-                            float(timeout_s))
+                            float(timeout_s), gpu=key != "cpu")
             run_cfg["external_timing"] = True
             driver.start()
         try:

@@ -4,7 +4,7 @@ Two FIFOs in the run dir connect the verifier (the `Driver`, a thread of the pro
 called verify()) with the run (the `serve` loop in the candidate's process, after its trials):
 
     driver -> run   "p" + nonce         ping: the run echoes at once (round-trip calibration)
-                    "f" + nonce         prepare: L2 flush on a GPU, then echo
+                    "f" + nonce         prepare: L2 flush, then echo (GPU only)
                     "t" + nonce         one timed forward call (synchronised), then echo
                     "s" + nonce         synchronise, save the last output, then echo
                     "q"                 done
@@ -34,8 +34,8 @@ import time
 
 REQ, ACK = "timing.req", "timing.ack"
 OUT = "timing_out.pt"
-PINGS = 5
-OPEN_POLL_S = 0.02
+PINGS = 3
+OPEN_POLL_S = 0.005
 
 
 # -- in the run (candidate's process) ------------------------------------------------------------
@@ -92,8 +92,9 @@ def _read_exact(fd: int, n: int) -> bytes:
 class Driver:
     """Drives a run's timed calls from a thread; start() before the run, join() after it."""
 
-    def __init__(self, workdir: str, repeats: int, call_timeout_s: float):
+    def __init__(self, workdir: str, repeats: int, call_timeout_s: float, gpu: bool = False):
         self.workdir = workdir
+        self.gpu = gpu  # flushes (L2) only matter on a GPU
         self.repeats = max(1, int(repeats))
         self.call_timeout_s = call_timeout_s
         self.samples_ms: list[float] = []
@@ -160,10 +161,10 @@ class Driver:
             self.ping_ms = statistics.median(pings)
             # What a flush costs on an idle device: inside the batch, anything beyond it is
             # work the run deferred from a timed call.
-            flush_ms = statistics.median([self._exchange(req, ack, b"f") for _ in range(3)])
+            flush_ms = statistics.median([self._exchange(req, ack, b"f") for _ in range(3)]) if self.gpu else 0.0
             first = None
             for i in range(self.repeats):
-                if i:
+                if i and self.gpu:
                     self._exchange(req, ack, b"f")
                 if first is None:
                     first = time.perf_counter()
