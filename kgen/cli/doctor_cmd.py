@@ -10,7 +10,7 @@ LAYERS = (
     ("mount_ns", "mount namespace", "private /tmp and /dev/shm, a /proc of the run's own PID namespace"),
     ("pid_ns", "PID namespace", "every process a run starts dies with it"),
     ("net_ns", "network namespace", "no network at all (a loopback that is down)"),
-    ("landlock", "Landlock", "file access limited to the run dir + read-only system paths; no TCP (ABI >= 4)"),
+    ("landlock", "Landlock", "file access limited to the run dir + read-only system paths and named /dev nodes; no TCP (ABI >= 4)"),
     ("seccomp", "seccomp", "ptrace, process_vm_*, bpf, keyctl, mount, unshare/setns, kexec, modules refused"),
     ("no_new_privs", "no_new_privs", "no privilege gain through exec (setuid binaries)"),
     ("cgroup_v2_delegated", "cgroup v2 delegation", "optional: not needed (the PID namespace kills leftovers)"),

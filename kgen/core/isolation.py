@@ -325,10 +325,11 @@ def _python_paths() -> list[str]:
 
 
 SYSTEM_READ = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/opt/conda", "/usr/local",
-               "/sys", "/proc", "/dev", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
+               "/sys", "/proc", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
                "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/hosts",
                "/etc/alternatives", "/etc/os-release", "/etc/mime.types")
-DEV_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/shm", "/dev/tty")
+# Device nodes one by one, never /dev as a whole: a run as root could read raw disks there.
+DEV_RW = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/shm")
 
 
 def landlock_rules(workdir: str, extra_read: tuple[str, ...] = ()) -> list[tuple[str, str]]:

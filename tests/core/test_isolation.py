@@ -39,6 +39,9 @@ HOSTILE = textwrap.dedent("""
     attempt("write_var_tmp", lambda: open(VAR_TMP, "w").write("x"))
     attempt("write_run_dir", lambda: open(os.path.join(WORKDIR, "ok.txt"), "w").write("x"))
     attempt("write_tmp", lambda: open(PRIVATE, "w").write("x"))
+    attempt("list_dev", lambda: os.listdir("/dev"))
+    attempt("read_disk", lambda: [open(d, "rb").read(512) for d in ("/dev/sda", "/dev/vda", "/dev/nvme0n1", "/dev/xvda")
+                                  if os.path.exists(d)] and None)
     libc = ctypes.CDLL(None, use_errno=True)
     def sys_ok(ret):
         if ret != 0:
@@ -120,7 +123,7 @@ def test_hostile_actions_fail_inside_the_sandbox(tmp_path):
     assert out["pid"] == 2  # under the namespace's own init
     assert out["write_run_dir"] == "ALLOWED" and out["write_tmp"] == "ALLOWED" and out["fork"] == "ALLOWED"
     # write_outside targets the real /tmp: inside, /tmp is a private tmpfs, so the write lands there.
-    for name in ("read_secret", "parent_environ", "parent_mem", "connect", "write_var_tmp", "unshare",
+    for name in ("read_secret", "parent_environ", "parent_mem", "connect", "write_var_tmp", "unshare", "list_dev",
                  "ptrace", "mount"):
         assert out[name] != "ALLOWED", (name, out)
     assert not out["accepted"] and not out["outside_exists"] and not out["tmp_leaked"]
