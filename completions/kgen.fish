@@ -4,7 +4,7 @@
 function __kgen_commands
     switch $argv[1]
         case 'kgen'
-            printf '%s\n' 'verify' 'run' 'submit' 'tail' 'init' 'completions' 'man' 'systemd' 'bench' 'job' 'worker' 'token' 'gateway' 'node' 'config'
+            printf '%s\n' 'verify' 'run' 'submit' 'tail' 'init' 'completions' 'man' 'systemd' 'bench' 'doctor' 'job' 'worker' 'token' 'gateway' 'node' 'config'
         case 'kgen job'
             printf '%s\n' 'list' 'status' 'cancel' 'result' 'submit' 'tail'
         case 'kgen worker'
@@ -105,6 +105,7 @@ complete -c kgen -n '__kgen_at \'kgen\'' -a 'completions' -d 'Print a static com
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'man' -d 'Write the man pages (roff), one per top-level command plus kgen(1), generated from the command tree.'
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'systemd' -d 'Print a systemd unit that runs this install of kgen (the node unit is a template: kgen-node@PORT).'
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'bench' -d 'Benchmark kernel generation (or given kernels) over a suite of tasks; write results and a plot.'
+complete -c kgen -n '__kgen_at \'kgen\'' -a 'doctor' -d 'Print which run-sandbox features this machine supports (each tried for real in a throw-away child).'
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'job' -d 'Submit jobs to a gateway and follow them.'
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'worker' -d 'Register, list and remove the nodes of a gateway.'
 complete -c kgen -n '__kgen_at \'kgen\'' -a 'token' -d 'Create, list and revoke scoped API tokens (client, node, admin).'
@@ -199,6 +200,8 @@ complete -c kgen -n '__kgen_at \'kgen bench\'' -l 'time-budget' -x -d 'Start no 
 complete -c kgen -n '__kgen_at \'kgen bench\'' -l 'json' -d 'Print results.json to stdout instead of the summary table.'
 complete -c kgen -n '__kgen_at \'kgen bench\'' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c kgen -n '__kgen_at \'kgen bench\'' -F
+complete -c kgen -n '__kgen_at \'kgen doctor\'' -l 'json' -d 'Print the probe as JSON.'
+complete -c kgen -n '__kgen_at \'kgen doctor\'' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c kgen -n '__kgen_at \'kgen job\'' -a 'list' -d 'List jobs, newest first.'
 complete -c kgen -n '__kgen_at \'kgen job\'' -a 'status' -d 'Show one job; exit 0 if it succeeded or is still running, 1 if it failed or was cancelled.'
 complete -c kgen -n '__kgen_at \'kgen job\'' -a 'cancel' -d 'Cancel a queued or running job.'
@@ -319,6 +322,7 @@ complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'devices' -x -d 'cuda: de
 complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'token' -x -d 'Local token the local CLI calls this node with (else KGEN_TOKEN, else the token file).'
 complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'token-file' -x -d 'File with this node\'s node token, used to register with the gateway (else KGEN_NODE_TOKEN, else conf'
 complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'advertise-url' -x -d 'URL the gateway should use to reach this node (default: the bound address).'
+complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'insecure-sandbox' -d 'Start even if the kernel lacks a run-sandbox feature (config node.insecure_sandbox; see `kgen doctor'
 complete -c kgen -n '__kgen_at \'kgen node start\'' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c kgen -n '__kgen_at \'kgen config\'' -a 'path' -d 'Print where kgen keeps its config file, token, home and daemon state.'
 complete -c kgen -n '__kgen_at \'kgen config\'' -a 'show' -d 'List every key with its effective value and where it came from (flag > env > config > default).'
@@ -334,11 +338,11 @@ complete -c kgen -n '__kgen_at \'kgen config show\'' -l 'json' -d 'Print the key
 complete -c kgen -n '__kgen_at \'kgen config show\'' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c kgen -n '__kgen_at \'kgen config get\'' -l 'json' -d 'Print key, value and source as JSON.'
 complete -c kgen -n '__kgen_at \'kgen config get\'' -s 'h' -l 'help' -d 'Show this message and exit.'
-complete -c kgen -n '__kgen_at \'kgen config get\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'
+complete -c kgen -n '__kgen_at \'kgen config get\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'
 complete -c kgen -n '__kgen_at \'kgen config set\'' -l 'json' -d 'Print the stored value as JSON.'
 complete -c kgen -n '__kgen_at \'kgen config set\'' -s 'h' -l 'help' -d 'Show this message and exit.'
-complete -c kgen -n '__kgen_at \'kgen config set\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'
+complete -c kgen -n '__kgen_at \'kgen config set\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'
 complete -c kgen -n '__kgen_at \'kgen config set\'' -F
 complete -c kgen -n '__kgen_at \'kgen config unset\'' -l 'json' -d 'Print the result as JSON.'
 complete -c kgen -n '__kgen_at \'kgen config unset\'' -s 'h' -l 'help' -d 'Show this message and exit.'
-complete -c kgen -n '__kgen_at \'kgen config unset\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'
+complete -c kgen -n '__kgen_at \'kgen config unset\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'

@@ -46,6 +46,7 @@ def _register_all() -> None:
         bench_cmd,
         config_cmd,
         docs_cmd,
+        doctor_cmd,
         gateway_cmd,
         job_cmd,
         node_cmd,
@@ -56,7 +57,7 @@ def _register_all() -> None:
     )
 
     for module in (verify_cmd, run_cmd, job_cmd, worker_cmd, token_cmd, gateway_cmd, node_cmd, config_cmd, docs_cmd,
-                   bench_cmd):
+                   bench_cmd, doctor_cmd):
         module.register(app)
 
 

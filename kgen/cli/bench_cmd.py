@@ -95,7 +95,7 @@ def bench(
     """Benchmark kernel generation (or given kernels) over a suite of tasks; write results and a plot."""
     import warnings
 
-    from kgen.cli import _state
+    from kgen.cli.state import state
     from kgen.core.bench.baseline import COMPILE_MODES
     from kgen.core.bench.discovery import discover
     from kgen.core.bench.report import build_document, compare, load_results, render_compare, write_reports
@@ -104,7 +104,7 @@ def bench(
     from kgen.core.generate import GENERATORS
     from kgen.core.store import Store, default_store_path
 
-    if not _state["debug"]:
+    if not state["debug"]:
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=DeprecationWarning)
     if backend not in ("cpu", "cuda"):

@@ -24,6 +24,7 @@ def start(
     token: Optional[str] = typer.Option(None, "--token", help="Local token the local CLI calls this node with (else KGEN_TOKEN, else the token file)."),
     token_file: Optional[str] = typer.Option(None, "--token-file", help="File with this node's node token, used to register with the gateway (else KGEN_NODE_TOKEN, else config node.token_file)."),
     advertise_url: Optional[str] = typer.Option(None, "--advertise-url", help="URL the gateway should use to reach this node (default: the bound address)."),
+    insecure_sandbox: Optional[bool] = typer.Option(None, "--insecure-sandbox", help="Start even if the kernel lacks a run-sandbox feature (config node.insecure_sandbox; see `kgen doctor`)."),
 ) -> None:
     """Start a node and block until SIGTERM/SIGINT."""
     from kgen.core.config import get, resolve_node_token, resolve_token
@@ -41,7 +42,9 @@ def start(
     if advertise_url and not advertise_url.startswith(("http://", "https://")):
         raise ConfigError(f"--advertise-url must be an http:// or https:// URL, got {advertise_url!r}")
 
-    from kgen.daemon.node.service import NodeConfig, NodeService
+    from kgen.daemon.node.service import NodeConfig, NodeService, sandbox_policy
+
+    sandbox_level = sandbox_policy(bool(get("node.insecure_sandbox", insecure_sandbox)))
 
     config = NodeConfig(
         host=get("node.host", host),
@@ -55,6 +58,7 @@ def start(
         advertise_url=advertise_url or "",
         default_timeout_s=get("verify.timeout_s"),
         memory_mb=get("verify.memory_mb"),
+        sandbox=sandbox_level,
     )
     try:
         code = NodeService(config).run()

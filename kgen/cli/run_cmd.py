@@ -163,7 +163,15 @@ def run(
     output = output if output is not None else Path.cwd() / f"{task.op_name}_kgen.py"
     if output.is_dir():
         raise BadInput(f"-o {output} is a directory; give a file path such as {output / (task.op_name + '_kgen.py')}")
-    gen = get_generator(generator)
+    gen = get_generator(generator)  # validates the name and options here, in one line
+    from kgen.daemon.gateway.generation import IN_PROCESS_GENERATORS, GeneratorPool, PooledGenerator
+
+    # The builtin generator executes the task's module code: in sandboxed children, one per call,
+    # as in the gateway (the llm generator only sends the task's text and runs here).
+    gen_pool = None
+    if generator not in IN_PROCESS_GENERATORS:
+        gen_pool = GeneratorPool(2, 600.0, log_prefix="kgen")
+        gen = PooledGenerator(gen_pool, generator)
     diag = err()
     with diag.status(f"checking that {task_path.name}'s Model runs on its own inputs"):
         check_task(task)
@@ -192,6 +200,8 @@ def run(
             _table(result, store.get_job(job["job_id"]))
     finally:
         store.close()
+        if gen_pool is not None:
+            gen_pool.close()
     if result["status"] != "succeeded":
         raise JobFailed(f"job {job['job_id'][:12]} {result['status']}: {job['error'] or 'no correct kernel'}")
 

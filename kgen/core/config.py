@@ -66,6 +66,8 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("node.devices", str, "", "KGEN_NODE_DEVICES", "device ids, e.g. 0,1 (cpu: number of slots)"),
     Key("node.gateway", str, "", "KGEN_NODE_GATEWAY", "gateway URL to self-register with"),
     Key("node.token_file", str, "", "KGEN_NODE_TOKEN_FILE", "file holding this node's node token (registers with the gateway)"),
+    Key("node.insecure_sandbox", bool, False, "KGEN_NODE_INSECURE_SANDBOX",
+        "start even when the kernel lacks a run-sandbox feature (see `kgen doctor`)"),
     Key("store.path", str, "", "KGEN_STORE", "local-mode SQLite file (default: <home>/kgen.db)"),
     Key("verify.timeout_s", float, 300.0, "KGEN_VERIFY_TIMEOUT", "per-candidate timeout in seconds", _positive),
     Key("verify.memory_mb", int, 8192, "KGEN_VERIFY_MEMORY_MB", "per-candidate address-space limit", _positive),

@@ -38,7 +38,7 @@ def _main() -> None:
 
     import torch
 
-    from kgen.core.verify.gpu_timing import _median_ms
+    from kgen.core.verify.gpu_timing import median_ms
 
     req = json.loads(sys.stdin.read())
     module = types.ModuleType("kgen_bench_task")
@@ -50,7 +50,7 @@ def _main() -> None:
     inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in module.get_inputs()]
     try:
         compiled = torch.compile(model, mode=None if req["mode"] == "default" else req["mode"])
-        ms = _median_ms(lambda: compiled(*inputs), int(req["repeats"]))
+        ms = median_ms(lambda: compiled(*inputs), int(req["repeats"]))
         print(json.dumps({"compile_ms": ms, "error": None}))
     except Exception as exc:  # noqa: BLE001 - a reference torch.compile cannot handle: eager still stands
         print(json.dumps({"compile_ms": None, "error": f"{type(exc).__name__}: {exc}"[:300]}))

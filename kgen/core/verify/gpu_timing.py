@@ -8,7 +8,7 @@ import statistics
 L2_FLUSH_BYTES = 256 * 1024 * 1024  # larger than any current GPU's L2 (H100: 50 MB)
 
 
-def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
+def median_ms(fn, repeats: int, warmup: int = 3) -> float:
     import torch
 
     flush = torch.empty(L2_FLUSH_BYTES // 4, dtype=torch.int32, device="cuda")
@@ -32,16 +32,16 @@ def _median_ms(fn, repeats: int, warmup: int = 3) -> float:
 
 
 def time_candidate(model, inputs, repeats: int = 20) -> dict:
-    return {"candidate_ms": _median_ms(lambda: model(*inputs), repeats), "repeats": repeats}
+    return {"candidate_ms": median_ms(lambda: model(*inputs), repeats), "repeats": repeats}
 
 
 def time_reference(model, inputs, repeats: int = 20) -> dict:
     import torch
 
-    result: dict = {"eager_ms": _median_ms(lambda: model(*inputs), repeats), "repeats": repeats}
+    result: dict = {"eager_ms": median_ms(lambda: model(*inputs), repeats), "repeats": repeats}
     try:
         compiled = torch.compile(model)
-        result["compile_ms"] = _median_ms(lambda: compiled(*inputs), repeats)
+        result["compile_ms"] = median_ms(lambda: compiled(*inputs), repeats)
     except Exception as exc:  # noqa: BLE001 - some references do not compile; eager still stands
         result["compile_ms"] = None
         result["compile_error"] = f"{type(exc).__name__}: {exc}"[:300]

@@ -19,11 +19,13 @@ import signal
 import statistics
 import time
 
-from kgen.core.errors import BadInput, TaskError
+from kgen.core.errors import BadInput, KgenError, TaskError
 from kgen.core.verify.verdict import Timing, Trial, Verdict
 
 INIT_SEED = 1234
 MIN_TRIALS = 3
+EXTERNAL_REPEATS_CPU = 3     # timed calls driven from the verifier (interpreter: slow calls)
+EXTERNAL_REPEATS_GPU = 20
 FRESH_SEED_BASE = 1 << 24
 _DEVICE_RE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
 
@@ -66,6 +68,16 @@ def _run_config(key: str, seeds, profile_gpu: bool) -> dict:
     return cfg
 
 
+class MalformedResult(Exception):
+    """result.json (written inside the candidate's process) is not what the harness writes: the
+    candidate's fault, judged `crashed`. Every other exception while judging is a harness bug and
+    propagates as one (HarnessError), never blamed on the candidate."""
+
+
+class HarnessError(KgenError):
+    code = "harness_error"
+
+
 def _read_result(workdir: str, nonce: str | None = None) -> dict | None:
     try:
         with open(os.path.join(workdir, "result.json")) as fh:
@@ -75,8 +87,52 @@ def _read_result(workdir: str, nonce: str | None = None) -> dict | None:
     if not isinstance(data, dict):
         return None
     if nonce is not None and data.get("nonce") != nonce:
-        raise ValueError("result.json was not written by the harness")
+        raise MalformedResult("result.json was not written by the harness")
     return data
+
+
+def _need(cond: bool, what: str) -> None:
+    if not cond:
+        raise MalformedResult(what)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _counts(v, what: str) -> dict:
+    _need(isinstance(v, dict) and all(isinstance(k, str) and isinstance(n, int) and not isinstance(n, bool)
+                                      for k, n in v.items()), f"{what} is not a name -> count map")
+    return v
+
+
+def validate_candidate_result(result: dict | None) -> dict | None:
+    """Check every field _judge and _timing read, before they read it (raises MalformedResult)."""
+    if result is None:
+        return None
+    _need(isinstance(result.get("ok"), bool), "ok is not a boolean")
+    if not result["ok"]:
+        for key in ("phase", "error", "traceback"):
+            _need(result.get(key) is None or isinstance(result[key], str), f"{key} is not text")
+        _need(result.get("seed") is None or isinstance(result["seed"], int), "seed is not an integer")
+        _need(isinstance(result.get("trials", []), list), "trials is not a list")
+        return result
+    trials = result.get("trials")
+    _need(isinstance(trials, list) and all(isinstance(t, dict) for t in trials), "trials is not a list of objects")
+    for t in trials:
+        _need(isinstance(t.get("seed"), int) and not isinstance(t.get("seed"), bool), "a trial seed is not an integer")
+        _need(_is_num(t.get("ms", 0.0)), "a trial time is not a number")
+        _need(isinstance(t.get("launches", 0), int), "a launch count is not an integer")
+        _counts(t.get("ops") or {}, "ops")
+        _counts(t.get("host") or {}, "host")
+        _need(isinstance(t.get("structure", ""), str), "structure is not text")
+        outs = t.get("outputs") or []
+        _need(isinstance(outs, list) and all(isinstance(o, dict) for o in outs), "outputs is not a list of objects")
+    gpu = result.get("gpu")
+    _need(gpu is None or (isinstance(gpu, dict) and all(_is_num(v) or v is None for k, v in gpu.items()
+                                                         if k in ("candidate_ms", "repeats"))), "gpu is malformed")
+    _need(result.get("peak_cuda_bytes") is None or isinstance(result["peak_cuda_bytes"], int), "peak bytes malformed")
+    return result
 
 
 def _log_tail(workdir: str, limit: int = 4000) -> str:
@@ -239,19 +295,36 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
             ref.copy_inputs_to(workdir)
         ref = _with_fresh_trial(task, key, ref, float(timeout_s), pool, workdir)
         run_cfg = _run_config(key, ref.seeds, profile_gpu)
-        outcome = pool.run(key, "candidate", workdir, run_cfg, float(timeout_s))
+        driver = None
+        if profile:
+            from kgen.core.verify.timing import Driver
+
+            # Timed from here, where the candidate never ran (see timing.py).
+            driver = Driver(workdir, EXTERNAL_REPEATS_GPU if key != "cpu" else EXTERNAL_REPEATS_CPU,
+                            float(timeout_s), gpu=key != "cpu")
+            run_cfg["external_timing"] = True
+            driver.start()
+        try:
+            outcome = pool.run(key, "candidate", workdir, run_cfg, float(timeout_s))
+        finally:
+            if driver is not None:
+                driver.stop()
         try:
             _judge(verdict, ref, workdir, outcome, float(timeout_s), atol, rtol, allow_ops, candidate_source,
                    run_cfg["nonce"])
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            if profile and verdict.status == "correct":
+                _timing(verdict, task, key, seeds, float(timeout_s), pool, ref, workdir, run_cfg["nonce"], driver,
+                        atol, rtol)
+        except MalformedResult as exc:
             # result.json is written inside the candidate's process: a forged one is its fault.
-            verdict.status, verdict.trials = "crashed", []
-            verdict.message = f"the run left a malformed result ({type(exc).__name__}: {exc})"[:500]
-        if profile and verdict.status == "correct":
-            try:
-                _timing(verdict, task, key, seeds, float(timeout_s), pool, ref, workdir, run_cfg["nonce"])
-            except (TypeError, ValueError, KeyError, AttributeError, ZeroDivisionError):
-                verdict.timing = None
+            verdict.status, verdict.trials, verdict.timing = "crashed", [], None
+            verdict.message = f"the run left a malformed result ({exc})"[:500]
+        except (KgenError, MemoryError, KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            # Raised by the verifier's own code on data it validated: a bug here, not the candidate's.
+            raise HarnessError(f"verifier error while judging the candidate ({type(exc).__name__}: {exc}); "
+                               "this is a kgen bug, not a verdict") from exc
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     verdict.wall_s = round(time.monotonic() - started, 4)
@@ -263,7 +336,7 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
     from kgen.core.verify import compare, escapes, purity
 
     verdict.peak_mem_bytes = int(outcome.maxrss or 0)
-    result = _read_result(workdir, nonce)
+    result = validate_candidate_result(_read_result(workdir, nonce))
     verdict.log_tail = _log_tail(workdir)[-2000:]
     if outcome.timed_out:
         verdict.status = "timeout"
@@ -365,22 +438,79 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
             "" if verdict.pure else f", torch fallbacks: {', '.join(verdict.torch_ops)}")
 
 
-def _timing(verdict: Verdict, task, key, seeds, timeout_s, pool, ref, workdir, nonce=None) -> None:
-    result = _read_result(workdir, nonce) or {}
+def _external(verdict: Verdict, ref, workdir: str, result: dict, driver, gpu: bool, atol, rtol) -> float | None:
+    """The verifier's own figure for the timed calls, after checking the run's side of it; sets a
+    `rejected` verdict (and returns None) when the run broke the channel, returned a wrong output
+    from the timed calls, or reported a time its runner could not confirm."""
+    import torch
+
+    from kgen.core.verify import compare, timing
+
+    def reject(why: str) -> None:
+        verdict.status, verdict.timing = "rejected", None
+        verdict.message = f"{why} (the timed calls are measured outside the candidate's process)"
+
+    external = driver.external_ms() if driver is not None else None
+    if external is None:
+        reject(f"timing could not be measured: {driver.error if driver and driver.error else 'no timed calls answered'}")
+        return None
+    seed = ref.seeds[0]
+    try:
+        saved = torch.load(os.path.join(workdir, timing.OUT), weights_only=True)
+        outs = saved["outputs"] if isinstance(saved, dict) else None
+        if not isinstance(outs, list):
+            raise ValueError("unexpected layout")
+    except Exception:  # noqa: BLE001 - unreadable output is the run's fault
+        reject("the timed calls left no readable output")
+        return None
+    cmp = compare.compare_trial(ref.trials[seed], {"outputs": outs, "inputs_after": ref.trials[seed]["inputs_after"]},
+                                ref.structure, ref.structure, atol, rtol)
+    if not cmp.ok:
+        reject(f"the timed calls returned a wrong output ({cmp.message})")
+        return None
+    inproc = result.get("timing_inproc_min_ms")
+    if not _is_num(inproc):
+        reject("the run reported no time for the timed calls")
+        return None
+    # Fastest call against fastest call: scheduling delays only ever add time, on either side.
+    problem = timing.disagreement(min(driver.samples_ms), float(inproc), gpu)
+    if problem:
+        reject(problem)
+        return None
+    return external
+
+
+def _timing(verdict: Verdict, task, key, seeds, timeout_s, pool, ref, workdir, nonce=None, driver=None,
+            atol=None, rtol=None) -> None:
+    result = validate_candidate_result(_read_result(workdir, nonce)) or {}
+    external = _external(verdict, ref, workdir, result, driver, key != "cpu", atol, rtol)
+    if external is None:
+        return
     if key == "cpu":
-        cand = [float(t.get("ms") or 0.0) for t in result.get("trials") or []]
-        verdict.timing = Timing(kind="interpreter",
-                                candidate_ms=round(statistics.median(cand), 4) if cand else None,
+        verdict.timing = Timing(kind="interpreter", candidate_ms=round(external, 4),
                                 eager_ms=round(statistics.median(ref.eager_ms), 4) if ref.eager_ms else None,
-                                repeats=len(cand))
+                                repeats=len(driver.samples_ms))
         return
     gpu = result.get("gpu") or {}
     if result.get("peak_cuda_bytes"):
         verdict.peak_mem_bytes = int(result["peak_cuda_bytes"])
     base = _gpu_baseline(task, key, seeds, timeout_s, pool, ref) or {}
+    # The run's CUDA-event median (comparable with the baselines, timed the same way), once the
+    # cross-check above bounded the in-process figure by the runner's own clock.
     cand_ms, eager_ms, compile_ms = gpu.get("candidate_ms"), base.get("eager_ms"), base.get("compile_ms")
+    if _is_num(cand_ms) and timing_disagrees(external, float(cand_ms)):
+        verdict.status, verdict.timing = "rejected", None
+        verdict.message = (f"timing disagrees: the runner measured {external:.4g} ms per call, the run's "
+                           f"profile reported {float(cand_ms):.4g} ms")
+        return
     verdict.timing = Timing(
         kind="gpu", candidate_ms=cand_ms, eager_ms=eager_ms, compile_ms=compile_ms,
         speedup_eager=(eager_ms / cand_ms) if cand_ms and eager_ms else None,
         speedup_compile=(compile_ms / cand_ms) if cand_ms and compile_ms else None,
-        repeats=int(gpu.get("repeats") or 0))
+        repeats=int(gpu.get("repeats") or 0), external_ms=round(external, 4))
+
+
+def timing_disagrees(external: float, inproc: float) -> bool:
+    from kgen.core.verify.timing import disagreement
+
+    return disagreement(external, inproc, True) is not None

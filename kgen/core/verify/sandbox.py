@@ -74,6 +74,7 @@ class Runner:
         self.dead = False
         self.vmsize = 0
         self.cuda_initialized = False
+        self.sandbox: dict = {}
         self._ready = False
         self._stderr = open(os.path.join(cwd, f"zygote-{device_kind}.log"), "ab")
         self.proc = subprocess.Popen(
@@ -108,6 +109,7 @@ class Runner:
                         self._ready = True
                         self.vmsize = int(msg.get("vmsize") or 0)
                         self.cuda_initialized = bool(msg.get("cuda_initialized"))
+                        self.sandbox = msg.get("sandbox") if isinstance(msg.get("sandbox"), dict) else {}
                     elif "exit" in msg:
                         self._exits[msg["id"]] = msg
                     elif "pid" in msg:
@@ -189,19 +191,25 @@ class Runner:
 
 def make_undumpable() -> bool:
     """Mark this process non-dumpable (Linux), so that /proc/<pid>/environ, /mem and ptrace are
-    closed to other processes of the same uid, candidates included: the process that owns the
-    runners may hold tokens in its environment. Root (CAP_SYS_PTRACE) still reads it, which is
-    why nodes should run as a dedicated unprivileged user. Returns whether the flag was set."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        import ctypes
+    closed to other processes of the same uid: the process that owns the runners may hold
+    tokens in its environment. Runs are also kept out by their own PID namespace and Landlock
+    domain (kgen.core.isolation). Returns whether the flag was set."""
+    from kgen.core.isolation import set_undumpable
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        PR_SET_DUMPABLE = 4
-        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
+    return set_undumpable()
+
+
+_warned = False
+
+
+def _warn_partial(level: str) -> None:
+    """One line on stderr, once per process, when runs are not fully isolated here."""
+    global _warned
+    if level != "full" and not _warned:
+        _warned = True
+        sys.stderr.write(f"kgen: warning: run sandbox is {level} on this machine "
+                         "(see `kgen doctor`); untrusted code is less isolated\n")
+        sys.stderr.flush()
 
 
 def _package_root() -> str:
@@ -224,12 +232,15 @@ def runner_env(device_kind: str, cache_dir: str) -> dict[str, str]:
 class RunnerPool:
     """Warm runner per device kind/index, reused across candidates; thread-safe."""
 
-    def __init__(self, memory_mb: int | None = None):
+    def __init__(self, memory_mb: int | None = None, *, isolate: bool = True):
         if memory_mb is None:
             from kgen.core.config import resolve
 
             memory_mb = int(resolve("verify.memory_mb", None)[0])
         self.memory_mb = int(memory_mb)
+        # False only for measurements (the benchmark's unsandboxed baseline): runs then fork
+        # without kernel isolation.
+        self.isolate = bool(isolate)
         self.root = tempfile.mkdtemp(prefix="kgen-verify-")
         os.makedirs(os.path.join(self.root, "runs"), exist_ok=True)
         os.makedirs(os.path.join(self.root, "cache"), exist_ok=True)
@@ -260,8 +271,14 @@ class RunnerPool:
             kind = "cpu" if key == "cpu" else "cuda"
             make_undumpable()
             r = Runner(kind, runner_env(kind, os.path.join(self.root, "cache")), self.root)
+            if self.isolate:
+                _warn_partial(self.sandbox_level(r))
             self._runners[key] = r
             return r
+
+    @staticmethod
+    def sandbox_level(runner: Runner) -> str:
+        return str((runner.sandbox or {}).get("level") or "off")
 
     def new_workdir(self) -> str:
         path = tempfile.mkdtemp(prefix="run-", dir=os.path.join(self.root, "runs"))
@@ -277,6 +294,9 @@ class RunnerPool:
                 # and triton; the limit is memory_mb of headroom beyond that.
                 cfg["as_limit_bytes"] = runner.vmsize + self.memory_mb * 1024 * 1024
             cfg["fsize_limit_bytes"] = max(self.memory_mb, 1024) * 1024 * 1024
+            cfg["isolate"] = self.isolate
+            # RLIMIT_CPU backstop: CPU seconds of all threads, so scaled by the cores.
+            cfg["cpu_limit_s"] = int(timeout_s * max(os.cpu_count() or 1, 1)) + 60
             try:
                 return runner.run(role, workdir, cfg, timeout_s)
             except RunnerDied:

@@ -32,6 +32,9 @@ class Timing:
     speedup_eager: float | None = None      # set on GPU only
     speedup_compile: float | None = None    # set on GPU only
     repeats: int = 0
+    # GPU: the per-call wall time the runner measured outside the candidate's process (the
+    # CUDA-event figure above is cross-checked against it). CPU: candidate_ms is that figure.
+    external_ms: float | None = None
 
 
 @dataclass
@@ -76,5 +79,6 @@ class Verdict:
         kw = {k: v for k, v in data.items() if k in known}
         kw["trials"] = [Trial(**t) if isinstance(t, dict) else t for t in kw.get("trials") or []]
         if isinstance(kw.get("timing"), dict):
-            kw["timing"] = Timing(**kw["timing"])
+            names = {f.name for f in fields(Timing)}
+            kw["timing"] = Timing(**{k: v for k, v in kw["timing"].items() if k in names})
         return cls(**kw)

@@ -34,13 +34,25 @@ def _vm_size_bytes() -> int:
     return 0
 
 
+_FEATURES = None  # this machine's isolation probe, taken once at start (kgen.core.isolation)
+SANDBOX_FAILED = 71
+
+
 def _child(req: dict) -> None:
-    """Runs in the forked child; never returns."""
+    """Runs in the forked child; never returns. With isolation, the code below the sandbox
+    entry runs in a grandchild (PID 1 of the run's own PID namespace)."""
     code = 70
     try:
+        from kgen.core import isolation
         from kgen.core.verify import sandbox_child
 
-        sandbox_child.enter_sandbox(req["dir"], req.get("config") or {})
+        try:
+            sandbox_child.enter_sandbox(req["dir"], req.get("config") or {}, _FEATURES)
+        except isolation.IsolationError as exc:
+            # Never run untrusted code half-sandboxed: the verdict says the sandbox failed.
+            sys.stderr.write(f"kgen: sandbox set-up failed: {exc}\n")
+            sys.stderr.flush()
+            os._exit(SANDBOX_FAILED)
         from kgen.core.verify import child
 
         code = child.main(req["role"], req["dir"], req.get("config") or {})
@@ -65,7 +77,7 @@ def _warm_lazy_imports() -> None:
 
     for name in ("numpy", "torch._dynamo", "torch.utils._python_dispatch", "triton.runtime.interpreter", "triton.experimental.gluon",
                  "kgen.core.verify.child", "kgen.core.verify.sandbox_child", "kgen.core.verify.instrument",
-                 "kgen.core.verify.escapes", "kgen.core.verify.tamper"):
+                 "kgen.core.verify.escapes", "kgen.core.verify.tamper", "kgen.core.isolation"):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a missing optional module only costs speed
@@ -73,6 +85,13 @@ def _warm_lazy_imports() -> None:
 
 
 def main() -> None:
+    global _FEATURES
+    from kgen.core import isolation
+
+    # exec reset PR_SET_DUMPABLE: runs (and other same-uid processes) must not ptrace us or open
+    # our /proc/PID/mem; forked runs inherit the flag.
+    isolation.set_undumpable()
+    _FEATURES = isolation.probe()
     import torch  # the point of the warm runner: pay these imports once
     import triton  # noqa: F401
     import triton.language  # noqa: F401
@@ -87,7 +106,7 @@ def main() -> None:
     buf = b""
     # Forked children cannot use CUDA if it was initialised here; the pool refuses such a runner.
     _emit({"ready": True, "pid": os.getpid(), "vmsize": _vm_size_bytes(),
-           "cuda_initialized": bool(torch.cuda.is_initialized())})
+           "cuda_initialized": bool(torch.cuda.is_initialized()), "sandbox": _FEATURES.to_dict()})
 
     def reap(pid: int) -> None:
         try:

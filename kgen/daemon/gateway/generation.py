@@ -1,18 +1,21 @@
-"""Candidate generation and task checks in child processes.
+"""Candidate generation and task checks in sandboxed child processes, one per request.
 
 Generators run the user's reference code (torch.export executes Model.forward), so the gateway
-never runs them in its own process: warm children (worker.py) do, and a generator object in the
-gateway is a proxy whose methods block on a child (the evolve engine calls them through
-asyncio.to_thread). The task check (does Model run on its own inputs?) runs in children of its
-own too, so the gateway itself never imports torch: its memory stays small and its exit prompt.
+never runs them in its own process: a zygote (generation_child.py) that never imports task code
+forks one fresh child per request, each inside the kernel sandbox (kgen.core.isolation), and a
+generator object in the gateway is a proxy whose methods block on such a child (the evolve
+engine calls them through asyncio.to_thread). No process ever serves two requests, so state a
+task's code leaves behind (a global mark, a patched generator) never reaches another job. The
+task check (does Model run on its own inputs?) runs the same way, so the gateway itself never
+imports torch. The llm generator never runs task code (it sends the task's text to the
+endpoint), so it runs here, in the gateway, which holds its key: children never see KGEN_LLM_*.
 
 The gateway holds the cluster token and the user's code runs in the child, so nothing from a
 child is trusted: replies are JSON lines parsed with json.loads and checked field by field, never
-unpickled. A child that hangs past the timeout, dies, or answers out of protocol is killed
-(its whole process group) and replaced by a fresh one on the next call; the call fails with a
-KgenError and the engine records it. Children start with the secrets scrubbed from their
-environment, in their own process group, and every line a child writes to stderr reaches the
-daemon's log as one `kgen-gateway: child_output` line.
+unpickled. A child that hangs past the timeout, dies, or answers out of protocol is killed (its
+whole process group and PID namespace) and the call fails with a KgenError that the engine
+records. The zygote starts with an allow-listed environment (no secrets), and every line a child
+writes to stderr reaches the daemon's log as one `kgen-gateway: child_output` line.
 """
 
 from __future__ import annotations
@@ -21,77 +24,116 @@ import itertools
 import json
 import os
 import queue
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any, Callable
 
 from kgen.core import errors
 from kgen.core.errors import KgenError
-from kgen.daemon.gateway.worker import GENERATOR_METHODS, encode_generator_args, task_to_dict
+from kgen.daemon.gateway.generation_child import GENERATOR_METHODS, encode_generator_args, task_to_dict
 
 # A reply line longer than this is out of protocol (a candidate module is a few hundred KB at most).
 MAX_REPLY_BYTES = 64 * 1024 * 1024
-_SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
-# The llm generator needs its key; it reads KGEN_LLM_* (and the config file) in the child.
-_KEPT_SECRETS_PREFIX = "KGEN_LLM_"
+STARTUP_TIMEOUT_S = 180.0
+EXIT_WAIT_S = 5.0
 _POLL_S = 0.25
 _EOF = object()
+# Generators that never execute task code: run in the gateway (they need its keys).
+IN_PROCESS_GENERATORS = ("llm",)
 
 
 def child_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a child starts with: no variable that names a secret, except KGEN_LLM_*."""
+    """The environment the zygote (and so every child) starts with: allow-listed names only, so no
+    token, no KGEN_LLM_* key, no KGEN_HOME."""
+    from kgen.core.verify.sandbox_child import allowed_env_name
+
     env = dict(os.environ if env is None else env)
-    return {k: v for k, v in env.items()
-            if k.startswith(_KEPT_SECRETS_PREFIX) or not any(m in k.upper() for m in _SECRET_MARKERS)}
+    out = {k: v for k, v in env.items() if allowed_env_name(k)}
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    out["PYTHONPATH"] = root + (os.pathsep + out["PYTHONPATH"] if out.get("PYTHONPATH") else "")
+    out["PYTHONDONTWRITEBYTECODE"] = "1"
+    return out
 
 
 _undumpable = False
 
 
 def _close_gateway_to_children() -> None:
-    """Before the first child starts: same-uid children must not ptrace the gateway or read its
+    """Before the first child starts: same-uid processes must not ptrace the gateway or read its
     /proc/PID/environ and memory (the token lives there); a non-dumpable process refuses both."""
     global _undumpable
     if not _undumpable:
-        from kgen.core.verify.sandbox import make_undumpable  # torch-free
+        from kgen.core.isolation import set_undumpable  # torch-free
 
-        _undumpable = make_undumpable()
+        _undumpable = set_undumpable()
 
 
 class _ProtocolError(Exception):
     pass
 
 
-class _Child:
-    """One worker process: requests on its stdin, JSON replies from its stdout, stderr to the log."""
+class _Zygote:
+    """The zygote process and its control socket (see generation_child.py for the protocol)."""
 
     def __init__(self, log_prefix: str):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kgen.daemon.gateway.worker", "--parent", str(os.getpid())],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=child_env(), start_new_session=True, close_fds=True)
-        self.pid = self.proc.pid
-        self.replies: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read_replies, name=f"kgen-child-{self.pid}-replies", daemon=True).start()
-        threading.Thread(target=self._relay_stderr, args=(log_prefix,), name=f"kgen-child-{self.pid}-stderr",
-                         daemon=True).start()
-
-    def _read_replies(self) -> None:
-        stream = self.proc.stdout
+        self.root = tempfile.mkdtemp(prefix="kgen-gen-")
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.control = ours
         try:
-            while True:
-                line = stream.readline(MAX_REPLY_BYTES + 1)
-                if not line:
-                    break
-                self.replies.put(line)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kgen.daemon.gateway.generation_child", "--parent", str(os.getpid()),
+                 "--control", str(theirs.fileno()), "--root", self.root],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                env=child_env(), start_new_session=True, close_fds=True, pass_fds=(theirs.fileno(),))
+        finally:
+            theirs.close()
+        self.pid = self.proc.pid
+        self._cond = threading.Condition()
+        self._send_lock = threading.Lock()
+        self.ready = False
+        self.dead = False
+        self.sandbox: dict = {}
+        self.pids: dict[int, int] = {}
+        self.exits: dict[int, dict] = {}
+        threading.Thread(target=self._read_control, name=f"kgen-zygote-{self.pid}", daemon=True).start()
+        threading.Thread(target=self._relay_stderr, args=(log_prefix,), name=f"kgen-zygote-{self.pid}-stderr",
+                         daemon=True).start()
+        with self._cond:
+            deadline = time.monotonic() + STARTUP_TIMEOUT_S
+            while not self.ready and not self.dead and time.monotonic() < deadline:
+                self._cond.wait(0.5)
+        if not self.ready:
+            self.kill()
+            raise OSError("the generation zygote did not start")
+
+    def _read_control(self) -> None:
+        stream = self.control.makefile("rb")
+        try:
+            for line in stream:
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                with self._cond:
+                    if msg.get("ready"):
+                        self.ready = True
+                        self.sandbox = msg.get("sandbox") or {}
+                    elif "exit" in msg:
+                        self.exits[int(msg["id"])] = msg
+                    elif "pid" in msg:
+                        self.pids[int(msg["id"])] = int(msg["pid"])
+                    self._cond.notify_all()
         except (OSError, ValueError):
             pass
-        finally:
-            stream.close()
-        self.replies.put(_EOF)
+        with self._cond:
+            self.dead = True
+            self._cond.notify_all()
 
     def _relay_stderr(self, log_prefix: str) -> None:
         # Keeps draining to the end: a child blocked on a full stderr pipe would look hung.
@@ -111,53 +153,102 @@ class _Child:
         finally:
             self.proc.stderr.close()
 
-    def fresh(self) -> bool:
-        """Alive and silent since its last reply (anything unasked for means its code misbehaved)."""
-        return self.proc.poll() is None and self.replies.empty()
+    @property
+    def alive(self) -> bool:
+        return not self.dead and self.proc.poll() is None
 
-    def send(self, request: dict[str, Any]) -> None:
-        # Written from a thread: a child that stopped reading must not block the caller past its timeout.
-        data = json.dumps(request).encode() + b"\n"
-        threading.Thread(target=self._write, args=(data,), name=f"kgen-child-{self.pid}-request", daemon=True).start()
+    def spawn(self, rid: int, channel: socket.socket) -> int:
+        """Fork a child for request `rid` with `channel` as its private socket; -> its pid."""
+        with self._send_lock:
+            socket.send_fds(self.control, [json.dumps({"id": rid}).encode() + b"\n"], [channel.fileno()])
+        with self._cond:
+            deadline = time.monotonic() + 30.0
+            while rid not in self.pids and not self.dead and time.monotonic() < deadline:
+                self._cond.wait(0.5)
+            pid = self.pids.pop(rid, None)
+        if pid is None:
+            raise OSError("the generation zygote did not fork a child")
+        return pid
 
-    def _write(self, data: bytes) -> None:
+    def exit_of(self, rid: int, wait_s: float) -> dict | None:
+        with self._cond:
+            deadline = time.monotonic() + wait_s
+            while rid not in self.exits and not self.dead and time.monotonic() < deadline:
+                self._cond.wait(0.1)
+            return self.exits.pop(rid, None)
+
+    def kill_child(self, rid: int) -> None:
+        """Kill request rid's child and everything in its group (the zygote does it: it reaps)."""
         try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
-        except (OSError, ValueError):
-            pass   # a dead child shows up as EOF/exit when the reply is awaited
+            with self._send_lock:
+                self.control.sendall(json.dumps({"kill": rid}).encode() + b"\n")
+        except OSError:
+            pass
 
-    def receive(self, timeout_s: float) -> Any:
-        """The next reply line, _EOF once the child is gone, or None at the timeout."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            try:
-                return self.replies.get(timeout=min(left, _POLL_S))
-            except queue.Empty:
-                pass
-            # A forked grandchild may hold the reply pipe open after the child died: EOF never comes.
-            if self.proc.poll() is not None:
-                try:
-                    return self.replies.get(timeout=_POLL_S)
-                except queue.Empty:
-                    return _EOF
+    def forget(self, rid: int) -> None:
+        with self._cond:
+            self.exits.pop(rid, None)
 
     def kill(self) -> None:
-        for send in (lambda: os.killpg(self.pid, signal.SIGKILL), self.proc.kill):
-            try:
-                send()
-            except (OSError, ProcessLookupError):
-                pass
         try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
+            self.control.close()   # the zygote kills its children and leaves on EOF
+        except OSError:
             pass
         try:
-            self.proc.stdin.close()
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            for send in (lambda: os.killpg(self.pid, signal.SIGKILL), self.proc.kill):
+                try:
+                    send()
+                except OSError:
+                    pass
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class _Call:
+    """One request's channel: the request written from a thread, the reply read from another."""
+
+    def __init__(self, sock: socket.socket, rid: int):
+        self.sock = sock
+        self.rid = rid
+        self.replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, name=f"kgen-call-{rid}-reply", daemon=True).start()
+
+    def send(self, request: dict[str, Any]) -> None:
+        data = json.dumps(request).encode() + b"\n"
+
+        def write() -> None:
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                pass   # a dead child shows up as EOF when the reply is awaited
+        threading.Thread(target=write, name=f"kgen-call-{self.rid}-request", daemon=True).start()
+
+    def _read(self) -> None:
+        stream = self.sock.makefile("rb")
+        try:
+            line = stream.readline(MAX_REPLY_BYTES + 1)
+            self.replies.put(line if line else _EOF)
         except (OSError, ValueError):
+            self.replies.put(_EOF)
+        finally:
+            stream.close()
+
+    def receive(self, timeout_s: float) -> Any:
+        """The reply line, _EOF once the child is gone, or None at the timeout."""
+        try:
+            return self.replies.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
             pass
 
 
@@ -194,7 +285,7 @@ def _raise_error(error: dict[str, Any], default: type[KgenError]) -> None:
 
 
 class ChildPool:
-    """Up to `workers` warm children, each running one request at a time."""
+    """Up to `workers` requests at once, each in a fresh sandboxed child forked by one zygote."""
 
     def __init__(self, workers: int = 2, timeout_s: float = 600.0, log: Callable[..., None] | None = None,
                  *, log_prefix: str = "kgen-gateway"):
@@ -203,46 +294,34 @@ class ChildPool:
         self.log_prefix = log_prefix
         self._log = log or (lambda *a, **k: None)
         self._slots = threading.BoundedSemaphore(self.workers)
-        self._idle: list[_Child] = []
-        self._children: set[_Child] = set()
+        self._zygote: _Zygote | None = None
         self._ids = itertools.count(1)
         self._closed = False
         self._lock = threading.Lock()
+        self.children = 0   # children forked so far (one per request)
 
-    # -- children ------------------------------------------------------------------------------
-    def _take(self) -> _Child:
+    def _live_zygote(self) -> _Zygote:
         with self._lock:
             if self._closed:
                 raise KgenError("the gateway is stopping", code="stopping")
-            while self._idle:
-                child = self._idle.pop()
-                if child.fresh():
-                    return child
-                self._children.discard(child)
-                self._log("child_pool_reset", reason="child_misbehaved_while_idle", pid=child.pid)
-                threading.Thread(target=child.kill, daemon=True).start()
+            z = self._zygote
+            if z is not None and z.alive:
+                return z
+            if z is not None:
+                self._log("child_pool_reset", reason="zygote_died", pid=z.pid)
+                threading.Thread(target=z.kill, daemon=True).start()
             _close_gateway_to_children()
             try:
-                child = _Child(self.log_prefix)
+                self._zygote = _Zygote(self.log_prefix)
             except OSError as exc:
+                self._zygote = None
                 raise KgenError(f"cannot start a generation child: {exc}", code="child_start_failed") from None
-            self._children.add(child)
-            return child
+            return self._zygote
 
-    def _give_back(self, child: _Child) -> None:
-        with self._lock:
-            if not self._closed:
-                self._idle.append(child)
-                return
-        child.kill()
-
-    def _discard(self, child: _Child, reason: str) -> None:
-        with self._lock:
-            self._children.discard(child)
-            closed = self._closed
-        if not closed:  # after close() a killed child is expected, not news
-            self._log("child_pool_reset", reason=reason, pid=child.pid)
-        child.kill()
+    @property
+    def sandbox_level(self) -> str | None:
+        z = self._zygote
+        return (z.sandbox or {}).get("level") if z is not None else None
 
     def _acquire_slot(self) -> None:
         while not self._slots.acquire(timeout=_POLL_S):
@@ -252,44 +331,67 @@ class ChildPool:
     # -- calls ---------------------------------------------------------------------------------
     def request(self, request: dict[str, Any], what: str,
                 decode: Callable[[dict[str, Any]], Any] = lambda reply: reply) -> Any:
-        """Blocking: one request in a child; returns decode(its checked reply {ok, result | error, messages}).
+        """Blocking: one request in a fresh child; returns decode(its checked reply {ok, result | error, messages}).
 
-        `decode` raises _ProtocolError for a result of the wrong shape: that child is replaced too.
+        `decode` raises _ProtocolError for a result of the wrong shape: that is out of protocol too.
         """
         self._acquire_slot()
         try:
-            child = self._take()
-            request = {"id": next(self._ids), **request}
-            child.send(request)
-            line = child.receive(self.timeout_s)
-            if line is None:
-                self._discard(child, "timeout")
-                raise KgenError(f"{what} took longer than {self.timeout_s:g}s", code="child_timeout")
-            if line is _EOF:
-                self._discard(child, "child_died")
-                if self._closed:
-                    raise KgenError(f"{what} stopped: the gateway is stopping", code="stopping")
-                code = child.proc.returncode
-                how = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
-                raise KgenError(f"{what} crashed its process ({how})", code="child_crashed")
+            zygote = self._live_zygote()
+            rid = next(self._ids)
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                reply = _check_reply(line, request["id"])
-                value = decode(reply)
-            except _ProtocolError as exc:
-                self._discard(child, "bad_reply")
-                raise KgenError(f"{what}: the child process answered out of protocol ({exc}); it was replaced",
-                                code="child_protocol") from None
-            self._give_back(child)
-            return value
+                pid = zygote.spawn(rid, theirs)
+            except OSError as exc:
+                ours.close()
+                raise KgenError(f"cannot start a generation child: {exc}", code="child_start_failed") from None
+            finally:
+                theirs.close()
+            self.children += 1
+            call = _Call(ours, rid)
+            try:
+                return self._exchange(zygote, call, pid, {"id": rid, **request}, what, decode)
+            finally:
+                call.close()
+                zygote.forget(rid)
         finally:
             self._slots.release()
+
+    def _exchange(self, zygote: _Zygote, call: _Call, pid: int, request: dict, what: str, decode) -> Any:
+        call.send(request)
+        line = call.receive(self.timeout_s)
+        if line is None:
+            zygote.kill_child(call.rid)
+            if not self._closed:
+                self._log("child_killed", reason="timeout", pid=pid)
+            raise KgenError(f"{what} took longer than {self.timeout_s:g}s", code="child_timeout")
+        if line is _EOF:
+            zygote.kill_child(call.rid)
+            if self._closed:
+                raise KgenError(f"{what} stopped: the gateway is stopping", code="stopping")
+            ended = zygote.exit_of(call.rid, EXIT_WAIT_S) or {}
+            if ended.get("signal"):
+                how = f"signal {ended['signal']}"
+            else:
+                how = f"exit {ended.get('exit')}"
+            self._log("child_killed", reason="child_died", pid=pid)
+            raise KgenError(f"{what} crashed its process ({how})", code="child_crashed")
+        # The child has answered; nothing it left running may outlive the request.
+        zygote.kill_child(call.rid)
+        try:
+            reply = _check_reply(line, request["id"])
+            return decode(reply)
+        except _ProtocolError as exc:
+            self._log("child_killed", reason="bad_reply", pid=pid)
+            raise KgenError(f"{what}: the child process answered out of protocol ({exc})",
+                            code="child_protocol") from None
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            children, self._children, self._idle = list(self._children), set(), []
-        for child in children:
-            child.kill()
+            z, self._zygote = self._zygote, None
+        if z is not None:
+            z.kill()
 
 
 def _candidate(data: Any):
@@ -320,9 +422,12 @@ def _candidates(method: str) -> Callable[[dict[str, Any]], Any]:
 class GeneratorPool(ChildPool):
     def call(self, name: str, options: dict, method: str, args: tuple,
              sink: Callable[[str, str], None] | None = None) -> Any:
-        """Blocking: run generator `name`'s `method(*args)` in a child; Candidate objects come back."""
+        """Blocking: run generator `name`'s `method(*args)` in a fresh child (in the gateway for
+        generators that never execute task code); Candidate objects come back."""
         if method not in GENERATOR_METHODS:
             raise KgenError(f"unknown generator method {method!r}", code="generator_error")
+        if name in IN_PROCESS_GENERATORS:
+            return self._call_here(name, options, method, args, sink)
         reply = self.request({"op": "generate", "generator": name, "options": dict(options), "method": method,
                               "args": encode_generator_args(method, args)}, f"generator {name}.{method}",
                              _candidates(method))
@@ -332,6 +437,18 @@ class GeneratorPool(ChildPool):
         if not reply["ok"]:
             _raise_error(reply["error"], KgenError)
         return reply["result"]
+
+
+    def _call_here(self, name: str, options: dict, method: str, args: tuple,
+                   sink: Callable[[str, str], None] | None) -> Any:
+        from kgen.core.generate import get_generator
+
+        if self._closed:
+            raise KgenError("the gateway is stopping", code="stopping")
+        generator = get_generator(name, **dict(options))
+        if sink is not None and hasattr(generator, "message_sink"):
+            generator.message_sink = sink
+        return getattr(generator, method)(*args)
 
 
 def _check_result(reply: dict[str, Any]) -> dict[str, Any]:

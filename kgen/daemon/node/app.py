@@ -53,6 +53,7 @@ class Node:
     arch: str
     node_id: str
     verify_wait_s: float = 30.0      # how long a verify without a lease waits for a free device
+    sandbox: str = "off"             # run sandbox level: "full", "partial:<missing>" or "off"
     state: str = "running"
     # Who may call this node: its local token (for the local CLI; "" = none) and the per-node
     # secret the gateway issued when this node registered itself (the gateway's only credential).
@@ -76,6 +77,7 @@ class Node:
             "running": self.runners.running,
             "version": __version__,
             "uptime_s": round(time.time() - self.started_at, 1),
+            "sandbox": self.sandbox,
         }
 
 

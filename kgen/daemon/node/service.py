@@ -41,6 +41,23 @@ class NodeConfig:
     default_timeout_s: float = 300.0
     memory_mb: int | None = None
     prewarm: bool = True
+    sandbox: str = ""       # the run sandbox level this node started with ("full", "partial:...")
+
+
+def sandbox_policy(insecure: bool) -> str:
+    """The node's run-sandbox level; raises ConfigError (exit 78) naming what the kernel lacks,
+    unless `insecure` (--insecure-sandbox / node.insecure_sandbox) accepts a weaker sandbox."""
+    from kgen.core import isolation
+    from kgen.core.errors import ConfigError
+
+    features = isolation.features()
+    missing = features.missing
+    if missing and not insecure:
+        why = "; ".join(f"{name}: {features.errors[name]}" for name in missing if features.errors.get(name))
+        raise ConfigError(f"run sandbox incomplete: missing {', '.join(missing)}"
+                          f"{' (' + why + ')' if why else ''}; fix the kernel settings or start with "
+                          "--insecure-sandbox (see `kgen doctor`)")
+    return features.level
 
 
 def detect_arch(backend: str, device_names: list[str]) -> str:
@@ -70,7 +87,8 @@ class NodeService(Service):
         arch = cfg.arch or detect_arch(cfg.backend, [d.name for d in devices if not d.fallback_only])
         runners = Runners(memory_mb=cfg.memory_mb, default_timeout_s=cfg.default_timeout_s)
         self.node = Node(pool=pool, runners=runners, backend=cfg.backend, arch=arch,
-                         node_id=uuid.uuid4().hex[:12], verify_wait_s=cfg.verify_wait_s)
+                         node_id=uuid.uuid4().hex[:12], verify_wait_s=cfg.verify_wait_s,
+                         sandbox=cfg.sandbox or sandbox_policy(True))
         self._runner = web.AppRunner(build_app(self.node, cfg.token or None), access_log=None, shutdown_timeout=5,
                                      **SERVER_LIMITS)
         await self._runner.setup()
@@ -79,7 +97,8 @@ class NodeService(Service):
         port = self._bound_port() or cfg.port
         host = cfg.host if cfg.host not in ("0.0.0.0", "::", "") else socket.getfqdn()
         self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
-        self.log("listening", url=self.url, backend=cfg.backend, arch=arch, capacity=pool.capacity)
+        self.log("listening", url=self.url, backend=cfg.backend, arch=arch, capacity=pool.capacity,
+                 sandbox=self.node.sandbox)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
         if cfg.prewarm:
             runners.prewarm([d for d in devices if not d.fallback_only])

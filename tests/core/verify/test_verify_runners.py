@@ -32,17 +32,21 @@ def test_warm_runner_is_reused_across_candidates(task, runner_pool):
     assert runner_pool.runner("cpu").proc.pid == pid
 
 
-def test_candidate_that_kills_its_runner_gets_a_verdict_and_the_runner_is_replaced(task):
+def test_candidate_cannot_kill_its_runner(task):
+    """The run's parent is outside its PID namespace (getppid() is 0, so the candidate's kill hits
+    only its own process group) and outside its Landlock domain: the warm runner is out of reach."""
+    from kgen.core import isolation
+
+    if isolation.features().level != "full":
+        pytest.skip(f"sandbox is {isolation.features().level} here")
     with RunnerPool(memory_mb=2048) as pool:
         assert verify(task, source("good"), pool=pool).status == "correct"
         first = pool.runner("cpu").proc.pid
         v = verify(task, source("kill_runner"), pool=pool, timeout_s=60)
-        # The orphaned run still finished and reported: its verdict is judged on its outputs.
-        assert v.status == "correct", v.message
+        assert v.status in ("runtime_error", "crashed"), v.message
         after = verify(task, source("good"), pool=pool)
         assert after.status == "correct"
-        assert pool.runner("cpu").proc.pid != first
-        assert pool.replaced >= 1
+        assert pool.runner("cpu").proc.pid == first and pool.replaced == 0
 
 
 def test_secrets_never_reach_the_candidate(task, monkeypatch):
@@ -50,7 +54,7 @@ def test_secrets_never_reach_the_candidate(task, monkeypatch):
     monkeypatch.setenv("db_password", "hunter2-password")
     monkeypatch.setenv("GITHUB_TOKEN", "hunter2-token")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "hunter2-aws")
-    monkeypatch.setenv("KGEN_TEST_VISIBLE", "marker")  # proves the candidate does read its env
+    monkeypatch.setenv("TRITON_TEST_VISIBLE", "marker")  # allow-listed: proves the candidate reads its env
     with RunnerPool(memory_mb=2048) as pool:  # started now, from this (secret-laden) environment
         v = verify(task, source("secrets"), pool=pool)
     assert v.status == "correct", (v.message, v.log_tail)

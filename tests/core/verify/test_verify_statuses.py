@@ -185,3 +185,37 @@ def test_forged_result_file_cannot_break_the_verifier(task, runner_pool):
         "        os._exit(0)\n")
     v = verify(task, src, pool=runner_pool, timeout_s=60)
     assert v.status == "crashed" and "malformed result" in v.message
+
+
+def test_a_result_with_the_right_nonce_but_bad_fields_is_the_candidates_fault(task, runner_pool, monkeypatch):
+    """Fields are validated before they are read: a well-formed-looking forgery is `crashed`."""
+    from kgen.core.verify import harness
+
+    forged = {"ok": True, "trials": [{"seed": 1000, "launches": "many", "ops": 7}]}
+    real = harness._read_result
+    monkeypatch.setattr(harness, "_read_result",
+                        lambda workdir, nonce=None: dict(forged) if nonce else real(workdir, nonce))
+    v = verify(task, (CANDIDATES / "good.py").read_text(), pool=runner_pool, timeout_s=60)
+    assert v.status == "crashed" and "malformed result" in v.message and "launch count" in v.message
+
+
+def test_a_bug_in_the_verifier_is_a_harness_error_not_a_crashed_candidate(task, runner_pool, monkeypatch):
+    from kgen.core.verify import compare, harness
+
+    def broken(*args, **kwargs):
+        raise TypeError("compare_trial() got an unexpected keyword argument")
+
+    monkeypatch.setattr(compare, "compare_trial", broken)
+    with pytest.raises(harness.HarnessError) as info:
+        verify(task, (CANDIDATES / "good.py").read_text(), pool=runner_pool, timeout_s=60)
+    assert "kgen bug" in info.value.message and "TypeError" in info.value.message
+
+
+def test_timing_is_measured_by_the_runner_and_a_forged_clock_is_rejected(task, runner_pool):
+    honest = check(task, runner_pool, "good")
+    assert honest.status == "correct" and honest.timing is not None
+    assert honest.timing.kind == "interpreter" and honest.timing.repeats == 3 and honest.timing.candidate_ms > 0
+    forged = check(task, runner_pool, "forge_timing")
+    assert forged.status == "rejected", forged.message
+    assert "timing disagrees" in forged.message and "measured outside the candidate's process" in forged.message
+    assert forged.timing is None

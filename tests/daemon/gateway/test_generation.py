@@ -1,8 +1,9 @@
-"""The gateway's generation children: real worker processes running the real builtin generator.
+"""The gateway's generation children: a real zygote forking one sandboxed child per request,
+running the real builtin generator.
 
 The task sources below are hostile on purpose: their module-level code runs inside the child
 (the builtin generator executes the reference to export it), where it tries to corrupt or forge
-the reply stream, hang, die, or read secrets.
+the reply stream, hang, die, read secrets, or leave state for the next job.
 """
 
 from __future__ import annotations
@@ -30,6 +31,23 @@ def hostile_task(prelude: str, forward: str = "return torch.relu(x) * 2.0") -> o
     source = TASK_SRC.replace("import torch.nn as nn\n", "import torch.nn as nn\n" + textwrap.dedent(prelude), 1)
     source = source.replace("return torch.relu(x) * 2.0", forward, 1)
     return task_from_source(source, "hostile")
+
+
+def named(name: str) -> list[int]:
+    """Pids of live processes whose comm is `name` (task code sets it with PR_SET_NAME: inside its
+    PID namespace it cannot learn its pid as the test sees it)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if open(f"/proc/{entry}/comm").read().strip() == name and pid_alive(int(entry)):
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+SET_NAME = "import ctypes as _c\n_c.CDLL(None).prctl(15, {name!r}.encode(), 0, 0, 0)\n"
 
 
 def pid_alive(pid: int) -> bool:
@@ -96,19 +114,55 @@ def test_generate_in_a_child_with_user_output_relayed_as_log_lines(pool, capfd):
         assert any(text in line for line in lines), (text, lines)
 
 
-def test_child_environment_has_no_secrets_but_keeps_the_llm_key(pool, tmp_path):
-    out = tmp_path / "env.txt"
-    task = hostile_task(f'''
-        import os
-        open({str(out)!r}, "w").write("\\n".join(sorted(os.environ)))
+def test_child_environment_is_an_allow_list_without_secrets(pool):
+    task = hostile_task("import os\n", forward="raise ValueError('ENV ' + ' '.join(sorted(os.environ)))")
+    with pytest.raises(KgenError) as info:
+        generate(pool, task)
+    names = set(info.value.message.split("ENV ", 1)[1].split())
+    assert "PATH" in names
+    assert not names & {"KGEN_TOKEN", "MY_API_KEY", "DB_PASSWORD", "KGEN_LLM_API_KEY", "KGEN_HOME"}
+    env = child_env({"KGEN_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": "s", "PATH": "/bin", "KGEN_LLM_API_KEY": "k",
+                     "KGEN_HOME": "/etc/kgen"})
+    assert "PATH" in env and not set(env) & {"KGEN_TOKEN", "AWS_SECRET_ACCESS_KEY", "KGEN_LLM_API_KEY", "KGEN_HOME"}
+
+
+def test_each_request_gets_a_fresh_sandboxed_child(pool, tmp_path, kgen_home):
+    """Job A's task reads the token (file and every /proc/*/environ), marks builtins, patches the
+    generator module and starts a daemon; job B's unrelated task sees none of it."""
+    (kgen_home / "token").write_text("cluster-token-value\n")
+    marker = "kgen-mark-" + os.urandom(3).hex()
+    job_a = hostile_task(SET_NAME.format(name=marker) + textwrap.dedent(f'''
+        import builtins, os, sys, time
+        stolen = []
+        for path in [{str(kgen_home / "token")!r}]:
+            try:
+                stolen.append(open(path).read())
+            except OSError:
+                pass
+        for pid in os.listdir("/proc"):
+            try:
+                stolen.append(open(f"/proc/{{pid}}/environ", "rb").read().decode(errors="replace"))
+            except OSError:
+                pass
+        builtins.KGEN_MARK = stolen or ["marked"]
+        import kgen.core.generate.builtin as gen
+        gen.BuiltinGenerator.initial = lambda self, task, n: (_ for _ in ()).throw(RuntimeError("poisoned"))
+        if os.fork() == 0:
+            os.setsid()
+            while True:
+                time.sleep(1)
+    '''), forward="raise ValueError('A: ' + repr(__import__('builtins').KGEN_MARK))")
+    with pytest.raises(KgenError) as info:
+        generate(pool, job_a)
+    assert "cluster-token-value" not in info.value.message
+    job_b = hostile_task('''
+        import builtins
+        assert not hasattr(builtins, "KGEN_MARK"), "saw job A's mark"
     ''')
-    assert_recovers(pool)   # warm child, started under the fixture's environment
-    generate(pool, task)
-    names = set(out.read_text().split("\n"))
-    assert "KGEN_LLM_API_KEY" in names
-    assert not names & {"KGEN_TOKEN", "MY_API_KEY", "DB_PASSWORD"}
-    assert set(child_env({"KGEN_TOKEN": "t", "AWS_SECRET_ACCESS_KEY": "s", "PATH": "/bin", "KGEN_LLM_API_KEY": "k"})) \
-        == {"PATH", "KGEN_LLM_API_KEY"}
+    cands = generate(pool, job_b)
+    assert len(cands) == 1 and "@triton.jit" in cands[0].source
+    assert wait_until(lambda: not named(marker), timeout=10)
+    assert pool.children >= 2
 
 
 def test_garbage_and_a_pickle_on_the_reply_stream_are_never_unpickled(pool, tmp_path):
@@ -124,7 +178,8 @@ def test_garbage_and_a_pickle_on_the_reply_stream_are_never_unpickled(pool, tmp_
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
             try:
-                if fd > 2 and stat.S_ISFIFO(os.fstat(fd).st_mode):
+                mode = os.fstat(fd).st_mode
+                if fd > 2 and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
                     os.write(fd, struct.pack("!i", len(blob)) + blob + b"\\n" + blob + b"\\n")
             except OSError:
                 pass
@@ -147,7 +202,8 @@ def test_a_forged_json_reply_only_yields_a_checked_error(pool):
         for name in os.listdir("/proc/self/fd"):
             fd = int(name)
             try:
-                if fd > 2 and stat.S_ISFIFO(os.fstat(fd).st_mode):
+                mode = os.fstat(fd).st_mode
+                if fd > 2 and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
                     for guess in range(1, 200):
                         os.write(fd, ({forged!r} % guess).encode())
             except OSError:
@@ -161,22 +217,21 @@ def test_a_forged_json_reply_only_yields_a_checked_error(pool):
     assert_recovers(pool)
 
 
-def test_a_hung_call_times_out_kills_the_child_group_and_the_pool_recovers(pool, tmp_path):
-    pids = tmp_path / "pids"
-    task = hostile_task(f'''
+def test_a_hung_call_times_out_kills_the_child_group_and_the_pool_recovers(pool):
+    child_name, helper_name = "kgen-hung-" + os.urandom(2).hex(), "kgen-help-" + os.urandom(2).hex()
+    task = hostile_task(SET_NAME.format(name=child_name) + textwrap.dedent(f'''
         import os, subprocess, sys
-        helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
-        open({str(pids)!r}, "w").write(f"{{os.getpid()}} {{helper.pid}}")
-    ''', forward="import time; time.sleep(600); return x")
-    pool.timeout_s = 4.0
+        helper = subprocess.Popen([sys.executable, "-c", "import ctypes, time; "
+                                   "ctypes.CDLL(None).prctl(15, b'{helper_name}', 0, 0, 0); time.sleep(600)"])
+    '''), forward="import time; time.sleep(600); return x")
+    pool.timeout_s = 8.0
     try:
         with pytest.raises(KgenError) as info:
             generate(pool, task)
     finally:
         pool.timeout_s = 120.0
     assert info.value.code == "child_timeout"
-    child, helper = (int(p) for p in pids.read_text().split())
-    assert wait_until(lambda: not pid_alive(child) and not pid_alive(helper), timeout=10)
+    assert wait_until(lambda: not named(child_name) and not named(helper_name), timeout=10)
     assert_recovers(pool)
 
 
@@ -212,11 +267,8 @@ def test_task_checks_run_in_children_and_bad_tasks_raise_task_error():
 
 
 def test_children_leave_when_the_gateway_is_killed(tmp_path):
-    pid_file = tmp_path / "child.pid"
-    task_src = hostile_task(f'''
-        import os
-        open({str(pid_file)!r}, "w").write(str(os.getpid()))
-    ''', forward="import time; time.sleep(600); return x").source
+    name = "kgen-orph-" + os.urandom(2).hex()
+    task_src = hostile_task(SET_NAME.format(name=name), forward="import time; time.sleep(600); return x").source
     script = textwrap.dedent(f'''
         from kgen.core.task import task_from_source
         from kgen.daemon.gateway.generation import GeneratorPool
@@ -224,12 +276,10 @@ def test_children_leave_when_the_gateway_is_killed(tmp_path):
     ''')
     gateway = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
     try:
-        assert wait_until(lambda: pid_file.exists() and pid_file.read_text(), timeout=60)
-        child = int(pid_file.read_text())
-        assert pid_alive(child)
+        assert wait_until(lambda: named(name), timeout=60)
         gateway.kill()
         gateway.wait(10)
-        assert wait_until(lambda: not pid_alive(child), timeout=15)
+        assert wait_until(lambda: not named(name), timeout=15)
     finally:
         gateway.kill()
         gateway.wait(10)

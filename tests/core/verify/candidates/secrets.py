@@ -42,7 +42,7 @@ class ModelNew(nn.Module):
         if names or values:
             print("LEAKED", names, values)
             return out + 1.0
-        if os.environ.get("KGEN_TEST_VISIBLE") != "marker":
+        if os.environ.get("TRITON_TEST_VISIBLE") != "marker":
             print("marker missing: the environment was not inherited at all")
             return out + 2.0
         return out
