@@ -42,6 +42,9 @@ DEFAULTS: dict[str, Any] = {
     # None = decided by backend: on cpu only correctness ranks (interpreter timings), so the
     # first correct kernel cannot be beaten and later rounds would be wasted work.
     "early_stop": None,
+    # GPU targets every candidate's launches are also compiled for (["sm_80", "sm_90"]), on any
+    # backend, no GPU needed. An evolve job on cpu then also drops candidates that spill.
+    "compile_for": None,
 }
 _INT_BOUNDS = {"max_rounds": (1, 50), "parallel_num": (1, 64), "max_repairs": (0, 10)}
 _FLOAT_BOUNDS = {"atol": (0.0, 1.0), "rtol": (0.0, 1.0), "timeout_s": (1.0, 3600.0)}
@@ -88,6 +91,12 @@ def validate_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         out["early_stop"] = out["backend"] == "cpu"
     elif not isinstance(out["early_stop"], bool):
         raise BadInput(f"early_stop must be true or false, got {out['early_stop']!r}")
+    from kgen.core.verify.targets import parse_targets
+
+    try:
+        out["compile_for"] = parse_targets(out["compile_for"])
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"compile_for: {exc}") from None
     if out["job_type"] == "single":
         # A single job is one candidate plus repairs; rounds/parallelism do not apply.
         out["max_rounds"], out["parallel_num"] = 1, 1

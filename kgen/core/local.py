@@ -107,8 +107,21 @@ async def _in_daemon_thread(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     return await future
 
 
+def compile_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """The verify keywords a job spec implies for GPU-target compiles. An evolve job on cpu drops
+    candidates that spill too: the interpreter's time goes to kernels that could ship."""
+    from kgen.core.verify.targets import parse_targets
+
+    targets = parse_targets(spec.get("compile_for"))
+    if not targets:
+        return {}
+    return {"compile_for": targets,
+            "reject_spills": spec.get("job_type") == "evolve" and spec.get("backend") == "cpu"}
+
+
 def make_verify_fn(task, slots: DeviceSlots, *, timeout_s: float | None = None, atol: float | None = None,
-                   rtol: float | None = None, pool: Any = None, verify_impl: Callable | None = None):
+                   rtol: float | None = None, pool: Any = None, verify_impl: Callable | None = None,
+                   compile: dict[str, Any] | None = None):
     """A VerifyFn for run_job that runs the core verifier on a free local slot, off the event loop."""
     if verify_impl is None:
         from kgen.core.verify import verify as verify_impl
@@ -116,7 +129,8 @@ def make_verify_fn(task, slots: DeviceSlots, *, timeout_s: float | None = None, 
     async def verify_fn(source: str, attempt: int, *, allow_ops: list[str] | None = None):
         async with slots.slot() as device:
             return await _in_daemon_thread(verify_impl, task, source, device=device, timeout_s=timeout_s,
-                                           atol=atol, rtol=rtol, allow_ops=list(allow_ops or []), pool=pool)
+                                           atol=atol, rtol=rtol, allow_ops=list(allow_ops or []), pool=pool,
+                                           **(compile or {}))
 
     return verify_fn
 
@@ -131,7 +145,7 @@ def run_local(store, task, spec: dict[str, Any], generator, devices: list[str], 
 
     spec = validate_spec(spec)
     verify_fn = make_verify_fn(task, DeviceSlots(devices), timeout_s=spec["timeout_s"], atol=spec["atol"],
-                               rtol=spec["rtol"], pool=pool, verify_impl=verify_impl)
+                               rtol=spec["rtol"], pool=pool, verify_impl=verify_impl, compile=compile_options(spec))
     return _run_to_end(store, task, spec, generator, verify_fn)
 
 
@@ -187,7 +201,8 @@ def _acquire_when_free(client, ttl_s: float, wait_s: float) -> dict:
 def verify_on_node(client, task, source: str, *, profile: bool = True, lease_id: str | None = None,
                    timeout_s: float | None = None, atol: float | None = None, rtol: float | None = None,
                    allow_ops: list[str] | tuple[str, ...] = (), trials: int | None = None, acquire: bool = False,
-                   no_device_wait_s: float = NO_DEVICE_WAIT_S):
+                   no_device_wait_s: float = NO_DEVICE_WAIT_S, compile_for: list[str] | tuple[str, ...] = (),
+                   reject_spills: bool = False):
     """Verify (and with `profile`, time) one candidate on a node; blocking; returns a Verdict.
 
     With `lease_id` the call runs on that already-leased device. With `acquire`, a lease is taken
@@ -204,7 +219,8 @@ def verify_on_node(client, task, source: str, *, profile: bool = True, lease_id:
     call = client.profile if profile else client.verify
     try:
         data = call(task.source, source, lease_id=lease_id, timeout_s=timeout_s, atol=atol, rtol=rtol,
-                    op_name=task.op_name, allow_ops=list(allow_ops) or None, trials=trials)
+                    op_name=task.op_name, allow_ops=list(allow_ops) or None, trials=trials,
+                    compile_for=list(compile_for) or None, reject_spills=reject_spills or None)
     finally:
         if own_lease is not None:
             with contextlib.suppress(KgenError):  # an expired lease is already free
@@ -215,7 +231,7 @@ def verify_on_node(client, task, source: str, *, profile: bool = True, lease_id:
 
 
 def make_remote_verify_fn(task, client, slots: int, *, timeout_s: float | None = None, atol: float | None = None,
-                          rtol: float | None = None, profile: bool = True):
+                          rtol: float | None = None, profile: bool = True, compile: dict[str, Any] | None = None):
     """A VerifyFn for run_job that verifies each candidate on a node under its own device lease,
     at most `slots` at a time, off the event loop."""
     if slots < 1:
@@ -228,7 +244,7 @@ def make_remote_verify_fn(task, client, slots: int, *, timeout_s: float | None =
         async with gate[0]:
             return await _in_daemon_thread(verify_on_node, client, task, source, profile=profile,
                                            timeout_s=timeout_s, atol=atol, rtol=rtol,
-                                           allow_ops=list(allow_ops or []), acquire=True)
+                                           allow_ops=list(allow_ops or []), acquire=True, **(compile or {}))
 
     return verify_fn
 
@@ -241,7 +257,7 @@ def run_on_node(store, task, spec: dict[str, Any], generator, client, capacity: 
     spec = validate_spec(spec)
     slots = remote_slots(capacity, spec["parallel_num"])
     verify_fn = make_remote_verify_fn(task, client, slots, timeout_s=spec["timeout_s"], atol=spec["atol"],
-                                      rtol=spec["rtol"])
+                                      rtol=spec["rtol"], compile=compile_options(spec))
     return _run_to_end(store, task, spec, generator, verify_fn)
 
 

@@ -215,6 +215,9 @@ class JobManager:
             add_event=lambda type_, data: self.store.add_event(job_id, type_, data),
             cancel=cancel,
         )
+        from kgen.core.local import compile_options
+
+        ctx.extra.update(compile_options(spec))
 
         async def verify(source: str, attempt: int, allow_ops: list[str] | None = None):
             return await self.scheduler.dispatch(ctx, source, allow_ops=allow_ops)
