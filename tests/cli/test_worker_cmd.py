@@ -20,7 +20,7 @@ def daemons(tmp_path_factory):
     home = tmp_path_factory.mktemp("workercli")
     env = daemon_env(home)
     gw = Daemon(["gateway", "start", "--port", "0", "--db", str(home / "gw.db")], env, "gateway")
-    node = Daemon(["node", "start", "--port", "0", "--devices", "2"], env, "node")
+    node = Daemon(["node", "start", "--port", "0", "--slots", "2"], env, "node")
     yield gw, node
     node.stop()
     gw.stop()

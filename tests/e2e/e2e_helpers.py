@@ -38,7 +38,7 @@ class Cluster:
                       self.env, "gateway")
 
     def start_node(self, devices: int) -> Daemon:
-        return Daemon(["node", "start", "--port", "0", "--devices", str(devices), "--gateway", self.gateway.url],
+        return Daemon(["node", "start", "--port", "0", "--slots", str(devices), "--gateway", self.gateway.url],
                       self.env, "node")
 
     @property
