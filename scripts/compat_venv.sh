@@ -19,7 +19,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   fi
   pip install "triton==$TRITON_COMPAT"
   # kgen's own dependencies minus tomli-w: the compat job also proves kgen runs without it.
-  pip install "typer>=0.26" "rich>=13" "aiohttp>=3.9" "numpy>=1.26" "pytest>=8" "pytest-timeout>=2.3" "setuptools>=68"
+  pip install "typer>=0.26" "rich>=13" "aiohttp>=3.9" "numpy>=1.26" "pytest>=8" "pytest-timeout>=2.3" "pytest-xdist>=3.5" "setuptools>=68"
   pip install --no-deps --no-build-isolation -e .
   if .venv-compat/bin/python -c 'import tomli_w' 2>/dev/null; then
     pip uninstall -y tomli-w
