@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.conftest import REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 BLOCK = "import sys; sys.modules['tomli_w'] = None\n"  # `import tomli_w` now raises ImportError
 
