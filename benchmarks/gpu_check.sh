@@ -107,7 +107,7 @@ fi
 CAP=$("$PY" -c 'import torch; a, b = torch.cuda.get_device_capability(); print(f"sm_{a}{b}")')
 
 # -- 1. gpu-marked tests -------------------------------------------------------------------------
-( cd "$REPO" && step gpu-tests 240 "$PY" -m pytest -m gpu -q -p no:cacheprovider -o addopts=-ra tests \
+( cd "$REPO" && step gpu-tests 240 "$PY" -m pytest -m gpu -q -p no:cacheprovider -o addopts=-ra tests/gpu \
     > "$OUT/gpu-tests.log" 2>&1 ) || FAILED+=("gpu-tests")
 tail -3 "$OUT/gpu-tests.log" | tee -a "$LOG" >&2
 

@@ -62,6 +62,7 @@ def _run_config(key: str, seeds, profile_gpu: bool) -> dict:
         cfg["env"]["TRITON_INTERPRET"] = "1"
     else:
         cfg["env"]["CUDA_VISIBLE_DEVICES"] = _physical_gpu(int(key.split(":")[1]))
+        cfg["env"]["TRITON_INTERPRET"] = "0"  # a GPU run compiles, whatever the caller's shell says
         cfg["cuda_memory_fraction"] = 0.9
     return cfg
 
