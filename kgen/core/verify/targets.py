@@ -209,10 +209,14 @@ class Compiler:
                "num_stages": launch.get("num_stages"), "grid": _grid_repr(grid, fn, args, launch)}
         twin = self._twin(fn)
         old_active, old_interp = driver._active, knobs.runtime.interpret
+        old_dump = getattr(knobs.nvidia, "dump_ptxas_log", None)
+        captured = io.StringIO()
         try:
             driver.set_active(_TargetDriver(capability(target)))
             knobs.runtime.interpret = False
-            with self._lang_scope(), contextlib.redirect_stdout(io.StringIO()):
+            if old_dump is not None:
+                knobs.nvidia.dump_ptxas_log = True  # triton prints ptxas -v: registers and spills
+            with self._lang_scope(), contextlib.redirect_stdout(captured):
                 compiled = twin.run(*args, grid=(1,), warmup=True, **launch)
         except Exception as exc:  # noqa: BLE001 - the compiler's error is the finding
             rec["error"] = _first_error(exc)
@@ -220,11 +224,15 @@ class Compiler:
         finally:
             driver._active = old_active
             knobs.runtime.interpret = old_interp
+            if old_dump is not None:
+                knobs.nvidia.dump_ptxas_log = old_dump
         meta = compiled.metadata
         rec["num_warps"] = int(getattr(meta, "num_warps", rec["num_warps"]) or 0)
         rec["num_stages"] = getattr(meta, "num_stages", rec["num_stages"])
         rec["shared"] = int(getattr(meta, "shared", 0) or 0)
-        usage = _ptxas_usage(compiled.asm.get("ptx"), target)
+        # From the ptxas run triton just made; a kernel served from triton's disk cache printed
+        # nothing, so ptxas -v runs once more on its PTX.
+        usage = _usage_from_log(captured.getvalue()) or _ptxas_usage(compiled.asm.get("ptx"), target)
         if usage.get("error"):
             rec["error"] = usage["error"]
             return rec
@@ -256,6 +264,14 @@ def _arch(target: str) -> str:
     return f"sm_{cap}a" if cap >= 90 else f"sm_{cap}"
 
 
+def _usage_from_log(log: str) -> dict:
+    regs = [int(m) for m in _REGS_RE.findall(log)]
+    if not regs:
+        return {}
+    spills = [int(a) for a, _ in _SPILL_RE.findall(log)]  # bytes spilled (stored to local memory)
+    return {"n_regs": max(regs), "n_spills": max(spills) if spills else 0}
+
+
 def _ptxas_usage(ptx, target: str) -> dict:
     """Registers and spill bytes as ptxas -v reports them for this PTX (the wheel's ptxas)."""
     if not ptx:
@@ -271,7 +287,7 @@ def _ptxas_usage(ptx, target: str) -> dict:
     if proc.returncode != 0:
         return {"error": f"ptxas failed for {target}: {log.strip()[-800:]}"}
     regs = [int(m) for m in _REGS_RE.findall(log)]
-    spills = [int(a) + int(b) for a, b in _SPILL_RE.findall(log)]
+    spills = [int(a) for a, _ in _SPILL_RE.findall(log)]  # bytes spilled (stored to local memory)
     return {"n_regs": max(regs) if regs else None, "n_spills": max(spills) if spills else 0}
 
 
