@@ -107,6 +107,7 @@ class Compiler:
         self._jit: dict[object, object] = {}   # python fn -> JITFunction twin
         self._seen: set[tuple] = set()
         self._prepared = False
+        self._snapshot()
 
     # -- interpreter -> JIT twins ------------------------------------------------------
     def _twin(self, fn):
@@ -127,32 +128,68 @@ class Compiler:
                 glb[name] = self._twin(value.fn)
         return twin
 
+    @staticmethod
+    def _lang_owners() -> list:
+        """triton.language's modules and classes: what the interpreter patches while it runs."""
+        owners = [m for n, m in list(sys.modules.items()) if n.startswith("triton.language") and m is not None]
+        classes = []
+        for mod in owners:
+            classes += [v for v in vars(mod).values()
+                        if isinstance(v, type) and getattr(v, "__module__", "").startswith("triton.language")]
+        return owners + list({id(c): c for c in classes}.values())
+
+    def _snapshot(self) -> None:
+        # Taken before any interpreted launch. The interpreter patches triton.language during a
+        # launch and restores it after, except for patches made by nested @jit calls, which stay:
+        # a compile must see the pristine language, not the interpreter's stand-ins.
+        self._pristine = {id(o): (o, dict(vars(o))) for o in self._lang_owners()}
+
     @contextlib.contextmanager
     def _lang_scope(self):
-        """Swap JIT twins in for triton.language's interpreted functions (and the tensor methods
-        that forward to them) while one compile runs."""
+        """For one compile: triton.language as it was before any interpretation, with JIT twins
+        for its interpreted functions (and the tensor methods that forward to them); then put
+        everything back as it was."""
         from triton.runtime.interpreter import InterpretedFunction
         import triton.language as tl
 
+        missing = object()
         saved = []
-        owners = [m for n, m in list(sys.modules.items()) if n.startswith("triton.language") and m is not None]
-        owners.append(tl.core.tensor)
+
+        def put(owner, name, value):
+            saved.append((owner, name, vars(owner).get(name, missing)))
+            if value is missing:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
+
         try:
+            for owner, pristine in self._pristine.values():
+                now = dict(vars(owner))
+                for name in set(now) | set(pristine):
+                    if name.startswith("__"):
+                        continue
+                    want = pristine.get(name, missing)
+                    if now.get(name, missing) is not want:
+                        put(owner, name, want)
+            owners = [m for n, m in list(sys.modules.items()) if n.startswith("triton.language") and m is not None]
+            owners.append(tl.core.tensor)
             for owner in owners:
                 for name, value in list(vars(owner).items()):
                     if isinstance(value, InterpretedFunction):
-                        saved.append((owner, name, value))
-                        setattr(owner, name, self._twin(value.fn))
+                        put(owner, name, self._twin(value.fn))
                     elif isinstance(owner, type) and callable(value) and getattr(value, "__closure__", None):
                         inner = [c.cell_contents for c in value.__closure__
                                  if isinstance(c.cell_contents, InterpretedFunction)]
                         if len(inner) == 1:
-                            saved.append((owner, name, value))
-                            setattr(owner, name, self._twin(inner[0].fn))
+                            put(owner, name, self._twin(inner[0].fn))
             yield
         finally:
             for owner, name, value in reversed(saved):
-                setattr(owner, name, value)
+                if value is missing:
+                    if name in vars(owner):
+                        delattr(owner, name)
+                else:
+                    setattr(owner, name, value)
 
     def _prepare(self) -> None:
         if self._prepared:

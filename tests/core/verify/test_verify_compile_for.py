@@ -52,6 +52,13 @@ def test_honest_kernel_compiles_for_both_targets_with_figures(task, runner_pool)
     assert again.compiled == v.compiled and again.compile_targets == v.compile_targets
 
 
+def test_second_kernel_compiles_after_an_interpreted_nested_jit_call(task, runner_pool):
+    v = _verify(task, runner_pool, "two_kernels_helper", compile_for=["sm_80"])
+    assert v.status == "correct", v.message
+    assert [(r["kernel"], r["ok"]) for r in v.compiled] == [("relu_kernel", True), ("add_kernel", True)]
+    assert v.compiled[1]["grid"] == [2]
+
+
 def test_kernel_that_fails_one_target_is_compile_error_naming_it(task, runner_pool):
     v = _verify(task, runner_pool, "fp8_sm90_only", compile_for=["sm_90", "sm_80"])
     assert v.status == "compile_error"
