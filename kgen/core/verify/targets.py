@@ -106,6 +106,7 @@ class Compiler:
         self.seconds = 0.0            # time spent compiling (kept out of the trials' wall time)
         self._jit: dict[object, object] = {}   # python fn -> JITFunction twin
         self._seen: set[tuple] = set()
+        self._code_hash: dict[object, str] = {}
         self._prepared = False
         self._snapshot()
 
@@ -231,7 +232,9 @@ class Compiler:
             if isinstance(v, bool) or not isinstance(v, int):
                 return ("v", repr(v)[:200])
             return ("i", v == 1, v % 16 == 0, -2**31 <= v < 2**31)
-        src = hashlib.sha256(getattr(fn, "__code__").co_code).hexdigest()
+        src = self._code_hash.get(fn)
+        if src is None:
+            src = self._code_hash[fn] = hashlib.sha256(fn.__code__.co_code).hexdigest()
         return (src, fn.__qualname__, tuple(spec(a) for a in args),
                 tuple(sorted((k, spec(v)) for k, v in kwargs.items() if k != "grid")))
 
