@@ -16,8 +16,8 @@ _kgen_commands() {
 _kgen_options() {
     case "$1" in
         'kgen') echo '--debug --version -h --help' ;;
-        'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op --no-profile --json --node --token --lease -h --help' ;;
-        'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --early-stop --no-early-stop --json --node --token -h --help' ;;
+        'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op --no-profile --json --node --token --lease --compile-for -h --help' ;;
+        'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --early-stop --no-early-stop --compile-for --json --node --token -h --help' ;;
         'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --wait --json --gateway --token -h --help' ;;
         'kgen tail') echo '--jsonl --no-follow --after --gateway --token -h --help' ;;
         'kgen init') echo '--force --json -h --help' ;;
@@ -44,7 +44,7 @@ _kgen_options() {
         'kgen gateway') echo '-h --help' ;;
         'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --max-node-capacity --cross-check --stream-heartbeat -h --help' ;;
         'kgen node') echo '-h --help' ;;
-        'kgen node start') echo '--host --port --gateway --backend --arch --devices --token --token-file --advertise-url --insecure-sandbox -h --help' ;;
+        'kgen node start') echo '--host --port --gateway --backend --arch --devices --slots --compile-for --token --token-file --advertise-url --insecure-sandbox -h --help' ;;
         'kgen config') echo '-h --help' ;;
         'kgen config path') echo '--json -h --help' ;;
         'kgen config show') echo '--reveal --json -h --help' ;;
@@ -56,8 +56,8 @@ _kgen_options() {
 
 _kgen_value_options() {
     case "$1" in
-        'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op --node --token --lease' ;;
-        'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --node --token' ;;
+        'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op --node --token --lease --compile-for' ;;
+        'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --compile-for --node --token' ;;
         'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --gateway --token' ;;
         'kgen tail') echo '--after --gateway --token' ;;
         'kgen man') echo '-o --output' ;;
@@ -76,7 +76,7 @@ _kgen_value_options() {
         'kgen token list') echo '--db --gateway --token' ;;
         'kgen token revoke') echo '--db --gateway --token' ;;
         'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --max-node-capacity --cross-check --stream-heartbeat' ;;
-        'kgen node start') echo '--host --port --gateway --backend --arch --devices --token --token-file --advertise-url' ;;
+        'kgen node start') echo '--host --port --gateway --backend --arch --devices --slots --compile-for --token --token-file --advertise-url' ;;
     esac
 }
 
@@ -104,9 +104,9 @@ _kgen_argument_values() {
         'kgen systemd|0') echo 'gateway node' ;;
         'kgen job submit|0') echo '@file' ;;
         'kgen config path|0') echo 'config token home state' ;;
-        'kgen config get|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
-        'kgen config set|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
-        'kgen config unset|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config get|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config set|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config unset|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
     esac
 }
 

@@ -23,9 +23,9 @@ end
 function __kgen_value_options
     switch $argv[1]
         case 'kgen verify'
-            printf '%s\n' '-d' '--device' '--timeout' '--atol' '--rtol' '--trials' '--allow-op' '--node' '--token' '--lease'
+            printf '%s\n' '-d' '--device' '--timeout' '--atol' '--rtol' '--trials' '--allow-op' '--node' '--token' '--lease' '--compile-for'
         case 'kgen run'
-            printf '%s\n' '--backend' '--device' '--job-type' '--max-rounds' '--parallel-num' '--max-repairs' '--generator' '-o' '--output' '--timeout' '--atol' '--rtol' '--node' '--token'
+            printf '%s\n' '--backend' '--device' '--job-type' '--max-rounds' '--parallel-num' '--max-repairs' '--generator' '-o' '--output' '--timeout' '--atol' '--rtol' '--compile-for' '--node' '--token'
         case 'kgen submit'
             printf '%s\n' '--backend' '--arch' '--dsl' '--job-type' '--max-rounds' '--parallel-num' '--generator' '--max-repairs' '--op-name' '--timeout' '--gateway' '--token'
         case 'kgen tail'
@@ -63,7 +63,7 @@ function __kgen_value_options
         case 'kgen gateway start'
             printf '%s\n' '--host' '--port' '--db' '--token' '--max-queue' '--heartbeat-ttl' '--max-running' '--max-node-capacity' '--cross-check' '--stream-heartbeat'
         case 'kgen node start'
-            printf '%s\n' '--host' '--port' '--gateway' '--backend' '--arch' '--devices' '--token' '--token-file' '--advertise-url'
+            printf '%s\n' '--host' '--port' '--gateway' '--backend' '--arch' '--devices' '--slots' '--compile-for' '--token' '--token-file' '--advertise-url'
     end
 end
 
@@ -126,6 +126,7 @@ complete -c kgen -n '__kgen_at \'kgen verify\'' -l 'json' -d 'Print the verdict 
 complete -c kgen -n '__kgen_at \'kgen verify\'' -l 'node' -x -d 'Verify on this node daemon (http://HOST:PORT) instead of locally.'
 complete -c kgen -n '__kgen_at \'kgen verify\'' -l 'token' -x -d 'Token for --node (else KGEN_TOKEN, else the token file).'
 complete -c kgen -n '__kgen_at \'kgen verify\'' -l 'lease' -x -d 'With --node: run on the device of this lease (from acquire_device).'
+complete -c kgen -n '__kgen_at \'kgen verify\'' -l 'compile-for' -x -d 'Also compile every launch for these GPU targets, no GPU needed (e.g. sm_80,sm_90).'
 complete -c kgen -n '__kgen_at \'kgen verify\'' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c kgen -n '__kgen_at \'kgen verify\'' -F
 complete -c kgen -n '__kgen_at \'kgen verify\'' -F
@@ -141,6 +142,7 @@ complete -c kgen -n '__kgen_at \'kgen run\'' -l 'timeout' -x -d 'Per-candidate t
 complete -c kgen -n '__kgen_at \'kgen run\'' -l 'atol' -x -d 'Absolute tolerance (default: per dtype).'
 complete -c kgen -n '__kgen_at \'kgen run\'' -l 'rtol' -x -d 'Relative tolerance (default: per dtype).'
 complete -c kgen -n '__kgen_at \'kgen run\'' -l 'early-stop' -l 'no-early-stop' -d 'Stop evolving at the first correct kernel (default: on for cpu).'
+complete -c kgen -n '__kgen_at \'kgen run\'' -l 'compile-for' -x -d 'Also compile each candidate\'s launches for these GPU targets (e.g. sm_80,sm_90); evolve on cpu drops'
 complete -c kgen -n '__kgen_at \'kgen run\'' -l 'json' -d 'Print {job_id, status, best, candidates} as JSON.'
 complete -c kgen -n '__kgen_at \'kgen run\'' -l 'node' -x -d 'Verify candidates on this node daemon (http://HOST:PORT); generation stays local.'
 complete -c kgen -n '__kgen_at \'kgen run\'' -l 'token' -x -d 'Token for --node (else KGEN_TOKEN, else the token file).'
@@ -318,7 +320,9 @@ complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'port' -x -d 'Port to bin
 complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'gateway' -x -d 'Gateway URL to self-register with (env KGEN_NODE_GATEWAY).'
 complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'backend' -x -d 'cpu (Triton interpreter) or cuda (env KGEN_NODE_BACKEND).'
 complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'arch' -x -d 'Arch label, e.g. h100 (env KGEN_NODE_ARCH; default detected).'
-complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'devices' -x -d 'cuda: device ids 0,1,...; cpu: number of slots (env KGEN_NODE_DEVICES).'
+complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'devices' -x -d 'Device ids, e.g. 0 or 0,1 (cpu ids name interpreter slots; env KGEN_NODE_DEVICES).'
+complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'slots' -x -d 'cpu only: N interpreter slots, ids 0..N-1 (shorthand for --devices).'
+complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'compile-for' -x -d 'GPU targets every verify also compiles for, e.g. sm_80,sm_90 (env KGEN_NODE_COMPILE_FOR).'
 complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'token' -x -d 'Local token the local CLI calls this node with (else KGEN_TOKEN, else the token file).'
 complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'token-file' -x -d 'File with this node\'s node token, used to register with the gateway (else KGEN_NODE_TOKEN, else conf'
 complete -c kgen -n '__kgen_at \'kgen node start\'' -l 'advertise-url' -x -d 'URL the gateway should use to reach this node (default: the bound address).'
@@ -338,11 +342,11 @@ complete -c kgen -n '__kgen_at \'kgen config show\'' -l 'json' -d 'Print the key
 complete -c kgen -n '__kgen_at \'kgen config show\'' -s 'h' -l 'help' -d 'Show this message and exit.'
 complete -c kgen -n '__kgen_at \'kgen config get\'' -l 'json' -d 'Print key, value and source as JSON.'
 complete -c kgen -n '__kgen_at \'kgen config get\'' -s 'h' -l 'help' -d 'Show this message and exit.'
-complete -c kgen -n '__kgen_at \'kgen config get\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'
+complete -c kgen -n '__kgen_at \'kgen config get\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'
 complete -c kgen -n '__kgen_at \'kgen config set\'' -l 'json' -d 'Print the stored value as JSON.'
 complete -c kgen -n '__kgen_at \'kgen config set\'' -s 'h' -l 'help' -d 'Show this message and exit.'
-complete -c kgen -n '__kgen_at \'kgen config set\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'
+complete -c kgen -n '__kgen_at \'kgen config set\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'
 complete -c kgen -n '__kgen_at \'kgen config set\'' -F
 complete -c kgen -n '__kgen_at \'kgen config unset\'' -l 'json' -d 'Print the result as JSON.'
 complete -c kgen -n '__kgen_at \'kgen config unset\'' -s 'h' -l 'help' -d 'Show this message and exit.'
-complete -c kgen -n '__kgen_at \'kgen config unset\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'
+complete -c kgen -n '__kgen_at \'kgen config unset\'' -a 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key'

@@ -20,7 +20,9 @@ def start(
     gateway: Optional[str] = typer.Option(None, "--gateway", help="Gateway URL to self-register with (env KGEN_NODE_GATEWAY)."),
     backend: Optional[str] = typer.Option(None, "--backend", help="cpu (Triton interpreter) or cuda (env KGEN_NODE_BACKEND)."),
     arch: Optional[str] = typer.Option(None, "--arch", help="Arch label, e.g. h100 (env KGEN_NODE_ARCH; default detected)."),
-    devices: Optional[str] = typer.Option(None, "--devices", help="cuda: device ids 0,1,...; cpu: number of slots (env KGEN_NODE_DEVICES)."),
+    devices: Optional[str] = typer.Option(None, "--devices", help="Device ids, e.g. 0 or 0,1 (cpu ids name interpreter slots; env KGEN_NODE_DEVICES)."),
+    slots: Optional[int] = typer.Option(None, "--slots", help="cpu only: N interpreter slots, ids 0..N-1 (shorthand for --devices)."),
+    compile_for: Optional[str] = typer.Option(None, "--compile-for", help="GPU targets every verify also compiles for, e.g. sm_80,sm_90 (env KGEN_NODE_COMPILE_FOR)."),
     token: Optional[str] = typer.Option(None, "--token", help="Local token the local CLI calls this node with (else KGEN_TOKEN, else the token file)."),
     token_file: Optional[str] = typer.Option(None, "--token-file", help="File with this node's node token, used to register with the gateway (else KGEN_NODE_TOKEN, else config node.token_file)."),
     advertise_url: Optional[str] = typer.Option(None, "--advertise-url", help="URL the gateway should use to reach this node (default: the bound address)."),
@@ -42,16 +44,28 @@ def start(
     if advertise_url and not advertise_url.startswith(("http://", "https://")):
         raise ConfigError(f"--advertise-url must be an http:// or https:// URL, got {advertise_url!r}")
 
+    from kgen.core.verify.targets import parse_targets
+    from kgen.daemon.node.pool import parse_devices
     from kgen.daemon.node.service import NodeConfig, NodeService, sandbox_policy
 
     sandbox_level = sandbox_policy(bool(get("node.insecure_sandbox", insecure_sandbox)))
+
+    devices_value = get("node.devices", devices)
+    try:
+        targets = parse_targets(get("node.compile_for", compile_for))
+    except ValueError as exc:
+        raise ConfigError(f"--compile-for: {exc}") from None
+    if backend_value == "cpu" or slots is not None:
+        parse_devices(backend_value, devices_value, slots)  # bad ids/slots: one line before any bind
 
     config = NodeConfig(
         host=get("node.host", host),
         port=get("node.port", port),
         backend=backend_value,
         arch=get("node.arch", arch),
-        devices=get("node.devices", devices),
+        devices=devices_value,
+        slots=slots,
+        compile_for=targets,
         gateway=gateway_value,
         token=resolved_token or "",
         node_token=node_token or "",

@@ -118,6 +118,7 @@ def run(
     rtol: Optional[float] = typer.Option(None, "--rtol", help="Relative tolerance (default: per dtype)."),
     early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop",
                                               help="Stop evolving at the first correct kernel (default: on for cpu)."),
+    compile_for: Optional[str] = typer.Option(None, "--compile-for", help="Also compile each candidate's launches for these GPU targets (e.g. sm_80,sm_90); evolve on cpu drops spilling ones."),
     as_json: bool = typer.Option(False, "--json", help="Print {job_id, status, best, candidates} as JSON."),
     node: Optional[str] = typer.Option(None, "--node", help="Verify candidates on this node daemon (http://HOST:PORT); generation stays local."),
     token: Optional[str] = typer.Option(None, "--token", help="Token for --node (else KGEN_TOKEN, else the token file)."),
@@ -152,7 +153,8 @@ def run(
         raise BadInput("--token only applies with --node URL")
     spec = validate_spec({"job_type": job_type, "max_rounds": max_rounds, "parallel_num": parallel_num,
                           "max_repairs": max_repairs, "backend": backend, "generator": generator,
-                          "atol": atol, "rtol": rtol, "timeout_s": timeout_s, "early_stop": early_stop})
+                          "atol": atol, "rtol": rtol, "timeout_s": timeout_s, "early_stop": early_stop,
+                          "compile_for": compile_for})
     if client is None:
         devices = resolve_devices(spec["backend"], device)
         where = f"{len(devices)} {spec['backend']} slot(s)"

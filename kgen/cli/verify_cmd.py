@@ -55,6 +55,20 @@ def _render(verdict) -> None:
               f"torch compute ops: {', '.join(verdict.torch_ops) if verdict.torch_ops else 'none (pure)'}")
     if verdict.static_torch_calls:
         con.print(f"static scan found torch calls in host code: {', '.join(verdict.static_torch_calls)}")
+    if verdict.compiled:
+        table = Table(title=f"compiled for {', '.join(verdict.compile_targets)}", show_edge=False)
+        for col in ("kernel", "target", "ok", "regs", "spilled B", "shared B", "grid", "warps", "error"):
+            table.add_column(col)
+        for r in verdict.compiled:
+            table.add_row(str(r.get("kernel")), str(r.get("target")), "yes" if r.get("ok") else "no",
+                          _fmt(r.get("n_regs"), "d"), _fmt(r.get("n_spills"), "d"), _fmt(r.get("shared"), "d"),
+                          "x".join(str(g) for g in r.get("grid") or []) or "-", _fmt(r.get("num_warps"), "d"),
+                          str(r.get("error") or "")[:120])
+        con.print(table)
+    elif verdict.compile_targets and verdict.status not in ("compile_error",):
+        con.print(f"compiled for {', '.join(verdict.compile_targets)}: no launch reached the compiler")
+    if verdict.reference_precision:
+        con.print(f"reference precision: {verdict.reference_precision}")
     t = verdict.timing
     if t is not None and t.kind == "gpu":
         con.print(f"timing (GPU, median of {t.repeats}): candidate {_fmt(t.candidate_ms, '.4f')} ms, "
@@ -104,13 +118,19 @@ def register(app: typer.Typer) -> None:
         node: Optional[str] = typer.Option(None, "--node", help="Verify on this node daemon (http://HOST:PORT) instead of locally."),
         token: Optional[str] = typer.Option(None, "--token", help="Token for --node (else KGEN_TOKEN, else the token file)."),
         lease: Optional[str] = typer.Option(None, "--lease", help="With --node: run on the device of this lease (from acquire_device)."),
+        compile_for: Optional[str] = typer.Option(None, "--compile-for", help="Also compile every launch for these GPU targets, no GPU needed (e.g. sm_80,sm_90)."),
     ) -> None:
         """Verify a candidate Triton kernel module against a task, in a sandboxed child process."""
         from kgen.core.task import load_task
         from kgen.core.verify import parse_device, verify
+        from kgen.core.verify.targets import parse_targets
 
         if timeout is not None and timeout <= 0:
             raise BadInput("--timeout must be > 0 seconds")
+        try:
+            targets = parse_targets(compile_for)
+        except ValueError as exc:
+            raise BadInput(f"--compile-for: {exc}") from None
         if node is None:
             if token is not None or lease is not None:
                 raise BadInput(f"{'--token' if token is not None else '--lease'} only applies with --node URL")
@@ -119,11 +139,11 @@ def register(app: typer.Typer) -> None:
             device = device or "cpu"
             parse_device(device)  # bad device -> one-line error before any work starts
             verdict = verify(task, source, device=device, timeout_s=timeout, atol=atol, rtol=rtol,
-                             trials=trials, profile=not no_profile, allow_ops=tuple(allow_op))
+                             trials=trials, profile=not no_profile, allow_ops=tuple(allow_op), compile_for=targets)
         else:
             verdict = _verify_remote(node, token, lease, device, trials, task_file, candidate_file,
                                      timeout_s=timeout, atol=atol, rtol=rtol, profile=not no_profile,
-                                     allow_ops=tuple(allow_op))
+                                     allow_ops=tuple(allow_op), compile_for=targets)
         if as_json:
             from kgen.cli._output import print_json
 

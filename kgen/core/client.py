@@ -310,18 +310,22 @@ class NodeClient(_Http):
 
     def verify(self, task: str, candidate: str, *, lease_id: str | None = None, timeout_s: float | None = None,
                atol: float | None = None, rtol: float | None = None, op_name: str | None = None,
-               allow_ops: list[str] | None = None, trials: int | None = None) -> dict:
+               allow_ops: list[str] | None = None, trials: int | None = None,
+               compile_for: list[str] | None = None, reject_spills: bool | None = None) -> dict:
         """The verdict dict for one candidate (kgen.core.verify.verdict.Verdict.from_dict reads it)."""
         return self._run("/api/v1/verify", task, candidate, {"lease_id": lease_id, "timeout_s": timeout_s, "atol": atol,
                                                             "rtol": rtol, "op_name": op_name, "allow_ops": allow_ops,
-                                                            "trials": trials})
+                                                            "trials": trials, "compile_for": compile_for,
+                                                            "reject_spills": reject_spills})
 
     def profile(self, task: str, candidate: str, *, lease_id: str | None = None, timeout_s: float | None = None,
                 atol: float | None = None, rtol: float | None = None, op_name: str | None = None,
-                allow_ops: list[str] | None = None, trials: int | None = None) -> dict:
+                allow_ops: list[str] | None = None, trials: int | None = None,
+                compile_for: list[str] | None = None, reject_spills: bool | None = None) -> dict:
         return self._run("/api/v1/profile", task, candidate, {"lease_id": lease_id, "timeout_s": timeout_s, "atol": atol,
                                                              "rtol": rtol, "op_name": op_name, "allow_ops": allow_ops,
-                                                            "trials": trials})
+                                                             "trials": trials, "compile_for": compile_for,
+                                                             "reject_spills": reject_spills})
 
 
 def node_status(url: str, token: str | None = None, timeout: float = 10.0) -> dict:

@@ -63,11 +63,13 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("node.port", int, 9001, "KGEN_NODE_PORT", "port the node binds", _port),
     Key("node.backend", str, "cpu", "KGEN_NODE_BACKEND", "cpu (Triton interpreter) or cuda", _backend),
     Key("node.arch", str, "", "KGEN_NODE_ARCH", "arch label, e.g. h100 (default: detected)"),
-    Key("node.devices", str, "", "KGEN_NODE_DEVICES", "device ids, e.g. 0,1 (cpu: number of slots)"),
+    Key("node.devices", str, "", "KGEN_NODE_DEVICES", "device ids, e.g. 0 or 0,1 (cpu ids name slots)"),
     Key("node.gateway", str, "", "KGEN_NODE_GATEWAY", "gateway URL to self-register with"),
     Key("node.token_file", str, "", "KGEN_NODE_TOKEN_FILE", "file holding this node's node token (registers with the gateway)"),
     Key("node.insecure_sandbox", bool, False, "KGEN_NODE_INSECURE_SANDBOX",
         "start even when the kernel lacks a run-sandbox feature (see `kgen doctor`)"),
+    Key("node.compile_for", str, "", "KGEN_NODE_COMPILE_FOR",
+        "GPU targets every verify also compiles for, e.g. sm_80,sm_90"),
     Key("store.path", str, "", "KGEN_STORE", "local-mode SQLite file (default: <home>/kgen.db)"),
     Key("verify.timeout_s", float, 300.0, "KGEN_VERIFY_TIMEOUT", "per-candidate timeout in seconds", _positive),
     Key("verify.memory_mb", int, 8192, "KGEN_VERIFY_MEMORY_MB", "per-candidate address-space limit", _positive),
@@ -254,7 +256,11 @@ def load_raw(path: Path | None = None) -> dict[str, Any]:
 
 def write_file(values: dict[str, Any], path: Path | None = None) -> Path:
     """Write flat {dotted key: value} as nested TOML tables with tomli-w, atomically."""
-    import tomli_w  # only writers pay for it
+    try:
+        import tomli_w  # only writers pay for it; reading config, verify, run and bench never need it
+    except ImportError:
+        raise ConfigError("writing the config file needs the tomli-w package (pip install tomli-w); "
+                          "reading it does not") from None
 
     path = path or config_path()
     nested: dict[str, Any] = {}

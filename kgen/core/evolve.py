@@ -77,6 +77,9 @@ DEFAULTS: dict[str, Any] = {
     # None = decided by backend: on cpu only correctness ranks (interpreter timings), so the
     # first correct kernel cannot be beaten and later rounds would be wasted work.
     "early_stop": None,
+    # GPU targets every candidate's launches are also compiled for (["sm_80", "sm_90"]), on any
+    # backend, no GPU needed. An evolve job on cpu then also drops candidates that spill.
+    "compile_for": None,
 }
 SHOW_BEST = 4   # how many of the best (candidate, verdict) pairs a mutate round is shown
 # Lower is better among candidates that are not correct: the closer to working, the better a seed.
@@ -111,6 +114,12 @@ def validate_spec(spec: dict[str, Any] | None) -> dict[str, Any]:
         out["early_stop"] = out["backend"] == "cpu"
     elif not isinstance(out["early_stop"], bool):
         raise BadInput(f"early_stop must be true or false, got {out['early_stop']!r}")
+    from kgen.core.verify.targets import parse_targets
+
+    try:
+        out["compile_for"] = parse_targets(out["compile_for"])
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"compile_for: {exc}") from None
     if out["job_type"] == "single":
         # A single job is one candidate plus repairs; rounds/parallelism do not apply.
         out["max_rounds"], out["parallel_num"] = 1, 1

@@ -109,8 +109,21 @@ async def in_daemon_thread(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     return await future
 
 
+def compile_options(spec: dict[str, Any]) -> dict[str, Any]:
+    """The verify keywords a job spec implies for GPU-target compiles. An evolve job on cpu drops
+    candidates that spill too: the interpreter's time goes to kernels that could ship."""
+    from kgen.core.verify.targets import parse_targets
+
+    targets = parse_targets(spec.get("compile_for"))
+    if not targets:
+        return {}
+    return {"compile_for": targets,
+            "reject_spills": spec.get("job_type") == "evolve" and spec.get("backend") == "cpu"}
+
+
 def make_verify_fn(task, slots: DeviceSlots, *, timeout_s: float | None = None, atol: float | None = None,
-                   rtol: float | None = None, pool: Any = None, verify_impl: Callable | None = None):
+                   rtol: float | None = None, pool: Any = None, verify_impl: Callable | None = None,
+                   compile: dict[str, Any] | None = None):
     """A VerifyFn for run_job that runs the core verifier on a free local slot, off the event loop."""
     if verify_impl is None:
         from kgen.core.verify import verify as verify_impl
@@ -119,7 +132,8 @@ def make_verify_fn(task, slots: DeviceSlots, *, timeout_s: float | None = None, 
     async def verify_fn(request: VerifyRequest):
         async with slots.slot() as device:
             return await in_daemon_thread(run_verify, task, request.source, device=device, timeout_s=timeout_s,
-                                          atol=atol, rtol=rtol, allow_ops=list(request.allow_ops), pool=pool)
+                                          atol=atol, rtol=rtol, allow_ops=list(request.allow_ops), pool=pool,
+                                          **(compile or {}))
 
     return verify_fn
 
@@ -134,7 +148,7 @@ def run_local(store, task, spec: dict[str, Any], generator, devices: list[str], 
 
     spec = validate_spec(spec)
     verify_fn = make_verify_fn(task, DeviceSlots(devices), timeout_s=spec["timeout_s"], atol=spec["atol"],
-                               rtol=spec["rtol"], pool=pool, verify_impl=verify_impl)
+                               rtol=spec["rtol"], pool=pool, verify_impl=verify_impl, compile=compile_options(spec))
     return run_to_end(store, task, spec, generator, verify_fn)
 
 

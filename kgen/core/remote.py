@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from kgen.core.errors import BadInput, KgenError
-from kgen.core.local import in_daemon_thread, run_to_end
+from kgen.core.local import compile_options, in_daemon_thread, run_to_end
 
 if TYPE_CHECKING:
     from kgen.core.evolve import VerifyRequest
@@ -56,7 +56,8 @@ def _acquire_when_free(client, ttl_s: float, wait_s: float) -> dict:
 def verify_on_node(client, task, source: str, *, profile: bool = True, lease_id: str | None = None,
                    timeout_s: float | None = None, atol: float | None = None, rtol: float | None = None,
                    allow_ops: list[str] | tuple[str, ...] = (), trials: int | None = None, acquire: bool = False,
-                   no_device_wait_s: float = NO_DEVICE_WAIT_S):
+                   no_device_wait_s: float = NO_DEVICE_WAIT_S, compile_for: list[str] | tuple[str, ...] = (),
+                   reject_spills: bool = False):
     """Verify (and with `profile`, time) one candidate on a node; blocking; returns a Verdict.
 
     With `lease_id` the call runs on that already-leased device. With `acquire`, a lease is taken
@@ -73,7 +74,8 @@ def verify_on_node(client, task, source: str, *, profile: bool = True, lease_id:
     call = client.profile if profile else client.verify
     try:
         data = call(task.source, source, lease_id=lease_id, timeout_s=timeout_s, atol=atol, rtol=rtol,
-                    op_name=task.op_name, allow_ops=list(allow_ops) or None, trials=trials)
+                    op_name=task.op_name, allow_ops=list(allow_ops) or None, trials=trials,
+                    compile_for=list(compile_for) or None, reject_spills=reject_spills or None)
     finally:
         if own_lease is not None:
             with contextlib.suppress(KgenError):  # an expired lease is already free
@@ -84,7 +86,7 @@ def verify_on_node(client, task, source: str, *, profile: bool = True, lease_id:
 
 
 def make_remote_verify_fn(task, client, slots: int, *, timeout_s: float | None = None, atol: float | None = None,
-                          rtol: float | None = None, profile: bool = True):
+                          rtol: float | None = None, profile: bool = True, compile: dict[str, Any] | None = None):
     """A VerifyFn for run_job that verifies each candidate on a node under its own device lease,
     at most `slots` at a time, off the event loop."""
     if slots < 1:
@@ -97,7 +99,7 @@ def make_remote_verify_fn(task, client, slots: int, *, timeout_s: float | None =
         async with gate[0]:
             return await in_daemon_thread(verify_on_node, client, task, request.source, profile=profile,
                                           timeout_s=timeout_s, atol=atol, rtol=rtol,
-                                          allow_ops=list(request.allow_ops), acquire=True)
+                                          allow_ops=list(request.allow_ops), acquire=True, **(compile or {}))
 
     return verify_fn
 
@@ -110,5 +112,5 @@ def run_on_node(store, task, spec: dict[str, Any], generator, client, capacity: 
     spec = validate_spec(spec)
     slots = remote_slots(capacity, spec["parallel_num"])
     verify_fn = make_remote_verify_fn(task, client, slots, timeout_s=spec["timeout_s"], atol=spec["atol"],
-                                      rtol=spec["rtol"])
+                                      rtol=spec["rtol"], compile=compile_options(spec))
     return run_to_end(store, task, spec, generator, verify_fn)

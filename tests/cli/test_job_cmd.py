@@ -23,7 +23,7 @@ def gateway(tmp_path_factory):
     home = tmp_path_factory.mktemp("jobcli")
     env = daemon_env(home)
     gw = Daemon(["gateway", "start", "--port", "0", "--db", str(home / "gw.db"), "--stream-heartbeat", "1"], env, "gateway")
-    node = Daemon(["node", "start", "--port", "0", "--devices", "1", "--gateway", gw.url], env, "node")
+    node = Daemon(["node", "start", "--port", "0", "--slots", "1", "--gateway", gw.url], env, "node")
     from kgen.core.client import Client
     from node_helpers import wait_until
 

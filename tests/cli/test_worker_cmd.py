@@ -59,7 +59,7 @@ def test_register_enrolls_a_node_that_then_registers_itself_and_list_and_remove(
     token_file.write_text(secret + "\n")
     env = daemon_env(home)
     del env["KGEN_TOKEN"]                                  # the node holds its node token only
-    node = Daemon(["node", "start", "--port", str(port), "--devices", "2", "--gateway", gw.url,
+    node = Daemon(["node", "start", "--port", str(port), "--slots", "2", "--gateway", gw.url,
                    "--token-file", str(token_file)], env, "node")
     try:
         assert wait_until(lambda: Client(gw.url, TOKEN).list_workers(), 60)

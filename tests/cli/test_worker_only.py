@@ -87,7 +87,7 @@ class Relay:
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    daemon = Daemon(["node", "start", "--port", "0", "--backend", "cpu", "--devices", "2"],
+    daemon = Daemon(["node", "start", "--port", "0", "--backend", "cpu", "--slots", "2"],
                     daemon_env(tmp_path_factory.mktemp("node-home")), "node")
     yield daemon
     daemon.stop()

@@ -60,6 +60,18 @@ def test_spec_defaults_are_explicit():
     single = validate_spec({"job_type": "single", "max_rounds": 9, "parallel_num": 9})
     assert (single["max_rounds"], single["parallel_num"]) == (1, 1)
     assert validate_spec({"atol": 1e-3})["atol"] == 1e-3
+    assert validate_spec({})["compile_for"] == []
+    assert validate_spec({"compile_for": "sm_80, sm_90a"})["compile_for"] == ["sm_80", "sm_90"]
+
+
+def test_compile_for_drops_spilling_candidates_only_in_cpu_evolve():
+    from kgen.core.local import compile_options
+
+    assert compile_options(validate_spec({})) == {}
+    evolve = validate_spec({"job_type": "evolve", "compile_for": ["sm_90"]})
+    assert compile_options(evolve) == {"compile_for": ["sm_90"], "reject_spills": True}
+    single = validate_spec({"compile_for": ["sm_90"]})
+    assert compile_options(single) == {"compile_for": ["sm_90"], "reject_spills": False}
 
 
 @pytest.mark.parametrize("spec, words", [
@@ -77,6 +89,8 @@ def test_spec_defaults_are_explicit():
     ({"dsl": "cuda"}, "dsl"),
     ({"early_stop": "yes"}, "early_stop"),
     ({"max_round": 3}, "unknown"),
+    ({"compile_for": "sm_8"}, "compile_for"),
+    ({"compile_for": ["sm_90", 90]}, "compile_for"),
 ])
 def test_absurd_specs_are_rejected(spec, words):
     with pytest.raises(BadInput, match=words):

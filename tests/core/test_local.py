@@ -100,6 +100,22 @@ def test_verify_fn_passes_job_settings_to_the_verifier():
                     "pool": None}
 
 
+def test_evolve_job_with_compile_for_asks_the_verifier_to_drop_spilling_candidates(store):
+    from kgen.core.evolve import validate_spec
+    from kgen.core.local import compile_options
+
+    seen = []
+
+    def verify_impl(task, source, **kw):
+        seen.append({k: kw.get(k) for k in ("compile_for", "reject_spills")})
+        return hc.in_process_verify(task, source)
+
+    spec = validate_spec({"job_type": "evolve", "compile_for": "sm_80,sm_90", "max_rounds": 1, "parallel_num": 1})
+    fn = make_verify_fn(hc.make_task(), DeviceSlots(["cpu"]), verify_impl=verify_impl, compile=compile_options(spec))
+    asyncio.run(fn(hc.torch_source(2.0), 0))
+    assert seen == [{"compile_for": ["sm_80", "sm_90"], "reject_spills": True}]
+
+
 @pytest.mark.slow
 def test_run_local_with_the_real_verifier_writes_the_best_kernel(store, tmp_path):
     task = hc.make_task()

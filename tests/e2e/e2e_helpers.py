@@ -48,7 +48,7 @@ class Cluster:
         return path
 
     def start_node(self, devices: int) -> Daemon:
-        return Daemon(["node", "start", "--port", "0", "--devices", str(devices), "--gateway", self.gateway.url,
+        return Daemon(["node", "start", "--port", "0", "--slots", str(devices), "--gateway", self.gateway.url,
                        "--token-file", str(self.node_token())], self.env, "node")
 
     @property

@@ -98,7 +98,7 @@ def test_node_registers_and_deregisters_on_sigterm(tmp_path):
 
 
 def test_hung_candidate_does_not_block_the_other_device(tmp_path):
-    node = Daemon(["node", "start", "--port", "0", "--devices", "2"], daemon_env(tmp_path), "node")
+    node = Daemon(["node", "start", "--port", "0", "--slots", "2"], daemon_env(tmp_path), "node")
     try:
         client = NodeClient(node.url, TOKEN)
         finished: list[tuple[str, float, dict]] = []

@@ -113,7 +113,7 @@ class Runner:
         if settings.node:
             from kgen.core.client import NodeClient
             from kgen.core.config import resolve_token
-            from kgen.core.local import check_node
+            from kgen.core.remote import check_node
 
             self.node_client = NodeClient(settings.node, token or resolve_token(None)[0], origin="flag")
             status = check_node(self.node_client)
@@ -174,7 +174,7 @@ class Runner:
             return
         timeout = self.s.timeout_s
         if self.node_client is not None:
-            from kgen.core.local import verify_on_node
+            from kgen.core.remote import verify_on_node
 
             verdict = verify_on_node(self.node_client, task, source, profile=True, timeout_s=timeout, acquire=True)
         else:
@@ -192,7 +192,8 @@ class Runner:
 
     def _generate(self, task, result: dict[str, Any]) -> None:
         from kgen.core.generate import get_generator
-        from kgen.core.local import job_result, run_local, run_on_node
+        from kgen.core.local import job_result, run_local
+        from kgen.core.remote import run_on_node
         from kgen.core.task import check_task
 
         spec = self._spec()

@@ -17,12 +17,13 @@ __all__ = ["STATUSES", "RunnerPool", "Timing", "Trial", "Verdict", "default_pool
 
 
 def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, rtol=None,
-           trials=3, profile=True, pool=None, allow_ops=()) -> Verdict:
+           trials=3, profile=True, pool=None, allow_ops=(), compile_for=(), reject_spills=False) -> Verdict:
     """See kgen.core.verify.harness.verify."""
     from kgen.core.verify.harness import verify as _verify
 
     return _verify(task, candidate_source, device=device, timeout_s=timeout_s, atol=atol, rtol=rtol,
-                   trials=trials, profile=profile, pool=pool, allow_ops=allow_ops)
+                   trials=trials, profile=profile, pool=pool, allow_ops=allow_ops, compile_for=compile_for,
+                   reject_spills=reject_spills)
 
 
 def default_pool() -> RunnerPool:

@@ -62,7 +62,8 @@ def _tb_tail(limit: int = 2000) -> str:
 
 def _is_compile_error(exc: BaseException) -> bool:
     for cls in type(exc).__mro__:
-        if cls.__name__ in ("CompilationError", "CompileTimeAssertionFailure", "UnsupportedLanguageConstruct"):
+        if cls.__name__ in ("CompilationError", "CompileTimeAssertionFailure", "UnsupportedLanguageConstruct",
+                            "TargetCompileError"):
             return True
     return isinstance(exc, (SyntaxError, ImportError))
 
@@ -134,6 +135,37 @@ def _load(path: str):
     return torch.load(path, weights_only=True)
 
 
+def math_settings() -> dict:
+    """The float32 math modes in force now: what TF32 may do to matmuls and convolutions."""
+    import torch
+
+    return {"cuda_matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+            "float32_matmul_precision": str(torch.get_float32_matmul_precision())}
+
+
+def strict_fp32() -> dict:
+    """Turn TF32 off for matmul and cuDNN; -> the settings that were in force before.
+
+    PyTorch's defaults let cuDNN convolutions (and, with 'high' precision, matmuls) run in TF32,
+    whose ~1e-3 error would make a 1e-4 comparison judge noise: fp32 references are fp32."""
+    import torch
+
+    before = math_settings()
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    return before
+
+
+def restore_math(settings: dict) -> None:
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = bool(settings["cuda_matmul_allow_tf32"])
+    torch.backends.cudnn.allow_tf32 = bool(settings["cudnn_allow_tf32"])
+    torch.set_float32_matmul_precision(settings["float32_matmul_precision"])
+
+
 def run_reference(workdir: str, config: dict) -> dict:
     import torch
 
@@ -159,7 +191,9 @@ def run_reference(workdir: str, config: dict) -> dict:
     except BaseException as exc:  # noqa: BLE001
         return _failure("construct", exc)
 
-    result: dict = {"ok": True, "trials": [], "device_name": _device_name(device)}
+    user_math = strict_fp32() if device.type == "cuda" else None
+    result: dict = {"ok": True, "trials": [], "device_name": _device_name(device),
+                    "precision": "fp32-strict (tf32 off)" if user_math is not None else "default"}
     for seed in config["seeds"]:
         try:
             seed_all(int(seed))
@@ -193,7 +227,10 @@ def run_reference(workdir: str, config: dict) -> dict:
         from kgen.core.verify import gpu_timing
 
         inputs = _to_device(_load(os.path.join(workdir, f"inputs_{config['seeds'][0]}.pt")), device)
+        # Baselines run as users run them: with their (PyTorch's default) math modes.
+        restore_math(user_math)
         result["gpu"] = gpu_timing.time_reference(model, inputs, repeats=int(config.get("repeats", 20)))
+        result["gpu"]["settings"] = math_settings()
     return result
 
 
@@ -214,7 +251,7 @@ def _merged(a: dict, b: dict) -> dict:
     return {k: int(a.get(k, 0)) + int(b.get(k, 0)) for k in set(a) | set(b)}
 
 
-def _instrument():
+def _instrument(config: dict | None = None):
     """Install every hook before candidate code exists; -> (counter, guard, integrity)."""
     from kgen.core.verify import escapes, instrument, tamper
     from kgen.core.verify.escapes import HostGuard
@@ -223,6 +260,12 @@ def _instrument():
 
     counter = LaunchCounter()
     counter.install()
+    targets = list((config or {}).get("compile_for") or [])
+    if targets:
+        from kgen.core.verify.targets import Compiler
+
+        counter.compiler = Compiler(targets)
+        counter.reject_spills = bool((config or {}).get("reject_spills"))
     guard = HostGuard()
     guard.install()
     integrity = Integrity(counter, guard, [sys.modules[__name__], instrument, escapes, tamper])
@@ -230,11 +273,20 @@ def _instrument():
 
 
 def run_candidate(workdir: str, config: dict) -> dict:
+    counter, guard, integrity = _instrument(config)
+    compiler = counter.compiler  # _candidate drops it from the counter before GPU timing
+    result = _candidate(counter, guard, integrity, workdir, config)
+    if compiler is not None:
+        result["compiled"] = compiler.records
+        result["compile_s"] = round(compiler.seconds, 3)
+    return result
+
+
+def _candidate(counter, guard, integrity, workdir: str, config: dict) -> dict:
     import torch
 
     from kgen.core.verify.instrument import OpRecorder
 
-    counter, guard, integrity = _instrument()
     try:
         mod = _import_file(os.path.join(workdir, "candidate.py"), "kgen_candidate")
     except BaseException as exc:  # noqa: BLE001
@@ -277,6 +329,7 @@ def run_candidate(workdir: str, config: dict) -> dict:
         recorder = OpRecorder()
         counter.recorder = guard.recorder = recorder
         launches_before = counter.count
+        compile_before = counter.compiler.seconds if counter.compiler is not None else 0.0
         problem = None
         try:
             seed_all(int(seed))
@@ -288,6 +341,8 @@ def run_candidate(workdir: str, config: dict) -> dict:
                     out = model(*inputs)
                     _sync(device)
                     ms = (time.perf_counter() - t0) * 1000.0
+                    if counter.compiler is not None:  # compiling for targets is not the kernel's time
+                        ms = max(0.0, ms - (counter.compiler.seconds - compile_before) * 1000.0)
                 finally:
                     integrity.in_forward = recorder.forward_active = False
                 counter.recorder = guard.recorder = None
@@ -320,6 +375,7 @@ def run_candidate(workdir: str, config: dict) -> dict:
         from kgen.core.verify import gpu_timing
 
         guard.uninstall()
+        counter.compiler = None  # every specialisation is compiled by now; keep timed launches bare
 
         inputs = _to_device(_load(os.path.join(workdir, f"inputs_{config['seeds'][0]}.pt")), device)
         try:

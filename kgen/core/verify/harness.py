@@ -64,6 +64,7 @@ def _run_config(key: str, seeds, profile_gpu: bool) -> dict:
         cfg["env"]["TRITON_INTERPRET"] = "1"
     else:
         cfg["env"]["CUDA_VISIBLE_DEVICES"] = _physical_gpu(int(key.split(":")[1]))
+        cfg["env"]["TRITON_INTERPRET"] = "0"  # a GPU run compiles, whatever the caller's shell says
         cfg["cuda_memory_fraction"] = 0.9
     return cfg
 
@@ -224,7 +225,8 @@ def _gpu_baseline(task, key, seeds, timeout_s, pool, ref) -> dict | None:
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     if gpu:
-        value = {"eager_ms": gpu.get("eager_ms"), "compile_ms": gpu.get("compile_ms")}
+        value = {"eager_ms": gpu.get("eager_ms"), "compile_ms": gpu.get("compile_ms"),
+                 "settings": gpu.get("settings") or {}}
         cache.put(task.id, ref.device_name, value)
         return value
     return None
@@ -241,13 +243,22 @@ def _failure_status(result: dict) -> str:
 
 
 def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, rtol=None,
-           trials=3, profile=True, pool=None, allow_ops=()) -> Verdict:
+           trials=3, profile=True, pool=None, allow_ops=(), compile_for=(), reject_spills=False) -> Verdict:
     """Verify one candidate against a task on one device. Never raises for a bad candidate;
-    raises TaskError for a bad task and BadInput for a bad device or tolerance."""
+    raises TaskError for a bad task and BadInput for a bad device, tolerance or compile target.
+
+    `compile_for` (e.g. ["sm_80", "sm_90"]): also compile every launch for these GPU targets,
+    inside the run (targets.py); a launch that fails makes the verdict `compile_error`, and so
+    does one that spills when `reject_spills`."""
     from kgen.core.verify.reference import StaleReference
     from kgen.core.verify.sandbox import default_pool
+    from kgen.core.verify.targets import parse_targets
 
     canonical, key = parse_device(device)
+    try:
+        targets = parse_targets(compile_for)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
     for name, val in (("atol", atol), ("rtol", rtol)):
         if val is not None and not (isinstance(val, (int, float)) and val >= 0 and val == val):
             raise BadInput(f"{name} must be a non-negative number")
@@ -261,7 +272,7 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
     if not isinstance(candidate_source, str):
         raise BadInput("candidate source must be text")
     started = time.monotonic()
-    verdict = Verdict(status="rejected", task_id=task.id, device=canonical,
+    verdict = Verdict(status="rejected", task_id=task.id, device=canonical, compile_targets=targets,
                       candidate_sha=hashlib.sha256(candidate_source.encode("utf-8", "replace")).hexdigest())
     try:
         ast.parse(candidate_source)
@@ -275,6 +286,7 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
     profile_gpu = bool(profile) and key != "cpu"
     ref = _reference(task, key, seeds, float(timeout_s), pool, profile_gpu)
     verdict.device_name = ref.device_name
+    verdict.reference_precision = getattr(ref, "precision", "") or ""
     from kgen.core.verify import purity, screen
 
     reason = screen.screen(candidate_source, task.source, allow_ops)
@@ -295,6 +307,7 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
             ref.copy_inputs_to(workdir)
         ref = _with_fresh_trial(task, key, ref, float(timeout_s), pool, workdir)
         run_cfg = _run_config(key, ref.seeds, profile_gpu)
+        run_cfg["compile_for"], run_cfg["reject_spills"] = targets, bool(reject_spills)
         driver = None
         if profile:
             from kgen.core.verify.timing import Driver
@@ -338,6 +351,8 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
     verdict.peak_mem_bytes = int(outcome.maxrss or 0)
     result = validate_candidate_result(_read_result(workdir, nonce))
     verdict.log_tail = _log_tail(workdir)[-2000:]
+    if result is not None and isinstance(result.get("compiled"), list):
+        verdict.compiled = [dict(r) for r in result["compiled"] if isinstance(r, dict)][:256]
     if outcome.timed_out:
         verdict.status = "timeout"
         verdict.message = f"no result within {timeout_s:g} s; the run was killed"
@@ -429,6 +444,11 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
     elif bad_ops:
         verdict.status = "rejected"
         verdict.message = f"compute done by torch: {', '.join(bad_ops)} (declare fallbacks with allow_ops){mismatch}"
+    elif any(not r.get("ok") for r in verdict.compiled):
+        # The run stops at a failed target compile; one that went on anyway swallowed the error.
+        bad = next(r for r in verdict.compiled if not r.get("ok"))
+        verdict.status = "compile_error"
+        verdict.message = f"kernel {bad.get('kernel')} does not compile for {bad.get('target')}: {bad.get('error')}"[:1000]
     elif failures:
         verdict.status = "incorrect"
         verdict.message = f"{len(failures)} of {len(ref.seeds)} trials failed; first: {failures[0]}"
@@ -503,6 +523,7 @@ def _timing(verdict: Verdict, task, key, seeds, timeout_s, pool, ref, workdir, n
         verdict.message = (f"timing disagrees: the runner measured {external:.4g} ms per call, the run's "
                            f"profile reported {float(cand_ms):.4g} ms")
         return
+    verdict.baseline_settings = dict(base.get("settings") or {})
     verdict.timing = Timing(
         kind="gpu", candidate_ms=cand_ms, eager_ms=eager_ms, compile_ms=compile_ms,
         speedup_eager=(eager_ms / cand_ms) if cand_ms and eager_ms else None,

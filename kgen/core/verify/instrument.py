@@ -74,6 +74,8 @@ class LaunchCounter:
         self.count = 0
         self.recorder: OpRecorder | None = None
         self.installed: dict[type, object] = {}  # class -> our wrapper, for tamper checks
+        self.compiler = None   # targets.Compiler when the run compiles launches for GPU targets
+        self.reject_spills = False
 
     def install(self) -> None:
         from triton.runtime import jit
@@ -99,6 +101,8 @@ class LaunchCounter:
             if rec is not None:
                 rec.in_launch += 1
             try:
+                if counter.compiler is not None and not kwargs.get("warmup", False):
+                    counter.check_compiled(counter.compiler.on_launch(fn_self, args, kwargs))
                 return original(fn_self, *args, **kwargs)
             finally:
                 if rec is not None:
@@ -107,3 +111,17 @@ class LaunchCounter:
         # No __wrapped__: nothing should point a candidate at the unhooked entry point.
         cls.run = run
         self.installed[cls] = run
+
+    def check_compiled(self, records: list[dict]) -> None:
+        """Stop the run at the first launch that does not compile for a wanted target (or spills,
+        when spills are refused): the interpreter's time is not spent on a kernel that cannot ship."""
+        for r in records:
+            if not r.get("ok"):
+                raise TargetCompileError(f"kernel {r['kernel']} does not compile for {r['target']}: {r['error']}")
+            if self.reject_spills and (r.get("n_spills") or 0) > 0:
+                raise TargetCompileError(f"kernel {r['kernel']} spills {r['n_spills']} bytes on {r['target']} "
+                                         f"({r['n_regs']} registers, num_warps={r['num_warps']})")
+
+
+class TargetCompileError(Exception):
+    """A launch that failed the compile for a requested GPU target (child.py: compile_error)."""

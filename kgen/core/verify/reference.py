@@ -49,6 +49,7 @@ class Reference:
     device_name: str
     eager_ms: list[float] = field(default_factory=list)
     gpu: dict | None = None            # eager/compile timings when the run was profiled
+    precision: str = ""                # how outputs were computed (child.reference_precision)
 
     def copy_inputs_to(self, workdir: str) -> None:
         for name, digest in self.file_hashes.items():
@@ -130,7 +131,8 @@ def load_reference(task, device: str, seeds: tuple[int, ...], init_seed: int, wo
         file_hashes={n: _sha256(os.path.join(workdir, n)) for n in names}, trials=trials,
         structure=result.get("structure", "tensor"), outputs=result.get("outputs", []),
         device_name=result.get("device_name", device),
-        eager_ms=[float(t["ms"]) for t in result.get("trials", [])])
+        eager_ms=[float(t["ms"]) for t in result.get("trials", [])],
+        precision=str(result.get("precision") or ""))
 
 
 class BaselineCache:

@@ -61,6 +61,16 @@ class Verdict:
     # Torch compute calls a static scan found in the candidate's host code (kernels excluded).
     # Evidence only: `torch_ops` (recorded at run time) decides `pure` and rejection.
     static_torch_calls: list[str] = field(default_factory=list)
+    # GPU targets the run compiled every launch for (`--compile-for sm_80,sm_90`), and per distinct
+    # kernel specialisation and target: kernel, target, ok, error, n_regs, n_spills (bytes),
+    # shared (bytes), grid, num_warps, num_stages. Empty when none were asked for.
+    compile_targets: list[str] = field(default_factory=list)
+    compiled: list[dict] = field(default_factory=list)
+    # How the reference outputs were computed: "fp32-strict" (CUDA: TF32 off for matmul and
+    # cuDNN), "default" (CPU: no TF32 exists). The eager/torch.compile baselines are timed with
+    # the user's defaults, recorded in baseline_settings.
+    reference_precision: str = ""
+    baseline_settings: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -77,7 +77,10 @@ def _warm_lazy_imports() -> None:
 
     for name in ("numpy", "torch._dynamo", "torch.utils._python_dispatch", "triton.runtime.interpreter", "triton.experimental.gluon",
                  "kgen.core.verify.child", "kgen.core.verify.sandbox_child", "kgen.core.verify.instrument",
-                 "kgen.core.verify.escapes", "kgen.core.verify.tamper", "kgen.core.isolation"):
+                 "kgen.core.verify.escapes", "kgen.core.verify.tamper", "kgen.core.isolation",
+                 # what a --compile-for run's first compile would import (~1 s of it)
+                 "triton.compiler.compiler", "triton.compiler.code_generator", "triton.backends.nvidia.compiler",
+                 "kgen.core.verify.targets"):
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a missing optional module only costs speed

@@ -218,6 +218,9 @@ class JobManager:
             finished=lambda: cancel.is_set() or self.store.get_job(job_id)["status"] in TERMINAL,
             cancel=cancel,
         )
+        from kgen.core.local import compile_options
+
+        ctx.extra.update(compile_options(spec))
 
         async def verify(request: VerifyRequest):
             return await self.scheduler.dispatch(ctx, request.source, allow_ops=list(request.allow_ops),

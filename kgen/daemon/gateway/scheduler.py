@@ -290,6 +290,9 @@ class Scheduler:
             body["rtol"] = ctx.rtol
         if allow_ops:
             body["allow_ops"] = list(allow_ops)
+        if ctx.extra.get("compile_for"):
+            body["compile_for"] = list(ctx.extra["compile_for"])
+            body["reject_spills"] = bool(ctx.extra.get("reject_spills"))
         timeout = aiohttp.ClientTimeout(total=ctx.timeout_s + self.call_margin_s)
         lease = None
         try:

@@ -39,6 +39,8 @@ VERIFY_SCHEMA = {
     "dispatch": (dict, False),
     # numeric fields from the core's one table of limits (kgen.core.spec); null means "default"
     **{name: ((int if LIMITS[name].kind is int else float, type(None)), False) for name in VERIFY_LIMITS},
+    "compile_for": (list, False),
+    "reject_spills": (bool, False),
 }
 DISPATCH_KEYS = ("dispatch_id", "task_id", "candidate_sha")
 
@@ -176,6 +178,12 @@ def check_verify_body(body: dict) -> None:
     ops = body.get("allow_ops")
     if ops is not None and not all(isinstance(op, str) for op in ops):
         raise HttpError(400, "wrong_type", "field 'allow_ops' must be an array of strings", field="allow_ops")
+    from kgen.core.verify.targets import parse_targets
+
+    try:
+        parse_targets(body.get("compile_for"))
+    except ValueError as exc:
+        raise HttpError(400, "bad_value", f"field 'compile_for': {exc}", field="compile_for") from None
 
 
 async def _run(request: web.Request, *, profile: bool) -> web.Response:
@@ -210,7 +218,8 @@ async def _run(request: web.Request, *, profile: bool) -> web.Response:
         verdict = await node.runners.run(
             lease.device, body["task"], body["candidate"], profile=profile, timeout_s=body.get("timeout_s"),
             atol=body.get("atol"), rtol=body.get("rtol"), op_name=body.get("op_name"),
-            allow_ops=body.get("allow_ops"), trials=body.get("trials"), on_thread_done=thread_done)
+            allow_ops=body.get("allow_ops"), trials=body.get("trials"), on_thread_done=thread_done,
+            compile_for=body.get("compile_for"), reject_spills=bool(body.get("reject_spills")))
     except TaskError as exc:
         raise HttpError(400, exc.code, exc.message) from None
     finally:

@@ -84,12 +84,36 @@ def _meminfo_bytes(field_name: str) -> int:
         return 0
 
 
-def cpu_devices(slots: int, *, fallback_only: bool = False) -> list[Device]:
+def cpu_devices(slots: int | list[int], *, fallback_only: bool = False) -> list[Device]:
+    """CPU slots: a count (ids 0..n-1) or the ids themselves."""
     total = _meminfo_bytes("MemTotal")
+    ids = list(range(slots)) if isinstance(slots, int) else list(slots)
     return [
         Device(f"cpu:{i}", "cpu (triton interpreter)", total, lambda: _meminfo_bytes("MemAvailable"), fallback_only)
-        for i in range(slots)
+        for i in ids
     ]
+
+
+MAX_CPU_SLOTS = 256
+
+
+def parse_ids(spec: str) -> list[int]:
+    """'0,1,3' -> [0, 1, 3]: non-negative, distinct integers; ConfigError (one line) otherwise."""
+    parts = [p.strip() for p in spec.split(",")]
+    if not spec.strip() or any(not p for p in parts):
+        raise ConfigError(f"--devices: expected comma-separated device ids such as 0 or 0,1, got {spec!r}")
+    ids = []
+    for p in parts:
+        try:
+            value = int(p)
+        except ValueError:
+            raise ConfigError(f"--devices: device id {p!r} is not an integer (ids look like 0,1)") from None
+        if value < 0:
+            raise ConfigError(f"--devices: device id {value} is negative")
+        if value in ids:
+            raise ConfigError(f"--devices: device id {value} is listed twice")
+        ids.append(value)
+    return ids
 
 
 def cuda_devices(ids: list[int] | None) -> list[Device]:
@@ -117,28 +141,28 @@ def cuda_devices(ids: list[int] | None) -> list[Device]:
     return devices
 
 
-def parse_devices(backend: str, spec: str | None) -> list[Device]:
-    """Devices from --devices: cpu: a slot count ("4") or ids ("0,1"); cuda: ids or all visible."""
-    spec = (spec or "").strip()
-    if backend == "cpu":
-        if not spec:
-            return cpu_devices(DEFAULT_CPU_SLOTS)
-        parts = [p.strip() for p in spec.split(",") if p.strip()]
-        try:
-            numbers = [int(p) for p in parts]
-        except ValueError:
-            raise ConfigError(f"--devices: expected a slot count or comma-separated ids, got {spec!r}") from None
-        slots = numbers[0] if len(numbers) == 1 else len(numbers)
-        if not 1 <= slots <= 256:
-            raise ConfigError(f"--devices: cpu slot count must be 1-256, got {slots}")
-        return cpu_devices(slots)
-    if backend == "cuda":
-        ids = None
+def parse_devices(backend: str, spec: str | None, slots: int | None = None) -> list[Device]:
+    """One rule for every backend: --devices is a list of device ids (`0` = the one device 0,
+    `0,1` = two). cpu ids name interpreter slots; `slots` (--slots N) is the cpu shorthand for
+    ids 0..N-1. cuda without ids: every visible device."""
+    spec = (spec or "").strip() if spec is not None else None
+    if slots is not None:
+        if backend != "cpu":
+            raise ConfigError("--slots is the cpu shorthand; for cuda name device ids with --devices")
         if spec:
-            try:
-                ids = sorted({int(p) for p in spec.split(",") if p.strip()})
-            except ValueError:
-                raise ConfigError(f"--devices: expected comma-separated CUDA ids, got {spec!r}") from None
+            raise ConfigError("--slots and --devices both name cpu slots; give one of them")
+        if isinstance(slots, bool) or not isinstance(slots, int) or not 1 <= slots <= MAX_CPU_SLOTS:
+            raise ConfigError(f"--slots must be 1-{MAX_CPU_SLOTS}, got {slots!r}")
+        return cpu_devices(slots)
+    if backend == "cpu":
+        if spec is None or spec == "":
+            return cpu_devices(DEFAULT_CPU_SLOTS)
+        ids = parse_ids(spec)
+        if len(ids) > MAX_CPU_SLOTS:
+            raise ConfigError(f"--devices: at most {MAX_CPU_SLOTS} cpu slots, got {len(ids)}")
+        return cpu_devices(ids)
+    if backend == "cuda":
+        ids = parse_ids(spec) if spec else None
         return cuda_devices(ids) + cpu_devices(1, fallback_only=True)
     raise ConfigError(f"unknown backend {backend!r}; choose cpu or cuda")
 

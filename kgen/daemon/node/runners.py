@@ -27,6 +27,7 @@ class Runners:
                  grace_s: float = OUTER_GRACE_S):
         self.memory_mb = memory_mb
         self.default_timeout_s = default_timeout_s
+        self.compile_for: list[str] = []  # the node's default GPU targets (`kgen node start --compile-for`)
         self.grace_s = grace_s
         self._pools: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -71,17 +72,20 @@ class Runners:
         task = task_from_source(task_source, options.pop("op_name", None))
         options["allow_ops"] = options.get("allow_ops") or ()
         options["trials"] = options.get("trials") or 3
+        options["compile_for"] = options.get("compile_for") or self.compile_for
         verdict = verify(task, candidate_source, device=device.verify_device, pool=self._pool_for(device), **options)
         return verdict.to_dict()
 
     async def run(self, device: Device, task_source: str, candidate_source: str, *, profile: bool,
                   timeout_s: float | None = None, atol: float | None = None, rtol: float | None = None,
                   op_name: str | None = None, allow_ops: list[str] | None = None, trials: int | None = None,
-                  on_thread_done: Callable[[], None] | None = None) -> dict:
+                  on_thread_done: Callable[[], None] | None = None, compile_for: list[str] | None = None,
+                  reject_spills: bool = False) -> dict:
         """The verdict dict for one candidate on `device`. `on_thread_done` runs when the thread ends."""
         timeout = min(float(timeout_s or self.default_timeout_s), MAX_TIMEOUT_S)
         options = {"timeout_s": timeout, "atol": atol, "rtol": rtol, "profile": profile,
-                   "op_name": op_name, "allow_ops": allow_ops, "trials": trials}
+                   "op_name": op_name, "allow_ops": allow_ops, "trials": trials,
+                   "compile_for": list(compile_for or []), "reject_spills": bool(reject_spills)}
         future = self._start_thread(device, task_source, candidate_source, options)
         self._threads.add(future)
 

@@ -11,7 +11,7 @@ import platform
 import re
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -32,6 +32,8 @@ class NodeConfig:
     backend: str = "cpu"
     arch: str = ""
     devices: str = ""
+    slots: int | None = None          # cpu shorthand for devices 0..slots-1
+    compile_for: list[str] = field(default_factory=list)
     gateway: str = ""
     token: str = ""               # local token: the local CLI (`kgen verify --node`) calls with it
     node_token: str = ""          # registers with the gateway (else `token` is used)
@@ -82,10 +84,11 @@ class NodeService(Service):
 
     async def on_start(self) -> None:
         cfg = self.config
-        devices = parse_devices(cfg.backend, cfg.devices)
+        devices = parse_devices(cfg.backend, cfg.devices, cfg.slots)
         pool = DevicePool(devices)
         arch = cfg.arch or detect_arch(cfg.backend, [d.name for d in devices if not d.fallback_only])
         runners = Runners(memory_mb=cfg.memory_mb, default_timeout_s=cfg.default_timeout_s)
+        runners.compile_for = list(cfg.compile_for)
         self.node = Node(pool=pool, runners=runners, backend=cfg.backend, arch=arch,
                          node_id=uuid.uuid4().hex[:12], verify_wait_s=cfg.verify_wait_s,
                          sandbox=cfg.sandbox or sandbox_policy(True))

@@ -24,7 +24,7 @@ def start_gateway(home, db, *extra: str, env_extra: dict | None = None) -> Daemo
 
 
 def start_node(home, *extra: str) -> Daemon:
-    return Daemon(["node", "start", "--port", "0", "--backend", "cpu", "--devices", "1", *extra],
+    return Daemon(["node", "start", "--port", "0", "--backend", "cpu", "--slots", "1", *extra],
                   env_for(home), "node")
 
 

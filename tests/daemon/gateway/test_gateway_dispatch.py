@@ -8,7 +8,7 @@ from gw_helpers import read_events, request, start_gateway, start_node, submit_b
 def test_candidate_on_a_dead_node_is_retried_on_another(tmp_path):
     gateway = start_gateway(tmp_path, tmp_path / "gw.db", "--heartbeat-ttl", "60", "--stream-heartbeat", "0.5")
     # The doomed node has the most free capacity, so the scheduler tries it first.
-    doomed = start_node(tmp_path, "--gateway", gateway.url, "--devices", "4")
+    doomed = start_node(tmp_path, "--gateway", gateway.url, "--slots", "4")
     survivor = start_node(tmp_path, "--gateway", gateway.url)
     try:
         def workers():

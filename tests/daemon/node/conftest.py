@@ -7,7 +7,7 @@ from node_helpers import Daemon, daemon_env
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    daemon = Daemon(["node", "start", "--port", "0", "--devices", "2"],
+    daemon = Daemon(["node", "start", "--port", "0", "--slots", "2"],
                     daemon_env(tmp_path_factory.mktemp("node")), "node")
     yield daemon
     daemon.stop()

@@ -73,6 +73,9 @@ def test_bad_acquire_bodies_get_json_4xx(node, body, status, code):
     ({"api_version": "v1", "task": "a", "candidate": "b", "trials": 2}, "bad_value"),
     ({"api_version": "v1", "task": "a", "candidate": "b", "trials": 10**6}, "bad_value"),
     ({"api_version": "v1", "task": "a", "candidate": "b", "trials": "3"}, "wrong_type"),
+    ({"api_version": "v1", "task": "a", "candidate": "b", "compile_for": "sm_90"}, "wrong_type"),
+    ({"api_version": "v1", "task": "a", "candidate": "b", "compile_for": ["sm_9"]}, "bad_value"),
+    ({"api_version": "v1", "task": "a", "candidate": "b", "reject_spills": 1}, "wrong_type"),
     ({"api_version": "v1", "task": TASK_SRC, "candidate": "b", "lease_id": "../../etc/passwd"}, "unknown_lease"),
     ({"api_version": "v1", "task": "a", "candidate": "b", "dispatch": "d1"}, "wrong_type"),
     ({"api_version": "v1", "task": "a", "candidate": "b", "dispatch": {"dispatch_id": "d"}}, "bad_value"),
@@ -157,6 +160,14 @@ def test_verify_and_profile_on_a_leased_device(node):
     finally:
         client.release(lease["lease_id"])
     assert client.status()["load"] == 0
+
+
+def test_verify_compiles_for_requested_targets_over_http(node):
+    verdict = NodeClient(node.url, TOKEN).verify(TASK_SRC, HONEST_SRC, timeout_s=120, compile_for=["sm_90"])
+    assert verdict["status"] == "correct", verdict["message"]
+    assert verdict["compile_targets"] == ["sm_90"]
+    assert verdict["compiled"] and all(r["ok"] and r["target"] == "sm_90" and r["n_regs"] > 0
+                                       for r in verdict["compiled"])
 
 
 def test_oversized_chunked_body_without_length_is_413(node):

@@ -26,10 +26,16 @@ def test_refuses_to_start_without_token_or_with_a_missing_gpu(tmp_path):
     assert done.returncode == 78 and "cuda" in done.stderr.splitlines()[-1]
     done = kgen(["node", "start", "--port", "0", "--devices", "many", "--token", "t"], env)
     assert done.returncode == 78 and "--devices" in done.stderr.splitlines()[-1]
+    for args, words in ((["--devices", "0,0"], "listed twice"), (["--devices", "-1"], "negative"),
+                        (["--slots", "0"], "--slots must be 1-256"),
+                        (["--slots", "2", "--devices", "0"], "give one of them"),
+                        (["--compile-for", "sm_x"], "--compile-for")):
+        done = kgen(["node", "start", "--port", "0", "--token", "t", *args], env)
+        assert done.returncode == 78 and words in done.stderr.splitlines()[-1], (args, done.stderr)
 
 
 def test_port_in_use_is_a_config_error(tmp_path):
-    node = Daemon(["node", "start", "--port", "0", "--devices", "1"], daemon_env(tmp_path), "node")
+    node = Daemon(["node", "start", "--port", "0", "--slots", "1"], daemon_env(tmp_path), "node")
     try:
         port = node.url.rsplit(":", 1)[1]
         done = kgen(["node", "start", "--port", port], daemon_env(tmp_path))
@@ -39,7 +45,7 @@ def test_port_in_use_is_a_config_error(tmp_path):
 
 
 def test_sigterm_refuses_new_work_and_finishes_the_running_verification(tmp_path):
-    node = Daemon(["node", "start", "--port", "0", "--devices", "1"], daemon_env(tmp_path), "node")
+    node = Daemon(["node", "start", "--port", "0", "--slots", "1"], daemon_env(tmp_path), "node")
     client = NodeClient(node.url, TOKEN)
     verdicts = []
     worker = threading.Thread(target=lambda: verdicts.append(client.verify(TASK_SRC, HONEST_SRC, timeout_s=60)))
@@ -59,7 +65,7 @@ def test_sigterm_refuses_new_work_and_finishes_the_running_verification(tmp_path
 def test_reregisters_when_the_gateway_forgets_it(tmp_path):
     env = daemon_env(tmp_path)
     gw = Daemon(["gateway", "start", "--port", "0", "--db", str(tmp_path / "gw.db"), "--heartbeat-ttl", "2"], env, "gateway")
-    node = Daemon(["node", "start", "--port", "0", "--devices", "1", "--gateway", gw.url], env, "node")
+    node = Daemon(["node", "start", "--port", "0", "--slots", "1", "--gateway", gw.url], env, "node")
     try:
         client = Client(gw.url, TOKEN)
         assert wait_until(lambda: len(client.list_workers()) == 1, timeout=20)
@@ -82,7 +88,7 @@ def test_sd_notify_ready_then_stopping(tmp_path):
         sock.settimeout(30)
         env = daemon_env(tmp_path)
         env["NOTIFY_SOCKET"] = path
-        node = Daemon(["node", "start", "--port", "0", "--devices", "1"], env, "node")
+        node = Daemon(["node", "start", "--port", "0", "--slots", "1"], env, "node")
         try:
             assert sock.recv(4096).decode().startswith("READY=1")
             node.proc.terminate()

@@ -22,14 +22,46 @@ def fake_gpus(*free_bytes):
     return [Device(f"cuda:{i}", "test gpu", 16 << 30, (lambda f=f: f)) for i, f in enumerate(free_bytes)]
 
 
-def test_cpu_slots_from_devices_flag():
+def test_devices_are_ids_for_every_backend_and_slots_is_the_cpu_shorthand():
     assert [d.id for d in parse_devices("cpu", "")] == ["cpu:0", "cpu:1"]
-    assert [d.id for d in parse_devices("cpu", "3")] == ["cpu:0", "cpu:1", "cpu:2"]
-    assert len(parse_devices("cpu", "0,1,2,3")) == 4
-    with pytest.raises(ConfigError):
-        parse_devices("cpu", "abc")
-    with pytest.raises(ConfigError):
-        parse_devices("cpu", "0")
+    assert [d.id for d in parse_devices("cpu", "0")] == ["cpu:0"]          # one slot, id 0
+    assert [d.id for d in parse_devices("cpu", "3")] == ["cpu:3"]          # one slot, id 3
+    assert [d.id for d in parse_devices("cpu", "0,1")] == ["cpu:0", "cpu:1"]
+    assert [d.id for d in parse_devices("cpu", " 2, 5 ")] == ["cpu:2", "cpu:5"]
+    assert [d.id for d in parse_devices("cpu", None, slots=3)] == ["cpu:0", "cpu:1", "cpu:2"]
+
+
+@pytest.mark.parametrize("spec,slots,backend,message", [
+    ("abc", None, "cpu", "not an integer"),
+    ("0,x", None, "cpu", "not an integer"),
+    ("1.5", None, "cpu", "not an integer"),
+    ("-1", None, "cpu", "negative"),
+    ("0,0", None, "cpu", "listed twice"),
+    (",", None, "cpu", "comma-separated device ids"),
+    ("0,,1", None, "cpu", "comma-separated device ids"),
+    ("", 0, "cpu", "--slots must be 1-256"),
+    ("", 257, "cpu", "--slots must be 1-256"),
+    ("0", 2, "cpu", "give one of them"),
+    ("", 2, "cuda", "cpu shorthand"),
+    ("-1", None, "cuda", "negative"),
+    ("0,0", None, "cuda", "listed twice"),
+])
+def test_bad_devices_are_one_line_errors(spec, slots, backend, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_devices(backend, spec, slots)
+    assert "\n" not in str(err.value)
+
+
+def test_cuda_ids_beyond_the_device_count_are_refused():
+    import torch
+
+    if torch.cuda.is_available():
+        bad = str(torch.cuda.device_count())
+        with pytest.raises(ConfigError, match="not visible"):
+            parse_devices("cuda", bad)
+    else:
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            parse_devices("cuda", "7")
 
 
 def test_acquire_until_exhausted_then_release():
