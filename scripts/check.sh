@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command (README, .ci/run): the main suite in .venv, then the compatibility
+# The project's test command (README, .ci/run): lint and types, the main suite in .venv, then the compatibility
 # slice under triton 3.6 in .venv-compat (scripts/compat_venv.sh). Fails if either fails.
 # The last line is one combined plain summary ("check: N passed, N failed, N skipped").
 set -uo pipefail
@@ -8,9 +8,8 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 status=0
 
-# --- lint: scripts/lint.sh goes here (added separately) ------------------------------------
-# if [ -f scripts/lint.sh ]; then bash scripts/lint.sh || status=1; fi
-# --------------------------------------------------------------------------------------------
+# 0. Lint and types (ruff, mypy: scripts/lint.sh).
+bash scripts/lint.sh || status=1
 
 # 1. Main suite (current torch/triton).
 .venv/bin/python -m pytest -n 2 -q 2>&1 | tee "$logs/main.txt"

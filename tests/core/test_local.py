@@ -112,7 +112,9 @@ def test_evolve_job_with_compile_for_asks_the_verifier_to_drop_spilling_candidat
 
     spec = validate_spec({"job_type": "evolve", "compile_for": "sm_80,sm_90", "max_rounds": 1, "parallel_num": 1})
     fn = make_verify_fn(hc.make_task(), DeviceSlots(["cpu"]), verify_impl=verify_impl, compile=compile_options(spec))
-    asyncio.run(fn(hc.torch_source(2.0), 0))
+    from kgen.core.evolve import VerifyRequest
+
+    asyncio.run(fn(VerifyRequest(source=hc.torch_source(2.0), attempt=0, candidate_id="c0")))
     assert seen == [{"compile_for": ["sm_80", "sm_90"], "reject_spills": True}]
 
 
