@@ -189,6 +189,17 @@ def run_reference(workdir: str, config: dict) -> dict:
         result["outputs"] = _out_specs(device, tensors)
         result["trials"].append({"seed": seed, "ms": ms})
 
+    if config.get("figures") and config["seeds"]:
+        # Minimum traffic and flops, from the task alone; after every saved forward, because the
+        # flop count runs forward once more (a stateful Model would otherwise drift).
+        from kgen.core.verify.traffic import reference_figures
+
+        try:
+            seed_all(int(config["seeds"][-1]))
+            result["figures"] = reference_figures(model, dev_inputs, tensors)
+        except Exception as exc:  # noqa: BLE001 - figures are advisory, never fail the task
+            result["figures"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
     if config.get("profile_gpu") and device.type == "cuda":
         from kgen.core.verify import gpu_timing
 
@@ -215,8 +226,8 @@ def _merged(a: dict, b: dict) -> dict:
 
 
 def _instrument():
-    """Install every hook before candidate code exists; -> (counter, guard, integrity)."""
-    from kgen.core.verify import escapes, instrument, tamper
+    """Install every hook before candidate code exists; -> (counter, guard, integrity, meter)."""
+    from kgen.core.verify import escapes, instrument, tamper, traffic
     from kgen.core.verify.escapes import HostGuard
     from kgen.core.verify.instrument import LaunchCounter
     from kgen.core.verify.tamper import Integrity
@@ -225,8 +236,13 @@ def _instrument():
     counter.install()
     guard = HostGuard()
     guard.install()
-    integrity = Integrity(counter, guard, [sys.modules[__name__], instrument, escapes, tamper])
-    return counter, guard, integrity
+    meter = None
+    if os.environ.get("TRITON_INTERPRET") == "1":  # traffic is measured on the interpreter only
+        meter = traffic.TrafficMeter()
+        meter.install()
+    integrity = Integrity(counter, guard, [sys.modules[__name__], instrument, escapes, tamper, traffic],
+                          hooks=meter.installed if meter else None)
+    return counter, guard, integrity, meter
 
 
 def run_candidate(workdir: str, config: dict) -> dict:
@@ -234,7 +250,7 @@ def run_candidate(workdir: str, config: dict) -> dict:
 
     from kgen.core.verify.instrument import OpRecorder
 
-    counter, guard, integrity = _instrument()
+    counter, guard, integrity, meter = _instrument()
     try:
         mod = _import_file(os.path.join(workdir, "candidate.py"), "kgen_candidate")
     except BaseException as exc:  # noqa: BLE001
@@ -284,12 +300,17 @@ def run_candidate(workdir: str, config: dict) -> dict:
             t0 = time.perf_counter()
             with torch.no_grad(), recorder:
                 integrity.in_forward = recorder.forward_active = True
+                if meter is not None:
+                    meter.take()
+                    meter.enabled = True
                 try:
                     out = model(*inputs)
                     _sync(device)
                     ms = (time.perf_counter() - t0) * 1000.0
                 finally:
                     integrity.in_forward = recorder.forward_active = False
+                    if meter is not None:
+                        meter.enabled = False
                 counter.recorder = guard.recorder = None
                 problem = integrity.check_recording(recorder)
         except BaseException as exc:  # noqa: BLE001
@@ -312,6 +333,8 @@ def run_candidate(workdir: str, config: dict) -> dict:
                        "ops": dict(recorder.ops), "host": _merged(recorder.host, guard.take_pending()),
                        "structure": structure,
                        "outputs": _out_specs(device, tensors)})
+        if meter is not None:
+            trials[-1]["traffic"] = meter.take()
 
     result: dict = {"ok": True, "trials": trials}
     if config.get("profile_gpu") and device.type == "cuda":
