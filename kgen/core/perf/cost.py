@@ -6,14 +6,18 @@ the measured time replaces it. Every output says `model: roofline-<gpu>`.
 
 Per launch l (figures from kgen.core.verify.traffic):
 
-    t_l = launch_us + max(t_mem, t_flop, t_lat)
-    t_mem  = unique_l / hbm_bw + (raw_l - unique_l) / l2_bw     # first touch from HBM, re-reads from L2
-    t_flop = sum over precisions p of dot_flops_l[p] / peak[p]  # tl.dot as executed, padded tiles too
-    t_lat  = waves_l * loads_per_program_l * mem_latency_us       # small grids are latency bound
+    t_l = launch_us + t_lat + max(t_mem, t_flop)
+    t_mem  = (unique_l / hbm_bw + (raw_l - unique_l) / l2_bw) / used_l   # first touch from HBM, re-reads from L2
+    t_flop = (sum over precisions p of dot_flops_l[p] / peak[p]) / used_l  # tl.dot as executed, padded tiles too
+    t_lat  = waves_l * loads_per_program_l * mem_latency_us            # serial round trips to memory
+    used_l = min(1, programs_l / sms)          # a program runs on one SM: a grid smaller than the
+                                               # GPU gets that share of its bandwidth and peak
     waves_l = ceil(programs_l / (sms * resident_l)),  resident_l = clamp(64 // num_warps_l, 1, 32)
 
     est_us = max(sum_l t_l, launches * launch_us + flops_reference / peak[fp32])
 
+The serial round trips add to the throughput-bound part (a program waits for its loads before
+it can stream), which is what makes small grids latency bound; memory and compute overlap (max).
 The floor charges the reference's matmul/conv flops (torch's flop counter) at the CUDA-core
 fp32 rate, so a kernel that does a matmul without tl.dot is not modelled as free compute.
 
@@ -65,16 +69,17 @@ def launch_cost(spec: GPUSpec, launch: dict[str, Any]) -> dict[str, float]:
     """The model's terms for one launch (microseconds)."""
     raw = float(launch.get("raw") or 0)
     unique = min(raw, float(launch.get("unique") or 0))
-    t_mem = unique / spec.hbm_bytes_per_us + (raw - unique) / spec.l2_bytes_per_us
+    programs = max(1, int(launch.get("programs") or 1))
+    used = min(1.0, programs / spec.sms)
+    t_mem = (unique / spec.hbm_bytes_per_us + (raw - unique) / spec.l2_bytes_per_us) / used
     t_flop = 0.0
     for kind, flops in (launch.get("dot_flops") or {}).items():
         peak = spec.flops_per_us.get(str(kind), spec.flops_per_us["fp32"])
-        t_flop += float(flops) / peak
-    programs = max(1, int(launch.get("programs") or 1))
+        t_flop += float(flops) / peak / used
     waves = math.ceil(programs / (spec.sms * resident(spec, int(launch.get("num_warps") or 4))))
     t_lat = waves * int(launch.get("loads_per_program") or 0) * spec.mem_latency_us
     return {"memory_us": t_mem, "compute_us": t_flop, "latency_us": t_lat,
-            "total_us": spec.launch_us + max(t_mem, t_flop, t_lat)}
+            "total_us": spec.launch_us + t_lat + max(t_mem, t_flop)}
 
 
 def estimate(traffic: dict[str, Any], flops_reference: int | None = None, gpu: str = DEFAULT_GPU) -> dict[str, Any]:

@@ -18,15 +18,24 @@ def launch(**kw):
 
 
 def test_memory_term_charges_first_touch_at_hbm_and_rereads_at_l2():
-    t = cost.launch_cost(H100, launch(raw=3_000_000, unique=1_000_000))
+    t = cost.launch_cost(H100, launch(raw=3_000_000, unique=1_000_000, programs=H100.sms))
     want = 1_000_000 / (3.35e6) + 2_000_000 / (6.7e6)
     assert t["memory_us"] == pytest.approx(want)
     assert t["total_us"] == pytest.approx(H100.launch_us + want)
 
 
+def test_a_grid_smaller_than_the_gpu_gets_its_share_of_bandwidth_and_peak():
+    full = cost.launch_cost(H100, launch(raw=3_350_000, unique=3_350_000, programs=10 * H100.sms))
+    quarter = cost.launch_cost(H100, launch(raw=3_350_000, unique=3_350_000, programs=H100.sms // 4))
+    assert full["memory_us"] == pytest.approx(1.0)
+    assert quarter["memory_us"] == pytest.approx(4.0)
+    dot = cost.launch_cost(H100, launch(dot_flops={"fp32": 66.9e6}, programs=H100.sms // 2))
+    assert dot["compute_us"] == pytest.approx(2.0)
+
+
 def test_compute_term_uses_the_peak_of_each_precision():
     flops = {"fp32": 66.9e6, "fp16": 989.4e6}   # one microsecond each
-    t = cost.launch_cost(H100, launch(dot_flops=flops))
+    t = cost.launch_cost(H100, launch(dot_flops=flops, programs=H100.sms))
     assert t["compute_us"] == pytest.approx(2.0)
     assert t["total_us"] == pytest.approx(H100.launch_us + 2.0)
 
@@ -41,12 +50,19 @@ def test_latency_term_counts_waves_and_serial_loads():
 
 
 def test_estimate_is_the_sum_of_launches_the_max_of_their_bounds():
-    traffic = {"per_launch": [launch(raw=33_500_000, unique=33_500_000),      # 10 us of HBM
+    traffic = {"per_launch": [launch(raw=33_500_000, unique=33_500_000, programs=H100.sms),  # 10 us of HBM
                               launch(programs=1, loads_per_program=4)]}        # 2 us of latency
     est = cost.estimate(traffic)
     assert est["model"] == "roofline-h100" and "model" in est["note"]
     assert est["est_us"] == pytest.approx(2 * H100.launch_us + 10.0 + 2.0)
+
     assert est["bound"] == "memory" and est["launch_us"] == pytest.approx(6.0)
+
+
+def test_latency_adds_to_the_larger_of_memory_and_compute():
+    t = cost.launch_cost(H100, launch(raw=3_350_000, unique=3_350_000, programs=H100.sms, loads_per_program=2,
+                                      dot_flops={"fp32": 66.9e6 * 3}))
+    assert t["total_us"] == pytest.approx(H100.launch_us + 2 * H100.mem_latency_us + 3.0)
 
 
 def test_reference_flops_floor_a_kernel_that_avoids_tl_dot():
