@@ -97,9 +97,9 @@ def _render_traffic(con, verdict) -> None:
     c = verdict.cost
     if c:
         con.print(f"model cost ({c.get('model')}, a model, not a measurement): {_fmt(c.get('est_us'), '.2f')} us "
-                  f"= launches {_fmt(c.get('launch_us'), '.2f')} + bound by {c.get('bound')} "
-                  f"(memory {_fmt(c.get('memory_us'), '.3f')}, compute {_fmt(c.get('compute_us'), '.3f')}, "
-                  f"latency {_fmt(c.get('latency_us'), '.2f')} us)")
+                  f"(launch {_fmt(c.get('launch_us'), '.2f')}, latency {_fmt(c.get('latency_us'), '.2f')}, "
+                  f"memory {_fmt(c.get('memory_us'), '.3f')}, compute {_fmt(c.get('compute_us'), '.3f')} us; "
+                  f"largest: {c.get('bound')})")
 
 
 def _verify_remote(node: str, token: Optional[str], lease: Optional[str], device: Optional[str], trials: int,
