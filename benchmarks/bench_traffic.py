@@ -1,7 +1,7 @@
 """Overhead of the traffic meter (kgen.core.verify.traffic) on the Triton interpreter.
 
-Runs three kernels in one process, first without the meter, then with it installed and enabled
-(as in a verification), and reports the slowdown as a ratio against the plain run. Results:
+Runs three kernels in one process, alternately without the meter and with it installed and
+enabled (as in a verification), and reports the slowdown as a ratio against the plain run. Results:
 benchmarks/results/traffic_overhead.{json,md}.
 
     .venv/bin/python benchmarks/bench_traffic.py [--repeats 3]
@@ -67,30 +67,34 @@ def kernels():
     }
 
 
-def timed(fn, repeats: int) -> float:
+def timed(fn) -> float:
+    t0 = time.perf_counter()
     fn()
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(samples)
+    return (time.perf_counter() - t0) * 1000.0
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from kgen.core.verify.traffic import TrafficMeter
 
     cases = kernels()
-    plain = {name: timed(fn, args.repeats) for name, fn in cases.items()}
     meter = TrafficMeter()
-    meter.install()
-    meter.enabled = True
-    metered = {name: timed(fn, args.repeats) for name, fn in cases.items()}
+    plain: dict[str, list[float]] = {name: [] for name in cases}
+    metered: dict[str, list[float]] = {name: [] for name in cases}
+    for name, fn in cases.items():
+        fn()  # warm-up (the interpreter rewrites the kernel once)
+        for _ in range(args.repeats):  # alternate, so load from other processes hits both alike
+            plain[name].append(timed(fn))
+            meter.install()
+            meter.enabled = True
+            metered[name].append(timed(fn))
+            meter.uninstall()
     sample = meter.take()
+    plain = {k: statistics.median(v) for k, v in plain.items()}  # type: ignore[misc]
+    metered = {k: statistics.median(v) for k, v in metered.items()}  # type: ignore[misc]
     rows = [{"case": name, "plain_ms": round(plain[name], 2), "metered_ms": round(metered[name], 2),
              "ratio": round(metered[name] / plain[name], 3)} for name in cases]
     RESULTS.mkdir(parents=True, exist_ok=True)
