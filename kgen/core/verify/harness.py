@@ -381,10 +381,11 @@ def _traffic(verdict: Verdict, ref, ran: dict) -> None:
         return
     figures = getattr(ref, "figures", None) or {}
     minimum = figures.get("minimum_bytes")
-    verdict.traffic = traffic.summarize([x for x in launches if isinstance(x, dict)],
-                                        int(minimum) if isinstance(minimum, int) else None)
+    every = [x for x in launches if isinstance(x, dict)]
     flops = figures.get("flops")
-    verdict.cost = cost.estimate(verdict.traffic, int(flops) if isinstance(flops, int) else None)
+    # the model sees every launch; the verdict lists the first few (traffic.PER_LAUNCH_KEPT)
+    verdict.cost = cost.estimate({"per_launch": every}, int(flops) if isinstance(flops, int) else None)
+    verdict.traffic = traffic.summarize(every, int(minimum) if isinstance(minimum, int) else None)
 
 
 def _timing(verdict: Verdict, task, key, seeds, timeout_s, pool, ref, workdir, nonce=None) -> None:

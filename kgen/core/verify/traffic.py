@@ -27,6 +27,7 @@ from typing import Any
 
 COMPACT_AT = 1 << 21
 MAX_UNIQUE = 1 << 25
+PER_LAUNCH_KEPT = 64
 
 
 class _Addresses:
@@ -246,12 +247,16 @@ class TrafficMeter:
         self.originals = {}
 
 
-def summarize(launches: list[dict[str, Any]], minimum: int | None = None) -> dict[str, Any]:
-    """The verdict's `traffic` dict for one forward call."""
+def summarize(launches: list[dict[str, Any]], minimum: int | None = None, keep: int = PER_LAUNCH_KEPT) -> dict[str, Any]:
+    """The verdict's `traffic` dict for one forward call. Totals cover every launch; `per_launch`
+    lists the first `keep` (a kernel launched per element would otherwise bloat every verdict),
+    and `per_launch_omitted` says how many were left out."""
     raw = sum(int(x.get("raw") or 0) for x in launches)
     unique = sum(int(x.get("unique") or 0) for x in launches)
     out: dict[str, Any] = {"raw": raw, "unique": unique, "minimum": minimum, "launches": len(launches),
-                           "per_launch": launches}
+                           "per_launch": launches[:keep]}
+    if len(launches) > keep:
+        out["per_launch_omitted"] = len(launches) - keep
     if minimum:
         out["unique_ratio"] = round(unique / minimum, 4)
         out["raw_ratio"] = round(raw / minimum, 4)

@@ -169,3 +169,33 @@ def test_dot_flops_are_traced_with_padded_tiles(runner_pool):
     assert one["programs"] == 4 and one["dot_flops"] == {"fp32": 4 * 2 * 16 * 16 * 16}
     assert v.cost["flops_reference"] == 2 * 20 * 24 * 16 and v.cost["flops_traced"] == 4 * 2 * 16 ** 3
     assert v.traffic["minimum"] == (20 * 16 + 16 * 24 + 20 * 24) * 4
+
+
+MANY = HEADER + '''
+@triton.jit
+def relu_add_kernel(x_ptr, y_ptr, out_ptr, start, n, BLOCK: tl.constexpr):
+    offs = start + tl.arange(0, BLOCK)
+    mask = offs < n
+    tl.store(out_ptr + offs, tl.maximum(tl.load(x_ptr + offs, mask=mask), 0.0)
+             + tl.load(y_ptr + offs, mask=mask), mask=mask)
+
+
+class ModelNew(nn.Module):
+    def forward(self, x, y):
+        out = torch.empty_like(x)
+        for start in range(0, x.numel(), 4):   # one launch per 4 elements: 75 launches
+            relu_add_kernel[(1,)](x, y, out, start, x.numel(), BLOCK=4)
+        return out
+'''
+
+
+def test_per_launch_list_is_capped_but_totals_and_cost_cover_every_launch(task, runner_pool):
+    from kgen.core.perf import cost
+    from kgen.core.verify import traffic
+
+    v = verify(task, MANY, pool=runner_pool, timeout_s=120)
+    assert v.status == "correct", v.message
+    t = v.traffic
+    assert t["launches"] == 75 and t["raw"] == MINIMUM and t["unique"] == MINIMUM
+    assert len(t["per_launch"]) == traffic.PER_LAUNCH_KEPT and t["per_launch_omitted"] == 75 - traffic.PER_LAUNCH_KEPT
+    assert v.cost["launch_us"] == 75 * cost.GPUS["h100"].launch_us
