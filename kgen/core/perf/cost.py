@@ -14,12 +14,13 @@ Per launch l (figures from kgen.core.verify.traffic):
                                                # GPU gets that share of its bandwidth and peak
     waves_l = ceil(programs_l / (sms * resident_l)),  resident_l = clamp(64 // num_warps_l, 1, 32)
 
-    est_us = max(sum_l t_l, launches * launch_us + flops_reference / peak[fp32])
+    est_us = max(sum_l t_l, launches * launch_us + flops_reference / peak_floor)
 
 The serial round trips add to the throughput-bound part (a program waits for its loads before
 it can stream), which is what makes small grids latency bound; memory and compute overlap (max).
-The floor charges the reference's matmul/conv flops (torch's flop counter) at the CUDA-core
-fp32 rate, so a kernel that does a matmul without tl.dot is not modelled as free compute.
+The floor charges the reference's matmul/conv flops (torch's flop counter) at the fastest rate
+among the precisions the candidate's tl.dot calls used, or at the CUDA-core fp32 rate when it
+made none, so a kernel that does a matmul without tl.dot is not modelled as free compute.
 
 Vendor figures (NVIDIA H100 Tensor Core GPU datasheet / architecture whitepaper, H100 SXM5 80GB,
 dense, no sparsity): HBM3 3.35 TB/s; 132 SMs; FP32 66.9 TFLOPS; TF32 tensor 494.7 TFLOPS;
@@ -88,7 +89,9 @@ def estimate(traffic: dict[str, Any], flops_reference: int | None = None, gpu: s
     launches = list(traffic.get("per_launch") or [])
     terms = [launch_cost(spec, x) for x in launches]
     total = sum(t["total_us"] for t in terms)
-    floor = len(launches) * spec.launch_us + float(flops_reference or 0) / spec.flops_per_us["fp32"]
+    kinds = {str(k) for x in launches for k, v in (x.get("dot_flops") or {}).items() if v}
+    peak_floor = max([spec.flops_per_us.get(k, spec.flops_per_us["fp32"]) for k in kinds] or [spec.flops_per_us["fp32"]])
+    floor = len(launches) * spec.launch_us + float(flops_reference or 0) / peak_floor
     traced = sum(int(v) for x in launches for v in (x.get("dot_flops") or {}).values())
     # the bound that dominates the sum of launch bodies (or the launches themselves)
     sums = {k: sum(t[k] for t in terms) for k in ("memory_us", "compute_us", "latency_us")}

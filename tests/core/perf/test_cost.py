@@ -70,6 +70,10 @@ def test_reference_flops_floor_a_kernel_that_avoids_tl_dot():
     est = cost.estimate(traffic, flops_reference=int(66.9e6 * 50))  # 50 us at the fp32 rate
     assert est["est_us"] == pytest.approx(H100.launch_us + 50.0)
     assert est["flops_reference"] == int(66.9e6 * 50) and est["flops_traced"] == 0
+    # a candidate on fp16 tensor cores is floored at that rate, not at the CUDA-core rate
+    dotted = {"per_launch": [launch(raw=1000, unique=1000, dot_flops={"fp16": 1000})]}
+    est = cost.estimate(dotted, flops_reference=int(989.4e6 * 50))
+    assert est["est_us"] == pytest.approx(H100.launch_us + 50.0)
 
 
 def test_fewer_launches_and_less_traffic_cost_less():
