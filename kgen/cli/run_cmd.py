@@ -52,6 +52,8 @@ class _Progress:
             detail = event.get("message", "").strip().splitlines()[:1]
             ms = event.get("candidate_ms")
             timing = f", {ms:.1f} ms ({'GPU' if event.get('timing_kind') == 'gpu' else 'interpreter'})" if ms else ""
+            if event.get("est_us") is not None and event.get("timing_kind") != "gpu":
+                timing += f", model {event['est_us']:.2f} us"
             say(f"  candidate {event['candidate_id'][:8]} ({_place(event)}): "
                 f"{event['status']}{timing}{': ' + detail[0][:160] if detail and event['status'] != 'correct' else ''}",
                 soft_wrap=True)
@@ -80,6 +82,10 @@ def _table(result: dict, job: dict) -> None:
         table.add_column(col, justify="right" if col in ("round", "#", "kernels", "max err") else "left")
     for col in (("GPU ms", "vs eager", "vs compile") if gpu else ("interp ms",)):
         table.add_column(col, justify="right")
+    traffic = any((c["verdict"] or {}).get("traffic") for c in rows)
+    if traffic:
+        for col in ("uniq/min", "raw/min", "model us"):
+            table.add_column(col, justify="right")
     for c in rows:
         v = c["verdict"] or {}
         timing = v.get("timing") or {}
@@ -92,6 +98,9 @@ def _table(result: dict, job: dict) -> None:
             cells += [_fmt(timing.get("candidate_ms")), *[f"{s:.2f}x" if s else "-" for s in speed]]
         else:
             cells.append(_fmt(timing.get("candidate_ms"), 1))
+        if traffic:
+            tr, cost = v.get("traffic") or {}, v.get("cost") or {}
+            cells += [_fmt(tr.get("unique_ratio"), 2), _fmt(tr.get("raw_ratio"), 2), _fmt(cost.get("est_us"), 2)]
         table.add_row(*cells)
     console = out()
     console.print(table)
@@ -101,6 +110,10 @@ def _table(result: dict, job: dict) -> None:
         console.print(f"no correct kernel: {job['error'] or job['status']}")
     if not gpu and rows:
         console.print("timings are Triton interpreter timings on the CPU, not GPU speedups")
+    if traffic:
+        model = next((c["verdict"]["cost"]["model"] for c in rows if (c["verdict"] or {}).get("cost")), "roofline")
+        console.print(f"uniq/min, raw/min: bytes moved per forward vs the minimum (interpreter); model us: "
+                      f"{model} estimate, a model, not a measurement{'' if gpu else ' (ranks correct candidates here)'}")
 
 
 def run(

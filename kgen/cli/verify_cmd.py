@@ -77,10 +77,43 @@ def _render(verdict) -> None:
     elif t is not None:
         con.print(f"interpreter wall time (not a GPU measure): candidate {_fmt(t.candidate_ms, '.2f')} ms, "
                   f"eager reference {_fmt(t.eager_ms, '.2f')} ms")
+    _render_traffic(con, verdict)
     con.print(f"wall: {verdict.wall_s:.2f} s   peak memory: {verdict.peak_mem_bytes / 2**20:.0f} MiB")
     if verdict.status not in ("correct", "incorrect", "rejected") and verdict.log_tail.strip():
         con.print("[dim]--- candidate output (tail) ---[/]")
         con.print(verdict.log_tail.strip()[-1500:], markup=False)
+
+
+def _ratio(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}x"
+
+
+def _render_traffic(con, verdict) -> None:
+    """Bytes one forward moved on the interpreter (per launch) and the roofline model's estimate."""
+    from rich.table import Table
+
+    tr = verdict.traffic
+    if not tr:
+        return
+    con.print(f"traffic (one forward, interpreter): raw {tr.get('raw', 0):,} B, unique {tr.get('unique', 0):,} B, "
+              f"minimum {_fmt(tr.get('minimum'), ',')} B -> unique/min {_ratio(tr.get('unique_ratio'))}, "
+              f"raw/min {_ratio(tr.get('raw_ratio'))}, {tr.get('launches', 0)} launch(es)")
+    per = tr.get("per_launch") or []
+    if len(per) > 1 or any(x.get("dot_flops") for x in per):
+        table = Table(show_edge=False)
+        for col in ("kernel", "programs", "raw B", "unique B", "loads/program", "dot flops"):
+            table.add_column(col, justify="left" if col == "kernel" else "right")
+        for x in per:
+            flops = sum(int(v) for v in (x.get("dot_flops") or {}).values())
+            table.add_row(str(x.get("kernel")), str(x.get("programs")), f"{x.get('raw', 0):,}",
+                          f"{x.get('unique', 0):,}", str(x.get("loads_per_program")), f"{flops:,}" if flops else "-")
+        con.print(table)
+    c = verdict.cost
+    if c:
+        con.print(f"model cost ({c.get('model')}, a model, not a measurement): {_fmt(c.get('est_us'), '.2f')} us "
+                  f"(launch {_fmt(c.get('launch_us'), '.2f')}, latency {_fmt(c.get('latency_us'), '.2f')}, "
+                  f"memory {_fmt(c.get('memory_us'), '.3f')}, compute {_fmt(c.get('compute_us'), '.3f')} us; "
+                  f"largest: {c.get('bound')})")
 
 
 def _verify_remote(node: str, token: Optional[str], lease: Optional[str], device: Optional[str], trials: int,

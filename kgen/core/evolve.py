@@ -23,6 +23,7 @@ from typing import Any, Awaitable, Callable
 
 from kgen.core.errors import BadInput, KgenError
 from kgen.core.generate import Candidate
+from kgen.core.perf.cost import fitness_us
 from kgen.core.spec import JOB_SPEC_LIMITS, LIMITS
 from kgen.core.spec import check as check_limit
 from kgen.core.verify.verdict import Verdict
@@ -144,6 +145,9 @@ def summarize_verdict(verdict: Verdict) -> dict[str, Any]:
         "candidate_ms": timing.candidate_ms if timing else None,
         "speedup_eager": timing.speedup_eager if timing else None,
         "speedup_compile": timing.speedup_compile if timing else None,
+        "est_us": verdict.cost.get("est_us") if isinstance(verdict.cost, dict) else None,
+        "cost_model": verdict.cost.get("model") if isinstance(verdict.cost, dict) else None,
+        "traffic_unique_ratio": verdict.traffic.get("unique_ratio") if isinstance(verdict.traffic, dict) else None,
         "device": verdict.device,
         "wall_s": verdict.wall_s,
     }
@@ -162,14 +166,15 @@ class Entry:
         return self.verdict is not None and self.verdict.correct
 
     def rank(self) -> tuple:
-        """Sort key, lower is better: correct first; among correct, lower GPU time, else earlier."""
+        """Sort key, lower is better: correct first; among correct, lower measured GPU time, else
+        lower modelled cost (CPU nodes: kgen.core.perf.cost), else earlier."""
         v = self.verdict
         order = (self.round, self.index)
         if v is None:
             return (len(STATUS_RANK) + 1, 0.0, order)
         if v.correct:
-            gpu_ms = v.timing.candidate_ms if v.timing and v.timing.kind == "gpu" else None
-            return (0, gpu_ms if gpu_ms is not None else math.inf, order)
+            us = fitness_us(v)
+            return (0, us if us is not None else math.inf, order)
         err = max_abs_error(v)
         return (STATUS_RANK.get(v.status, len(STATUS_RANK)), err if err is not None and math.isfinite(err) else math.inf, order)
 
@@ -293,7 +298,8 @@ class _Engine:
         if improves:
             best_event = {"candidate_id": entry.candidate_id, "round": entry.round, "index": entry.index,
                           "status": verdict.status,
-                          "candidate_ms": verdict.timing.candidate_ms if verdict.timing else None}
+                          "candidate_ms": verdict.timing.candidate_ms if verdict.timing else None,
+                          "est_us": verdict.cost.get("est_us") if isinstance(verdict.cost, dict) else None}
         # Verdict, its event and the best update land together, and never on a finished job.
         recorded = self.store.record_verdict(
             self.job_id, entry.candidate_id, verdict,

@@ -29,6 +29,8 @@ def test_correct_candidate_json_exit_0(capsys):
     verdict = json.loads(out)
     assert verdict["status"] == "correct" and verdict["kernels_launched"] == 3
     assert verdict["timing"]["kind"] == "interpreter"
+    assert verdict["traffic"]["raw"] == verdict["traffic"]["minimum"] == 3600
+    assert verdict["cost"]["model"] == "roofline-h100" and verdict["cost"]["est_us"] > 0
 
 
 def test_incorrect_candidate_human_summary_exit_1(capsys):
@@ -42,6 +44,8 @@ def test_correct_candidate_human_summary_never_says_speedup(capsys):
     code, out, _ = run(capsys, TASK, str(CANDIDATES / "good.py"))
     assert code == 0 and out.startswith("correct")
     assert "interpreter wall time" in out and "speedup" not in out
+    assert "unique/min 1.00x, raw/min 1.00x, 1 launch(es)" in out
+    assert "model cost (roofline-h100, a model, not a measurement)" in out
 
 
 def test_rejected_candidate_and_allow_op(capsys):

@@ -223,6 +223,17 @@ def run_reference(workdir: str, config: dict) -> dict:
         result["outputs"] = _out_specs(device, tensors)
         result["trials"].append({"seed": seed, "ms": ms})
 
+    if config.get("figures") and config["seeds"]:
+        # Minimum traffic and flops, from the task alone; after every saved forward, because the
+        # flop count runs forward once more (a stateful Model would otherwise drift).
+        from kgen.core.verify.traffic import reference_figures
+
+        try:
+            seed_all(int(config["seeds"][-1]))
+            result["figures"] = reference_figures(model, dev_inputs, tensors)
+        except Exception as exc:  # noqa: BLE001 - figures are advisory, never fail the task
+            result["figures"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+
     if config.get("profile_gpu") and device.type == "cuda":
         from kgen.core.verify import gpu_timing
 
@@ -252,8 +263,8 @@ def _merged(a: dict, b: dict) -> dict:
 
 
 def _instrument(config: dict | None = None):
-    """Install every hook before candidate code exists; -> (counter, guard, integrity)."""
-    from kgen.core.verify import escapes, instrument, tamper
+    """Install every hook before candidate code exists; -> (counter, guard, integrity, meter)."""
+    from kgen.core.verify import escapes, instrument, tamper, traffic
     from kgen.core.verify.escapes import HostGuard
     from kgen.core.verify.instrument import LaunchCounter
     from kgen.core.verify.tamper import Integrity
@@ -268,21 +279,26 @@ def _instrument(config: dict | None = None):
         counter.reject_spills = bool((config or {}).get("reject_spills"))
     guard = HostGuard()
     guard.install()
-    integrity = Integrity(counter, guard, [sys.modules[__name__], instrument, escapes, tamper])
-    return counter, guard, integrity
+    meter = None
+    if os.environ.get("TRITON_INTERPRET") == "1":  # traffic is measured on the interpreter only
+        meter = traffic.TrafficMeter()
+        meter.install()
+    integrity = Integrity(counter, guard, [sys.modules[__name__], instrument, escapes, tamper, traffic],
+                          hooks=meter.installed if meter else None)
+    return counter, guard, integrity, meter
 
 
 def run_candidate(workdir: str, config: dict) -> dict:
-    counter, guard, integrity = _instrument(config)
+    counter, guard, integrity, meter = _instrument(config)
     compiler = counter.compiler  # _candidate drops it from the counter before GPU timing
-    result = _candidate(counter, guard, integrity, workdir, config)
+    result = _candidate(counter, guard, integrity, meter, workdir, config)
     if compiler is not None:
         result["compiled"] = compiler.records
         result["compile_s"] = round(compiler.seconds, 3)
     return result
 
 
-def _candidate(counter, guard, integrity, workdir: str, config: dict) -> dict:
+def _candidate(counter, guard, integrity, meter, workdir: str, config: dict) -> dict:
     import torch
 
     from kgen.core.verify.instrument import OpRecorder
@@ -337,6 +353,9 @@ def _candidate(counter, guard, integrity, workdir: str, config: dict) -> dict:
             t0 = time.perf_counter()
             with torch.no_grad(), recorder:
                 integrity.in_forward = recorder.forward_active = True
+                if meter is not None:
+                    meter.take()
+                    meter.enabled = True
                 try:
                     out = model(*inputs)
                     _sync(device)
@@ -345,6 +364,8 @@ def _candidate(counter, guard, integrity, workdir: str, config: dict) -> dict:
                         ms = max(0.0, ms - (counter.compiler.seconds - compile_before) * 1000.0)
                 finally:
                     integrity.in_forward = recorder.forward_active = False
+                    if meter is not None:
+                        meter.enabled = False
                 counter.recorder = guard.recorder = None
                 problem = integrity.check_recording(recorder)
         except BaseException as exc:  # noqa: BLE001
@@ -367,6 +388,8 @@ def _candidate(counter, guard, integrity, workdir: str, config: dict) -> dict:
                        "ops": dict(recorder.ops), "host": _merged(recorder.host, guard.take_pending()),
                        "structure": structure,
                        "outputs": _out_specs(device, tensors)})
+        if meter is not None:
+            trials[-1]["traffic"] = meter.take()
 
     result: dict = {"ok": True, "trials": trials}
     if config.get("external_timing"):

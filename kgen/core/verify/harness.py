@@ -157,19 +157,22 @@ def _fresh_seed() -> int:
     return FRESH_SEED_BASE + secrets.randbelow(2**31 - FRESH_SEED_BASE)
 
 
-def _reference_run(task, key: str, seeds, timeout_s: float, pool, profile_gpu: bool):
+def _reference_run(task, key: str, seeds, timeout_s: float, pool, profile_gpu: bool, figures: bool = True):
     from kgen.core.verify.reference import describe_failure, load_reference
 
     workdir = pool.new_workdir()
     try:
         with open(os.path.join(workdir, "task.py"), "w") as fh:
             fh.write(task.source)
-        outcome = pool.run(key, "reference", workdir, _run_config(key, seeds, profile_gpu), timeout_s)
+        config = _run_config(key, seeds, profile_gpu)
+        config["figures"] = figures  # minimum traffic and flops (traffic.reference_figures)
+        outcome = pool.run(key, "reference", workdir, config, timeout_s)
         result = _read_result(workdir)
         if result is None or not result.get("ok"):
             raise TaskError(f"bad task: {describe_failure(result, outcome, timeout_s)}")
         ref = load_reference(task, key, tuple(seeds), INIT_SEED, workdir, result)
         ref.gpu = result.get("gpu")
+        ref.figures = result.get("figures") if isinstance(result.get("figures"), dict) else None
         return ref
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -180,7 +183,7 @@ def _with_fresh_trial(task, key: str, ref, timeout_s: float, pool, workdir: str)
     """Run the reference once more on a seed nobody has seen, copy its inputs into the
     candidate's workdir, and return the cached reference extended by that trial (uncached)."""
     seed = _fresh_seed()
-    fresh = _reference_run(task, key, (seed,), timeout_s, pool, False)
+    fresh = _reference_run(task, key, (seed,), timeout_s, pool, False, figures=False)
     try:
         name = f"inputs_{seed}.pt"
         shutil.copyfile(os.path.join(fresh.files_dir, name), os.path.join(workdir, name))
@@ -423,6 +426,7 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
             failures.append(f"seed {seed}: {cmp.message}")
     verdict.trials_run = len(ran)
     verdict.kernels_launched = launches
+    _traffic(verdict, ref, ran)
     verdict.torch_ops = purity.compute_ops(ops) + sorted(escaped)
     verdict.pure = not verdict.torch_ops
     verdict.static_torch_calls = purity.static_torch_calls(source)
@@ -456,6 +460,25 @@ def _judge(verdict: Verdict, ref, workdir: str, outcome, timeout_s: float, atol,
         verdict.status = "correct"
         verdict.message = f"correct on {len(ref.seeds)} trials, {launches} Triton launches" + (
             "" if verdict.pure else f", torch fallbacks: {', '.join(verdict.torch_ops)}")
+
+
+def _traffic(verdict: Verdict, ref, ran: dict) -> None:
+    """Traffic of one forward (the first trial) against the task's minimum, and its modelled cost.
+    Measured in the candidate's process (best effort); the minimum comes from the reference run."""
+    from kgen.core.perf import cost
+    from kgen.core.verify import traffic
+
+    first = ran.get(ref.seeds[0]) or {}
+    launches = first.get("traffic")
+    if not isinstance(launches, list):
+        return
+    figures = getattr(ref, "figures", None) or {}
+    minimum = figures.get("minimum_bytes")
+    every = [x for x in launches if isinstance(x, dict)]
+    flops = figures.get("flops")
+    # the model sees every launch; the verdict lists the first few (traffic.PER_LAUNCH_KEPT)
+    verdict.cost = cost.estimate({"per_launch": every}, int(flops) if isinstance(flops, int) else None)
+    verdict.traffic = traffic.summarize(every, int(minimum) if isinstance(minimum, int) else None)
 
 
 def _external(verdict: Verdict, ref, workdir: str, result: dict, driver, gpu: bool, atol, rtol) -> float | None:

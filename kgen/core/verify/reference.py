@@ -50,6 +50,7 @@ class Reference:
     eager_ms: list[float] = field(default_factory=list)
     gpu: dict | None = None            # eager/compile timings when the run was profiled
     precision: str = ""                # how outputs were computed (child.reference_precision)
+    figures: dict | None = None        # minimum traffic bytes and flops (traffic.reference_figures)
 
     def copy_inputs_to(self, workdir: str) -> None:
         for name, digest in self.file_hashes.items():

@@ -48,7 +48,7 @@ def _same(old, new) -> bool:
 
 
 class Integrity:
-    def __init__(self, counter, guard, modules) -> None:
+    def __init__(self, counter, guard, modules, hooks=None) -> None:
         import torch
         from torch.utils import _python_dispatch as pd
 
@@ -60,6 +60,8 @@ class Integrity:
         self._stack = pd._get_current_dispatch_mode_stack
         self._empty = torch.empty
         self._watched: dict[tuple[object, str], object] = {}
+        # other installed hooks (the traffic meter's): (owner, name) -> hook, checked like ours
+        self._hooks: dict[tuple[object, str], object] = dict(hooks or {})
         for owner, names in ((torch._C, _WATCHED_C), (pd, _WATCHED_PY)):
             for name in names:
                 self._watch(owner, name)
@@ -93,7 +95,8 @@ class Integrity:
         for cls, hook in self.counter.installed.items():
             if cls.__dict__.get("run") is not hook:
                 return f"{cls.__name__}.run (the Triton launch hook) was replaced"
-        for (owner, name), hook in list(self.guard.installed.items()) + list(self._watched.items()):
+        for (owner, name), hook in (list(self.guard.installed.items()) + list(self._watched.items())
+                                    + list(self._hooks.items())):
             if getattr(owner, name, None) is not hook:
                 return f"{getattr(owner, '__name__', owner)}.{name} (a harness hook) was replaced"
         for label, owner, snapshot in self._dicts:

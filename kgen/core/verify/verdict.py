@@ -71,6 +71,13 @@ class Verdict:
     # the user's defaults, recorded in baseline_settings.
     reference_precision: str = ""
     baseline_settings: dict = field(default_factory=dict)
+    # Bytes one forward call moved on the Triton interpreter ({raw, unique, minimum, launches,
+    # per_launch, ...}; kgen.core.verify.traffic), None where not measured (GPU runs, failures
+    # before forward). Best effort: counted inside the candidate's process.
+    traffic: dict[str, Any] | None = None
+    # The roofline model's estimate from `traffic` ({model, est_us, ...}; kgen.core.perf.cost).
+    # A model, not a measurement: measured GPU time (`timing`) replaces it where there is one.
+    cost: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -123,10 +123,13 @@ def plain(value: Any) -> Any:
 
 
 def _rank(pair: tuple[Candidate, Verdict]) -> tuple:
+    from kgen.core.perf.cost import fitness_us
+
     cand, verdict = pair
     ok = 0 if verdict.status == "correct" else 1
-    ms = verdict.timing.candidate_ms if verdict.timing and verdict.timing.candidate_ms is not None else float("inf")
-    return (ok, 0 if verdict.pure else 1, ms)
+    # measured GPU time, else the roofline model's estimate (never interpreter wall time)
+    us = fitness_us(verdict)
+    return (ok, 0 if verdict.pure else 1, us if us is not None else float("inf"))
 
 
 __all__ = ["BuiltinGenerator"]

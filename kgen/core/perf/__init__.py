@@ -1,0 +1,1 @@
+"""Performance figures that need no GPU: the roofline cost model (cost.py)."""
