@@ -51,6 +51,9 @@ class Captured:
     input_mutations: list[tuple[str, int]] = field(default_factory=list)
     # training flag, at capture, of each module owning an updated buffer: the lowering depends on it
     modes: dict[str, bool] = field(default_factory=dict)
+    # plain tensor attributes captured as buffers (see attributes_as_buffers): forward reads them
+    # on the input's device and rebinds the ones it replaces, as the reference does
+    attribute_buffers: set[str] = field(default_factory=set)
 
 
 def decomposition_table() -> dict:
@@ -122,6 +125,39 @@ def _batch_norm_batch_stats(x, weight, bias, training, momentum, eps):
     return out, mean, rstd
 
 
+def attributes_as_buffers(model: Any) -> tuple[Any, set[str]]:
+    """A private copy of `model` whose plain tensor attributes (`self.hidden = torch.randn(...)`)
+    are non-persistent buffers, and their names. torch.export refuses a forward that replaces
+    such a "constant" ("Constant hidden is mutated ... register it as buffer"); as a buffer, the
+    new value becomes a BUFFER_MUTATION output like a running statistic. The task's own model is
+    left as it is."""
+    import copy
+
+    import torch
+
+    clone = copy.deepcopy(model)
+    moved: set[str] = set()
+    for prefix, mod in clone.named_modules():
+        for name, value in list(vars(mod).items()):
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+                del mod.__dict__[name]
+                mod.register_buffer(name, value, persistent=False)
+                moved.add(f"{prefix}.{name}" if prefix else name)
+    return clone, moved
+
+
+def _export(model: Any, inputs: list[Any]) -> Any:
+    import torch
+
+    with warnings.catch_warnings():
+        # torch.export's own use of a deprecated pytree class; nothing the task can act on
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        ep = torch.export.export(model, tuple(inputs), strict=False)
+        ep = ep.run_decompositions(decomposition_table())
+        splits_to_slices(ep.graph)
+    return ep
+
+
 def load_namespace(source: str, name: str = "kgen_task") -> dict[str, Any]:
     module = types.ModuleType(name)
     try:
@@ -151,16 +187,21 @@ def capture(source: str, seed: int = 0) -> Captured:
             model(*inputs)
     except Exception as exc:  # noqa: BLE001
         raise TaskError(f"Model fails on its own inputs: {type(exc).__name__}: {exc}") from None
+    attribute_buffers: set[str] = set()
     try:
-        with warnings.catch_warnings():
-            # torch.export's own use of a deprecated pytree class; nothing the task can act on
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-            ep = torch.export.export(model, tuple(inputs), strict=False)
-            ep = ep.run_decompositions(decomposition_table())
-            splits_to_slices(ep.graph)
+        ep = _export(model, inputs)
     except Exception as exc:  # noqa: BLE001
-        raise KgenError(f"torch.export cannot capture this reference: {type(exc).__name__}: {exc}",
-                        code="export_failed") from None
+        error = exc
+        clone, moved = attributes_as_buffers(model)
+        ep = None
+        if moved:
+            try:
+                ep, attribute_buffers = _export(clone, inputs), moved
+            except Exception:  # noqa: BLE001 - report the reference's own failure
+                ep = None
+        if ep is None:
+            raise KgenError(f"torch.export cannot capture this reference: {type(error).__name__}: {error}",
+                            code="export_failed") from None
     kinds: dict[str, tuple[str, str | None]] = {}
     user: list[str] = []
     for spec in ep.graph_signature.input_specs:
@@ -180,13 +221,14 @@ def capture(source: str, seed: int = 0) -> Captured:
                             "builtin generator only lowers forwards whose side effects are buffer and input updates",
                             code="unsupported")
     modes = {owner: bool(model.get_submodule(owner).training)
-             for owner in {t.rpartition(".")[0] for t, _ in mutations}}
+             for owner in {t.rpartition(".")[0] for t, _ in mutations if t not in attribute_buffers}}
     # tensors the forward builds from literals (torch.tensor([...])) become lifted constants
     constants = {t: ep.constants[t].detach().cpu() for kind, t in kinds.values()
                  if kind == "CONSTANT_TENSOR" and t is not None and t in ep.constants}
     return Captured(graph=ep.graph, input_kinds=kinds, user_inputs=user, out_spec=ep.call_spec.out_spec,
                     init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants,
-                    mutations=mutations, modes=modes, input_mutations=input_mutations)
+                    mutations=mutations, modes=modes, input_mutations=input_mutations,
+                    attribute_buffers=attribute_buffers)
 
 
 def signature_text(source: str, method: str) -> tuple[str, list[str]] | None:

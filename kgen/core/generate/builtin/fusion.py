@@ -83,8 +83,11 @@ class Fuser:
                 src = node.args[0]
                 g = self.group_of.get(src)
                 if g is not None:
+                    # a value of a tuple result (max's values and indices): it lives where its
+                    # source does, at its source's stage, so consumers can fuse like with any value
                     g.extra.append(node)
                     self.group_of[node] = g
+                    g.stage_of[node] = g.stage_of.get(src, 0)
                 continue
             if name in ops.DROPPED_OPS:
                 continue

@@ -3,6 +3,7 @@ the normalised values), fused prologue per element and epilogue per row."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from torch.fx import Node
@@ -171,25 +172,37 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     base = Ctx(k, "rmask", "rows")
     epi = Ctx(k, "rmask1", "rows1")
     row_values: dict[Any, tuple[str, Any]] = {}
+    # the row fits one block: every stage works on the same registers (one read per element,
+    # statistics and the normalise pass included), instead of one sweep over memory per stage
+    whole: Ctx | None = None
+    if kb >= K:
+        whole = Ctx(k, "mask", "flat", natural=group.shape)
+        whole.emit("ks = tl.arange(0, KBLOCK)[None, :]")
+        whole.emit(f"mask = rmask & (ks < {K})")
+        whole.dim_idx = row_space(whole, group, "rows", list(group.dims), "ks")
     for stage in range(group.stages):
         elem = [n for n in group.pro if group.stage_of.get(n, 0) <= stage]
         mine = [n for n in group.pro if group.stage_of.get(n, 0) == stage]
         reducers = [_Reducer(n, k) for n in group.core if group.stage_of.get(n, 0) == stage]
         if stage:
-            k.emit(f"# sweep {stage + 1}: per-element work that reads the per-row results above")
+            k.emit(f"# {'stage' if whole else 'sweep'} {stage + 1}: per-element work that reads the per-row results above")
         for r in reducers:
             r.init(base)
         passes = 2 if any(r.two_pass for r in reducers) else 1
         if not reducers and not any(n in stored for n in mine):
             passes = 0
         for p in range(passes):
-            with k.block(f"for k0 in range(0, {K}, KBLOCK):"):
-                ctx = Ctx(k, "mask", "flat", natural=group.shape)
-                ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
-                ctx.emit(f"mask = rmask & (ks < {K})")
-                ctx.dim_idx = row_space(ctx, group, "rows", list(group.dims), "ks")
+            with contextlib.ExitStack() as loop:
+                if whole is not None:
+                    ctx = whole
+                else:
+                    loop.enter_context(k.block(f"for k0 in range(0, {K}, KBLOCK):"))
+                    ctx = Ctx(k, "mask", "flat", natural=group.shape)
+                    ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
+                    ctx.emit(f"mask = rmask & (ks < {K})")
+                    ctx.dim_idx = row_space(ctx, group, "rows", list(group.dims), "ks")
                 for node, (text, dtype) in row_values.items():
-                    ctx.values[node] = (f"{text}[:, None]", dtype)
+                    ctx.values.setdefault(node, (f"{text}[:, None]", dtype))
                 writer.nodes(ctx, elem)
                 if p == 0:
                     store_all(ctx, k, mine, stored)
