@@ -148,8 +148,13 @@ class BodyWriter:
         self.pyname = pyname
 
     def value(self, ctx: Ctx, arg: Any, consumer_shape: tuple) -> tuple[str, Any] | Lit:
-        root, _ = trace(arg)
-        if root in self.consts:
+        root, chain = trace(arg)
+        if root in self.consts and ops.iota(root) is not None:
+            got = _iota(ctx, root, chain, arg, consumer_shape)
+            if got is not None:
+                return got
+            # a view of it the index arithmetic does not follow: read it from memory
+        elif root in self.consts:
             return Lit(ops.const_fill(root), arg.meta["val"].dtype)
         if root in ctx.values:
             return ctx.values[root]
@@ -193,6 +198,51 @@ class BodyWriter:
     def nodes(self, ctx: Ctx, nodes: list[Any]) -> None:
         for n in nodes:
             self.pointwise(ctx, n)
+
+
+def _iota(ctx: Ctx, root: Node, chain: list[Node], arg: Node, consumer_shape: tuple) -> tuple[str, Any] | Lit | None:
+    """An arange seen through `chain` (unsqueeze, expand, permute, reshape) at the consumer's
+    shape: start + step * (the consumer's index along the dim the arange's values run along)."""
+    found = ops.iota(root)
+    assert found is not None
+    start, step = found
+    dtype = root.meta["val"].dtype
+    n = shape_of(root)[0]
+    if n == 1:
+        return Lit(start, dtype)
+    dim, shape = 0, [n]
+    for v in reversed(chain):
+        new = list(shape_of(v))
+        name = ops.packet(v)
+        if name == "unsqueeze":
+            d = int(v.args[1]) % len(new)
+            dim = dim + 1 if d <= dim else dim
+        elif name == "expand":
+            dim += len(new) - len(shape)
+        elif name == "permute":
+            perm = [int(p) % len(new) for p in v.args[1]]
+            dim = perm.index(dim)
+        else:
+            big = [d for d, s in enumerate(new) if s != 1]
+            if len(big) != 1 or new[big[0]] != n:
+                return None
+            dim = big[0]
+        if new[dim] != n:
+            return None
+        shape = new
+    lead = len(consumer_shape) - len(shape)
+    if lead < 0 or consumer_shape[lead + dim] != n:
+        return None
+    idx = ctx.dims_for(tuple(consumer_shape))[lead + dim]
+    if idx is None:
+        return None
+    text = f"({idx} * {ops.literal(step)} + {ops.literal(start)}).to({ops.tl_type(ops.compute_dtype(dtype))})"
+    v = ctx.exprs.get(text)
+    if v is None:
+        v = ctx.k.var("iota")
+        ctx.emit(f"{v} = {text}")
+        ctx.exprs[text] = v
+    return v, dtype
 
 
 def _block(ctx: Ctx, scalar: str) -> str:

@@ -146,6 +146,25 @@ def attributes_as_buffers(model: Any) -> tuple[Any, set[str]]:
     return clone, moved
 
 
+def plain_tensor_attributes(model: Any) -> dict[str, tuple[Any, Any]]:
+    """Plain tensor attributes (not parameters or buffers) of every submodule: name -> (the
+    tensor, a copy of its value), to tell whether forward replaced or updated one."""
+    import torch
+
+    out = {}
+    for prefix, mod in model.named_modules():
+        for name, value in vars(mod).items():
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+                out[f"{prefix}.{name}" if prefix else name] = (value, value.detach().clone())
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    import torch
+
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.detach(), b))
+
+
 def _export(model: Any, inputs: list[Any]) -> Any:
     import torch
 
@@ -182,19 +201,29 @@ def capture(source: str, seed: int = 0) -> Captured:
         inputs = list(ns["get_inputs"]())
     except Exception as exc:  # noqa: BLE001
         raise TaskError(f"cannot build the reference: {type(exc).__name__}: {exc}") from None
+    before = plain_tensor_attributes(model)
     try:
         with torch.no_grad():
             model(*inputs)
     except Exception as exc:  # noqa: BLE001
         raise TaskError(f"Model fails on its own inputs: {type(exc).__name__}: {exc}") from None
+    # state kept in plain tensor attributes that forward replaces or updates: export would lift
+    # them as constants (baking in one value, or refusing: "Constant hidden is mutated"), so
+    # capture a private copy that holds them as buffers, whose new values become graph outputs
+    after = plain_tensor_attributes(model)
+    stateful = any(name not in after or after[name][0] is not t or not _same(after[name][0], saved)
+                   for name, (t, saved) in before.items())
     attribute_buffers: set[str] = set()
+    target = model
+    if stateful:
+        target, attribute_buffers = attributes_as_buffers(model)
     try:
-        ep = _export(model, inputs)
+        ep = _export(target, inputs)
     except Exception as exc:  # noqa: BLE001
         error = exc
-        clone, moved = attributes_as_buffers(model)
         ep = None
-        if moved:
+        clone, moved = attributes_as_buffers(model)
+        if moved and not stateful:
             try:
                 ep, attribute_buffers = _export(clone, inputs), moved
             except Exception:  # noqa: BLE001 - report the reference's own failure

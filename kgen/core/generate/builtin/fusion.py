@@ -94,6 +94,10 @@ class Fuser:
             if name in ops.CONST_OPS and lowerable_tensor(node) and (name == "full_like" or not tensor_args(node)):
                 self.consts.add(node)
                 continue
+            if ops.iota(node) is not None:
+                # computed where it is read (start + index * step), like a constant
+                self.consts.add(node)
+                continue
             if ops.can_lower_pointwise(node) and self._fold(node):
                 continue
             if name in ops.ALLOC_OPS:
@@ -108,7 +112,7 @@ class Fuser:
         import torch
 
         args = tensor_args(node)
-        if not args or not all(trace(a)[0] in self.consts for a in args):
+        if not args or not all(trace(a)[0] in self.consts and ops.iota(trace(a)[0]) is None for a in args):
             return False
 
         def sub(a: Any) -> Any:

@@ -102,6 +102,13 @@ class ForwardWriter:
                 self.emit(f"{name} = torch.ops.{node.target}({args})")
             self.names[node] = name
             return name
+        if node in self.consts and ops.iota(node) is not None:
+            # an arange the kernels compute in registers, needed in memory here (a gather index...)
+            name = f"t_{node.name}"
+            args = ", ".join([self.arg(a) for a in node.args] + [f"{k}={self.arg(v)}" for k, v in node.kwargs.items()])
+            self.emit(f"{name} = torch.ops.{node.target}({args})")
+            self.names[node] = name
+            return name
         if node in self.consts:
             name = f"t_{node.name}"
             val = node.meta["val"]
