@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
-from kgen.core.errors import KgenError
 from kgen.core.generate import llm_prompts as prompts
 from kgen.core.generate.candidate import Candidate
 
@@ -49,13 +48,11 @@ class HybridGenerator:
     def initial(self, task: Task, n: int) -> list[Candidate]:
         try:
             made = self.builtin.initial(task, 1)
-        except KgenError as exc:
-            # no lowering for this task: the LLM starts without a baseline
+        except Exception as exc:  # noqa: BLE001 - any builtin failure leaves the task to the LLM
+            # no lowering for this task (or a lowering bug): the LLM starts without a baseline
             self.builtin_error = f"{type(exc).__name__}: {exc}"
             return self.llm.initial(task, n)
-        if n > 1:
-            # the other slots of round 1 go to the LLM, which sees the builtin kernel as its base
-            made += self._beat(task, [(made[0], None)], n - 1, "initial")
+        # round 1 is the builtin kernel alone: the LLM first sees it with its verdict (round 2 on)
         return made
 
     def mutate(self, task: Task, best: list[tuple[Candidate, Verdict]], n: int) -> list[Candidate]:
@@ -68,7 +65,7 @@ class HybridGenerator:
             return self.builtin.repair(task, candidate, verdict)
         return self.llm.repair(task, candidate, verdict)
 
-    def _beat(self, task: Task, best: list[tuple[Candidate, Verdict | None]], n: int, stage: str) -> list[Candidate]:
+    def _beat(self, task: Task, best: list[tuple[Candidate, Verdict]], n: int, stage: str) -> list[Candidate]:
         """LLM candidates asked to beat the builtin kernel (the first builtin entry of `best`)."""
         baseline = next(((c, v) for c, v in best if c.origin == BUILTIN), None)
         others = [(c, v) for c, v in best if c.origin != BUILTIN and v is not None]
@@ -103,11 +100,9 @@ tiling, block sizes, warps and stages. Say what each plan changes against the ba
 under a heading line `PLAN <number>:` and nothing else."""
 
 
-def verdict_figures(verdict: Verdict | None) -> str:
+def verdict_figures(verdict: Verdict) -> str:
     """The verifier's figures for the baseline: status, launches, timing, and traffic and model cost
     when this verifier reports them (read defensively: older verdicts have neither)."""
-    if verdict is None:
-        return "\nIt has not been verified yet; the compiler produces verified-correct kernels on the tasks it lowers.\n"
     lines = ["", "What the verifier measured for it:", prompts.feedback(verdict)]
     traffic = getattr(verdict, "traffic", None)
     if isinstance(traffic, dict) and traffic:
@@ -123,7 +118,7 @@ def verdict_figures(verdict: Verdict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def beat_prompt(task_source: str, baseline: tuple[Candidate, Verdict | None] | None,
+def beat_prompt(task_source: str, baseline: tuple[Candidate, Verdict] | None,
                 others: list[tuple[Candidate, Verdict]], n: int) -> str:
     if baseline is None:
         return prompts.designer_evolve(task_source, others, n)
