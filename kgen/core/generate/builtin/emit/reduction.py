@@ -44,7 +44,7 @@ def _identity(kind: str, dtype: Any) -> str:
 class _Reducer:
     """Accumulator code for one reduction node over [RBLOCK, KBLOCK] tiles."""
 
-    def __init__(self, node: Any, k: Kernel):
+    def __init__(self, node: Any, k: Kernel, chunked: bool = False):
         import torch
 
         self.node = node
@@ -66,10 +66,19 @@ class _Reducer:
         self.idx = k.var("aidx")
         self.mean = k.var("mean")
         self.with_index = self.kind in ("argmax", "argmin") or (self.kind in ("max", "min") and len(self.vals) == 2)
-        self.two_pass = self.kind == "var"
+        # a variance over a row that does not fit one block: one sweep, each chunk's count, mean
+        # and squared deviations merged into running per-row values (Chan et al.'s parallel
+        # Welford update), instead of a mean sweep and a deviation sweep over memory
+        self.welford = self.kind == "var" and chunked
+        self.two_pass = self.kind == "var" and not chunked
+        self.cnt, self.m2 = k.var("wcnt"), k.var("wm2")
 
     def init(self, ctx: Ctx) -> None:
         t = ops.tl_type(self.acc_dtype)
+        if self.welford:
+            for v in (self.cnt, self.mean, self.m2):
+                ctx.emit(f"{v} = tl.zeros([RBLOCK], {t})")
+            return
         ctx.emit(f"{self.acc} = tl.full([RBLOCK, KBLOCK], {_identity(self.kind, self.acc_dtype)}, {t})")
         if self.with_index:
             ctx.emit(f"{self.idx} = tl.full([RBLOCK, KBLOCK], 0, tl.int64)")
@@ -83,7 +92,18 @@ class _Reducer:
         else:
             ctx.emit(f"{xv} = tl.where({ctx.mask}, {x}.to({t}), {ident})")
         k = self.kind
-        if k == "var" and pass_no == 1:
+        if self.welford:
+            var = ctx.k.var
+            n, m, d, tot, delta = var("wn"), var("wmean"), var("wdev"), var("wtot"), var("wdelta")
+            ctx.emit(f"{n} = tl.sum({ctx.mask}.to({t}), 1)")
+            ctx.emit(f"{m} = tl.sum({xv}, 1) / tl.maximum({n}, 1)")
+            ctx.emit(f"{d} = tl.where({ctx.mask}, {xv} - {m}[:, None], 0)")
+            ctx.emit(f"{tot} = {self.cnt} + {n}")
+            ctx.emit(f"{delta} = {m} - {self.mean}")
+            ctx.emit(f"{self.mean} = {self.mean} + {delta} * ({n} / tl.maximum({tot}, 1))")
+            ctx.emit(f"{self.m2} = {self.m2} + tl.sum({d} * {d}, 1) + {delta} * {delta} * ({self.cnt} * {n} / tl.maximum({tot}, 1))")
+            ctx.emit(f"{self.cnt} = {tot}")
+        elif k == "var" and pass_no == 1:
             ctx.emit(f"{xv} = tl.where({ctx.mask}, {xv} - {self.mean}[:, None], 0)")
             ctx.emit(f"{self.acc} += {xv} * {xv}")
         elif k in ("sum", "mean", "var"):
@@ -125,7 +145,7 @@ class _Reducer:
             if getattr(self.node.target, "namespace", "") == "prims":
                 corr = self.node.args[2]
             corr = 1 if corr is None else corr
-            ctx.emit(f"{r} = tl.sum({self.acc}, 1) / {float(K - corr)!r}")
+            ctx.emit(f"{r} = {self.m2 if self.welford else f'tl.sum({self.acc}, 1)'} / {float(K - corr)!r}")
             return [r]
         if k == "prod":
             ctx.emit(f"{r} = tl.reduce({self.acc}, 1, _kgen_mul)")
@@ -183,7 +203,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     for stage in range(group.stages):
         elem = [n for n in group.pro if group.stage_of.get(n, 0) <= stage]
         mine = [n for n in group.pro if group.stage_of.get(n, 0) == stage]
-        reducers = [_Reducer(n, k) for n in group.core if group.stage_of.get(n, 0) == stage]
+        reducers = [_Reducer(n, k, chunked=whole is None) for n in group.core if group.stage_of.get(n, 0) == stage]
         if stage:
             k.emit(f"# {'stage' if whole else 'sweep'} {stage + 1}: per-element work that reads the per-row results above")
         for r in reducers:
