@@ -52,35 +52,36 @@ def k0_reduction(in0, in0_s0, in0_s1, in0_s2, in1, in1_s0, in1_s1, in1_s2, in2, 
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
     rmask = rows < 12
     ks = tl.arange(0, KBLOCK)[None, :]
-    mask = rmask & (ks < 64)
+    kmask = ks < 64
+    mask = rmask & kmask
     i1 = rows % 6
     q2 = rows // 6
     flat = q2 * 384 + i1 * 64 + ks * 1
     acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    acc8 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    x11 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
-    r12 = tl.where(mask, x11.to(tl.float32), 0)
-    acc5 += r12
-    r13 = tl.where(mask, x11.to(tl.float32), 0)
-    acc8 += r13
+    acc10 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
+    x15 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
+    r16 = tl.where(mask, x15.to(tl.float32), 0)
+    acc5 += r16
+    r17 = tl.where(mask, x15.to(tl.float32), 0)
+    acc10 += r17
     mean7 = tl.sum(acc5, 1) / 64.0
     acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
-    r14 = tl.where(mask, x11.to(tl.float32), 0)
-    r14 = tl.where(mask, r14 - mean7[:, None], 0)
-    acc5 += r14 * r14
-    red15 = tl.sum(acc5, 1) / 64.0
-    red16 = tl.sum(acc8, 1)
-    v17 = ((red16 / 64.0)).to(tl.float32)
-    v18 = ((red15 + 1e-05)).to(tl.float32)
-    v19 = (tl.rsqrt(v18)).to(tl.float32)
+    r18 = tl.where(mask, x15.to(tl.float32), 0)
+    r18 = tl.where(mask, r18 - mean7[:, None], 0)
+    acc5 += r18 * r18
+    red19 = tl.sum(acc5, 1) / 64.0
+    red20 = tl.sum(acc10, 1)
+    v21 = ((red20 / 64.0)).to(tl.float32)
+    v22 = ((red19 + 1e-05)).to(tl.float32)
+    v23 = (tl.rsqrt(v22)).to(tl.float32)
     # stage 2: per-element work that reads the per-row results above
-    v20 = ((x11 - v17[:, None])).to(tl.float32)
-    v21 = ((v20 * v19[:, None])).to(tl.float32)
-    x22 = tl.load(in1 + q2 * in1_s0 + i1 * in1_s1 + ks * in1_s2, mask=mask, other=0).to(tl.float32)
-    v23 = ((v21 * x22)).to(tl.float32)
-    x24 = tl.load(in2 + q2 * in2_s0 + i1 * in2_s1 + ks * in2_s2, mask=mask, other=0).to(tl.float32)
-    v25 = ((v23 + x24)).to(tl.float32)
-    tl.store(out0 + flat, (v25).to(tl.float32), mask=mask)
+    v24 = ((x15 - v21[:, None])).to(tl.float32)
+    v25 = ((v24 * v23[:, None])).to(tl.float32)
+    x26 = tl.load(in1 + ks * in1_s2, mask=kmask, other=0).to(tl.float32)
+    v27 = ((v25 * x26)).to(tl.float32)
+    x28 = tl.load(in2 + ks * in2_s2, mask=kmask, other=0).to(tl.float32)
+    v29 = ((v27 + x28)).to(tl.float32)
+    tl.store(out0 + flat, (v29).to(tl.float32), mask=mask)
 
 
 class ModelNew(_KgenReference):

@@ -47,23 +47,24 @@ def k0_reduction(in0, in0_s0, in0_s1, out0, RBLOCK: tl.constexpr, KBLOCK: tl.con
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
     rmask = rows < 8
     ks = tl.arange(0, KBLOCK)[None, :]
-    mask = rmask & (ks < 100)
+    kmask = ks < 100
+    mask = rmask & kmask
     flat = rows * 100 + ks * 1
     acc3 = tl.full([RBLOCK, KBLOCK], float("-inf"), tl.float32)
-    x6 = tl.load(in0 + rows * in0_s0 + ks * in0_s1, mask=mask, other=0).to(tl.float32)
-    r7 = tl.where(mask, x6.to(tl.float32), float("-inf"))
-    acc3 = tl.maximum(acc3, r7, propagate_nan=tl.PropagateNan.ALL)
-    red8 = tl.reduce(acc3, 1, _kgen_max)
+    x8 = tl.load(in0 + rows * in0_s0 + ks * in0_s1, mask=mask, other=0).to(tl.float32)
+    r9 = tl.where(mask, x8.to(tl.float32), float("-inf"))
+    acc3 = tl.maximum(acc3, r9, propagate_nan=tl.PropagateNan.ALL)
+    red10 = tl.reduce(acc3, 1, _kgen_max)
     # stage 2: per-element work that reads the per-row results above
-    acc9 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    v12 = ((x6 - red8[:, None])).to(tl.float32)
-    v13 = (tl.exp(v12)).to(tl.float32)
-    r14 = tl.where(mask, v13.to(tl.float32), 0)
-    acc9 += r14
-    red15 = tl.sum(acc9, 1)
+    acc11 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
+    v16 = ((x8 - red10[:, None])).to(tl.float32)
+    v17 = (tl.exp(v16)).to(tl.float32)
+    r18 = tl.where(mask, v17.to(tl.float32), 0)
+    acc11 += r18
+    red19 = tl.sum(acc11, 1)
     # stage 3: per-element work that reads the per-row results above
-    v16 = ((v13 / red15[:, None])).to(tl.float32)
-    tl.store(out0 + flat, (v16).to(tl.float32), mask=mask)
+    v20 = ((v17 / red19[:, None])).to(tl.float32)
+    tl.store(out0 + flat, (v20).to(tl.float32), mask=mask)
 
 
 class ModelNew(_KgenReference):

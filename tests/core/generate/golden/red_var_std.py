@@ -46,20 +46,21 @@ def k0_reduction(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK
     rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
     rmask1 = rows1 < 36
     ks = tl.arange(0, KBLOCK)[None, :]
-    mask = rmask & (ks < 130)
+    kmask = ks < 130
+    mask = rmask & kmask
     i1 = rows % 9
     q2 = rows // 9
     acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    x8 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
-    r9 = tl.where(mask, x8.to(tl.float32), 0)
-    acc5 += r9
+    x10 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
+    r11 = tl.where(mask, x10.to(tl.float32), 0)
+    acc5 += r11
     mean7 = tl.sum(acc5, 1) / 130.0
     acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
-    r10 = tl.where(mask, x8.to(tl.float32), 0)
-    r10 = tl.where(mask, r10 - mean7[:, None], 0)
-    acc5 += r10 * r10
-    red11 = tl.sum(acc5, 1) / 129.0
-    tl.store(out0 + rows1, (red11).to(tl.float32), mask=rmask1)
+    r12 = tl.where(mask, x10.to(tl.float32), 0)
+    r12 = tl.where(mask, r12 - mean7[:, None], 0)
+    acc5 += r12 * r12
+    red13 = tl.sum(acc5, 1) / 129.0
+    tl.store(out0 + rows1, (red13).to(tl.float32), mask=rmask1)
 
 
 @triton.jit
@@ -70,21 +71,22 @@ def k1_reduction(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK
     rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
     rmask1 = rows1 < 130
     ks = tl.arange(0, KBLOCK)[None, :]
-    mask = rmask & (ks < 36)
+    kmask = ks < 36
+    mask = rmask & kmask
     i2 = ks % 9
     q3 = ks // 9
     acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    x8 = tl.load(in0 + q3 * in0_s0 + i2 * in0_s1 + rows * in0_s2, mask=mask, other=0).to(tl.float32)
-    r9 = tl.where(mask, x8.to(tl.float32), 0)
-    acc5 += r9
+    x10 = tl.load(in0 + q3 * in0_s0 + i2 * in0_s1 + rows * in0_s2, mask=mask, other=0).to(tl.float32)
+    r11 = tl.where(mask, x10.to(tl.float32), 0)
+    acc5 += r11
     mean7 = tl.sum(acc5, 1) / 36.0
     acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
-    r10 = tl.where(mask, x8.to(tl.float32), 0)
-    r10 = tl.where(mask, r10 - mean7[:, None], 0)
-    acc5 += r10 * r10
-    red11 = tl.sum(acc5, 1) / 36.0
-    v12 = (tl.sqrt(red11)).to(tl.float32)
-    tl.store(out0 + rows1, (v12).to(tl.float32), mask=rmask1)
+    r12 = tl.where(mask, x10.to(tl.float32), 0)
+    r12 = tl.where(mask, r12 - mean7[:, None], 0)
+    acc5 += r12 * r12
+    red13 = tl.sum(acc5, 1) / 36.0
+    v14 = (tl.sqrt(red13)).to(tl.float32)
+    tl.store(out0 + rows1, (v14).to(tl.float32), mask=rmask1)
 
 
 @triton.jit
@@ -95,20 +97,21 @@ def k2_reduction(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK
     rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
     rmask1 = rows1 < 520
     ks = tl.arange(0, KBLOCK)[None, :]
-    mask = rmask & (ks < 9)
+    kmask = ks < 9
+    mask = rmask & kmask
     i1 = rows % 130
     q2 = rows // 130
     acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    x8 = tl.load(in0 + q2 * in0_s0 + ks * in0_s1 + i1 * in0_s2, mask=mask, other=0).to(tl.float32)
-    r9 = tl.where(mask, x8.to(tl.float32), 0)
-    acc5 += r9
+    x10 = tl.load(in0 + q2 * in0_s0 + ks * in0_s1 + i1 * in0_s2, mask=mask, other=0).to(tl.float32)
+    r11 = tl.where(mask, x10.to(tl.float32), 0)
+    acc5 += r11
     mean7 = tl.sum(acc5, 1) / 9.0
     acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
-    r10 = tl.where(mask, x8.to(tl.float32), 0)
-    r10 = tl.where(mask, r10 - mean7[:, None], 0)
-    acc5 += r10 * r10
-    red11 = tl.sum(acc5, 1) / 9.0
-    tl.store(out0 + rows1, (red11).to(tl.float32), mask=rmask1)
+    r12 = tl.where(mask, x10.to(tl.float32), 0)
+    r12 = tl.where(mask, r12 - mean7[:, None], 0)
+    acc5 += r12 * r12
+    red13 = tl.sum(acc5, 1) / 9.0
+    tl.store(out0 + rows1, (red13).to(tl.float32), mask=rmask1)
 
 
 class ModelNew(_KgenReference):

@@ -198,8 +198,10 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     if kb >= K:
         whole = Ctx(k, "mask", "flat", natural=group.shape)
         whole.emit("ks = tl.arange(0, KBLOCK)[None, :]")
-        whole.emit(f"mask = rmask & (ks < {K})")
+        whole.emit(f"kmask = ks < {K}")
+        whole.emit("mask = rmask & kmask")
         whole.dim_idx = row_space(whole, group, "rows", list(group.dims), "ks")
+        whole.lanes = (set(group.dims), "kmask")
     for stage in range(group.stages):
         elem = [n for n in group.pro if group.stage_of.get(n, 0) <= stage]
         mine = [n for n in group.pro if group.stage_of.get(n, 0) == stage]
@@ -219,8 +221,10 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
                     loop.enter_context(k.block(f"for k0 in range(0, {K}, KBLOCK):"))
                     ctx = Ctx(k, "mask", "flat", natural=group.shape)
                     ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
-                    ctx.emit(f"mask = rmask & (ks < {K})")
+                    ctx.emit(f"kmask = ks < {K}")
+                    ctx.emit("mask = rmask & kmask")
                     ctx.dim_idx = row_space(ctx, group, "rows", list(group.dims), "ks")
+                    ctx.lanes = (set(group.dims), "kmask")
                 for node, (text, dtype) in row_values.items():
                     ctx.values.setdefault(node, (f"{text}[:, None]", dtype))
                 writer.nodes(ctx, elem)
