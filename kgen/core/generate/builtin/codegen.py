@@ -17,7 +17,7 @@ from torch.fx import Node
 
 from kgen.core.generate.builtin import indexing, ops
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import flat_to_coords, numel, shape_of, trace
+from kgen.core.generate.builtin.graph import arg, flat_to_coords, numel, shape_of, trace
 from kgen.core.generate.builtin.legality import INDEXED_OPS
 
 
@@ -174,7 +174,7 @@ class BodyWriter:
     def value(self, ctx: Ctx, arg: Any, consumer_shape: tuple) -> tuple[str, Any] | Lit:
         root, chain = trace(arg)
         if root in self.consts and ops.iota(root) is not None:
-            got = _iota(ctx, root, chain, arg, consumer_shape)
+            got = _iota(ctx, root, chain, consumer_shape)
             if got is not None:
                 return got
             # a view of it the index arithmetic does not follow: read it from memory
@@ -224,7 +224,7 @@ class BodyWriter:
             self.pointwise(ctx, n)
 
 
-def _iota(ctx: Ctx, root: Node, chain: list[Node], arg: Node, consumer_shape: tuple) -> tuple[str, Any] | Lit | None:
+def _iota(ctx: Ctx, root: Node, chain: list[Node], consumer_shape: tuple) -> tuple[str, Any] | Lit | None:
     """An arange seen through `chain` (unsqueeze, expand, permute, reshape) at the consumer's
     shape: start + step * (the consumer's index along the dim the arange's values run along)."""
     found = ops.iota(root)
@@ -239,12 +239,12 @@ def _iota(ctx: Ctx, root: Node, chain: list[Node], arg: Node, consumer_shape: tu
         new = list(shape_of(v))
         name = ops.packet(v)
         if name == "unsqueeze":
-            d = int(v.args[1]) % len(new)
+            d = int(arg(v, 1)) % len(new)
             dim = dim + 1 if d <= dim else dim
         elif name == "expand":
             dim += len(new) - len(shape)
         elif name == "permute":
-            perm = [int(p) % len(new) for p in v.args[1]]
+            perm = [int(p) % len(new) for p in arg(v, 1)]
             dim = perm.index(dim)
         else:
             big = [d for d, s in enumerate(new) if s != 1]
@@ -261,12 +261,12 @@ def _iota(ctx: Ctx, root: Node, chain: list[Node], arg: Node, consumer_shape: tu
     if idx is None:
         return None
     text = f"({idx} * {ops.literal(step)} + {ops.literal(start)}).to({ops.tl_type(ops.compute_dtype(dtype))})"
-    v = ctx.exprs.get(text)
-    if v is None:
-        v = ctx.k.var("iota")
-        ctx.emit(f"{v} = {text}")
-        ctx.exprs[text] = v
-    return v, dtype
+    reg = ctx.exprs.get(text)
+    if reg is None:
+        reg = ctx.k.var("iota")
+        ctx.emit(f"{reg} = {text}")
+        ctx.exprs[text] = reg
+    return reg, dtype
 
 
 def _block(ctx: Ctx, scalar: str) -> str:

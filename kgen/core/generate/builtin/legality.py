@@ -138,7 +138,7 @@ def pool_params(node: Node) -> dict[str, Any] | None:
         return None
     if name in ADAPTIVE_MAX_POOL | ADAPTIVE_AVG_POOL:
         # windows of varying width: unrolled to the widest, each tap masked by its own window's end
-        out = [int(s) for s in node.args[1]]
+        out = [int(s) for s in arg(node, 1)]
         sizes = [int(s) for s in x.meta["val"].shape[-len(out):]]
         if not out or x.meta["val"].dim() < len(out) + 1 or min(out) < 1:
             return None
