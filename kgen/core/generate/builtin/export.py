@@ -67,11 +67,27 @@ def decomposition_table() -> dict:
     table[aten._native_batch_norm_legit_no_training.default] = _batch_norm_inference
     table[aten._native_batch_norm_legit_functional.default] = _batch_norm_training
     table[aten._native_batch_norm_legit.no_stats] = _batch_norm_batch_stats
+    sdpa = aten.scaled_dot_product_attention.default
+    if sdpa in table:
+        table[sdpa] = _keep_plain_attention(table[sdpa])
     for op in list(table):
         packet = getattr(op, "_overloadpacket", None)
         if packet is not None and packet.__name__ in _KEEP:
             del table[op]
     return table
+
+
+def _keep_plain_attention(decompose: Any) -> Any:
+    """Attention without a mask or dropout stays one node (emit/attention.py lowers it as one
+    fused kernel); anything else decomposes into matmuls and a softmax as before."""
+
+    def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, *, scale=None, enable_gqa=False):
+        if attn_mask is None and dropout_p == 0.0 and not enable_gqa and q.dim() >= 2 \
+                and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype:
+            return NotImplemented
+        return decompose(q, k, v, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa)
+
+    return sdpa
 
 
 def _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, eps):

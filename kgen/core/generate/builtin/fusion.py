@@ -16,6 +16,7 @@ from torch.fx import Graph, Node
 from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.graph import lowerable_tensor, numel, order_keeping, shape_of, tensor_args, trace
 from kgen.core.generate.builtin.legality import (
+    attention_params,
     conv_ok,
     index_ok,
     matmul_ok,
@@ -28,7 +29,7 @@ from kgen.core.generate.builtin.legality import (
 @dataclass
 class Group:
     index: int
-    kind: str                       # pointwise | reduction | scan | matmul | conv | pool | fallback | alloc
+    kind: str                       # pointwise | reduction | scan | matmul | conv | pool | attention | fallback | alloc
     pro: list[Node] = field(default_factory=list)    # per-element nodes (the whole body of a pointwise group)
     core: list[Node] = field(default_factory=list)   # reductions / the scan / the matmul / the fallback call
     epi: list[Node] = field(default_factory=list)    # nodes over the core's output positions
@@ -177,6 +178,11 @@ class Fuser:
             val = node.meta["val"]
             out = tuple(int(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
             g = self._new("pool", shape=out, numel=numel(out), out_numel=numel(out))
+            self._add(g, node, "core")
+            return
+        if attention_params(node) is not None:
+            out = shape_of(node)
+            g = self._new("attention", shape=out, numel=numel(out), out_numel=numel(out))
             self._add(g, node, "core")
             return
         if conv_ok(node):
