@@ -30,20 +30,34 @@ class HybridGenerator:
 
     def __init__(self, *, message_sink: Callable[[str, str], None] | None = None, **llm_options: Any):
         from kgen.core.generate.builtin import BuiltinGenerator
-        from kgen.core.generate.llm import LLMGenerator
 
         self.builtin = BuiltinGenerator()
-        self.llm = LLMGenerator(message_sink=message_sink, **llm_options)
         self.builtin_error: str | None = None
+        self._llm_options = llm_options
+        self._llm: Any = None
+        self._sink = message_sink
+
+    @property
+    def llm(self) -> Any:
+        """The LLM client, made at its first use: round 1 needs no LLM configuration, so a job
+        whose builtin kernel is all it gets still succeeds (a missing llm.base_url is reported
+        as the later round's generator error)."""
+        if self._llm is None:
+            from kgen.core.generate.llm import LLMGenerator
+
+            self._llm = LLMGenerator(message_sink=self._sink, **self._llm_options)
+        return self._llm
 
     # the engine sets this on the generator; the conversation is the LLM's
     @property
     def message_sink(self) -> Callable[[str, str], None] | None:
-        return self.llm.message_sink
+        return self._sink
 
     @message_sink.setter
     def message_sink(self, sink: Callable[[str, str], None] | None) -> None:
-        self.llm.message_sink = sink
+        self._sink = sink
+        if self._llm is not None:
+            self._llm.message_sink = sink
 
     def initial(self, task: Task, n: int) -> list[Candidate]:
         try:

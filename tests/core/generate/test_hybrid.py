@@ -122,6 +122,25 @@ def test_evolve_shows_the_llm_the_builtin_kernel_and_keeps_the_best(tmp_path, ru
     store.close()
 
 
+@pytest.mark.slow
+def test_without_llm_configuration_the_builtin_round_still_makes_the_job(tmp_path, runner_pool):
+    from kgen.core.evolve import run_job, validate_spec
+    from kgen.core.store import Store
+
+    store = Store(tmp_path / "k.db")
+    gen = get_generator("hybrid")     # no llm.base_url / llm.model anywhere
+    spec = validate_spec({"job_type": "evolve", "generator": "hybrid", "max_rounds": 2, "parallel_num": 1,
+                          "early_stop": False})
+    job = store.create_job(TASK, spec)
+    done = asyncio.run(run_job(store, job["job_id"], TASK, spec, gen, real_verify(runner_pool)))
+    assert done["status"] == "succeeded"
+    (cand,) = store.candidates(job["job_id"])
+    assert cand["origin"] == "builtin" and done["best_candidate_id"] == cand["candidate_id"]
+    events = [e["type"] for e in store.events(job["job_id"])]
+    assert "generator_error" in events
+    store.close()
+
+
 def test_the_prompt_carries_timing_traffic_and_cost_when_the_verdict_has_them():
     from kgen.core.generate import Candidate
 
