@@ -64,7 +64,7 @@ def submit(
     job_type: str = typer.Option("single", "--job-type", help="single or evolve."),
     max_rounds: Optional[int] = typer.Option(None, "--max-rounds", help="Evolve rounds."),
     parallel_num: Optional[int] = typer.Option(None, "--parallel-num", help="Candidates per evolve round."),
-    generator: str = typer.Option("builtin", "--generator", help="builtin or llm."),
+    generator: str = typer.Option("builtin", "--generator", help="builtin, llm or hybrid (builtin kernel first, then LLM rounds that try to beat it)."),
     max_repairs: Optional[int] = typer.Option(None, "--max-repairs", help="Repairs of a failing single candidate."),
     op_name: Optional[str] = typer.Option(None, "--op-name", help="Op name (default: the file stem)."),
     timeout_s: Optional[float] = typer.Option(None, "--timeout", help="Per-candidate verification timeout, seconds."),
@@ -79,8 +79,10 @@ def submit(
 
     if job_type not in ("single", "evolve"):
         raise BadInput(f"--job-type must be single or evolve, got {job_type!r}")
-    if generator not in ("builtin", "llm"):
-        raise BadInput(f"--generator must be builtin or llm, got {generator!r}")
+    from kgen.core.spec import GENERATORS
+
+    if generator not in GENERATORS:
+        raise BadInput(f"--generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
     if backend not in ("cpu", "cuda"):
         raise BadInput(f"--backend must be cpu or cuda, got {backend!r}")
     source = _read_task(task_file)

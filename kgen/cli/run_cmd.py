@@ -124,7 +124,7 @@ def run(
     max_rounds: Optional[int] = typer.Option(None, "--max-rounds", help="Evolve rounds (1-50, default 3)."),
     parallel_num: Optional[int] = typer.Option(None, "--parallel-num", help="Candidates per evolve round (1-64, default 4)."),
     max_repairs: Optional[int] = typer.Option(None, "--max-repairs", help="Repairs of a failed single candidate (0-10, default 2)."),
-    generator: str = typer.Option("builtin", "--generator", help="builtin (offline) or llm."),
+    generator: str = typer.Option("builtin", "--generator", help="builtin (offline), llm, or hybrid (builtin kernel first, then LLM rounds that try to beat it)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Where to write the best kernel (default <task>_kgen.py)."),
     timeout_s: Optional[float] = typer.Option(None, "--timeout", help="Per-candidate timeout in seconds."),
     atol: Optional[float] = typer.Option(None, "--atol", help="Absolute tolerance (default: per dtype)."),

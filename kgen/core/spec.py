@@ -45,6 +45,10 @@ LIMITS: dict[str, Limit] = {
     "trials": Limit(int, 3, 100),
 }
 
+# the generators a job may name (kgen.core.generate.get_generator builds them); the CLI and the
+# gateway's submit schema accept exactly these
+GENERATORS = ("builtin", "llm", "hybrid")
+
 # which limits each entry point applies
 JOB_SPEC_LIMITS = ("max_rounds", "parallel_num", "max_repairs", "atol", "rtol", "timeout_s")
 VERIFY_LIMITS = ("atol", "rtol", "timeout_s", "trials")
@@ -55,4 +59,4 @@ def check(name: str, value: Any) -> str | None:
     return None if value is None else LIMITS[name].problem(value)
 
 
-__all__ = ["LIMITS", "JOB_SPEC_LIMITS", "VERIFY_LIMITS", "Limit", "check"]
+__all__ = ["GENERATORS", "LIMITS", "JOB_SPEC_LIMITS", "VERIFY_LIMITS", "Limit", "check"]

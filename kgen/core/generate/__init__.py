@@ -1,4 +1,5 @@
-"""Candidate generation: the Generator interface shared by the builtin and llm generators.
+"""Candidate generation: the Generator interface shared by the builtin, llm and hybrid
+generators.
 
 A generator turns a task into candidate `ModelNew` sources. It is synchronous and CPU-bound;
 callers run it off the event loop (and, in daemons, in a child process, because export runs the
@@ -10,11 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from kgen.core.generate.candidate import Candidate, Generator
+from kgen.core.spec import GENERATORS
 
 __all__ = ["Candidate", "Generator", "GENERATORS", "get_generator"]
 
 
-GENERATORS = ("builtin", "llm")
 
 
 def get_generator(name: str, **options: Any) -> Generator:
@@ -28,4 +29,8 @@ def get_generator(name: str, **options: Any) -> Generator:
         from kgen.core.generate.llm import LLMGenerator
 
         return LLMGenerator(**options)
+    if name == "hybrid":
+        from kgen.core.generate.hybrid import HybridGenerator
+
+        return HybridGenerator(**options)
     raise BadInput(f"unknown generator {name!r}; choose one of: {', '.join(GENERATORS)}")

@@ -116,7 +116,8 @@ class LLMGenerator:
         return content
 
     # -- Generator ---------------------------------------------------------------
-    def _code(self, task: Task, plans: list[str], stage: str, base: Candidate | None) -> list[Candidate]:
+    def code(self, task: Task, plans: list[str], stage: str, base: Candidate | None) -> list[Candidate]:
+        """One coder call per plan (in parallel), each a candidate built on `base` when given."""
         def one(plan: str) -> Candidate | None:
             reply = self.chat("coder", prompts.coder(task.source, plan, base.source if base else None))
             source = prompts.extract_code(reply)
@@ -135,14 +136,14 @@ class LLMGenerator:
         plans = prompts.split_plans(self.chat("designer", prompts.designer(task.source, n)), n)
         if not plans:
             raise KgenError("the llm designer returned an empty plan", code="llm_error")
-        return self._code(task, plans, "initial", None)
+        return self.code(task, plans, "initial", None)
 
     def mutate(self, task: Task, best: list[tuple[Candidate, Verdict]], n: int) -> list[Candidate]:
         if not best:
             return self.initial(task, n)
         reply = self.chat("designer", prompts.designer_evolve(task.source, best, n))
         plans = prompts.split_plans(reply, n)
-        return self._code(task, plans, "mutate", best[0][0]) if plans else []
+        return self.code(task, plans, "mutate", best[0][0]) if plans else []
 
     def repair(self, task: Task, candidate: Candidate, verdict: Verdict) -> Candidate | None:
         reply = self.chat("repair", prompts.repair(task.source, candidate.source, verdict))

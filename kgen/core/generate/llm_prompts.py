@@ -91,7 +91,7 @@ Verifier feedback:
 Fix the candidate. Reply with the complete corrected module in one ```python code block."""
 
 
-def _clip(text: str, limit: int = MAX_SOURCE_CHARS) -> str:
+def clip(text: str, limit: int = MAX_SOURCE_CHARS) -> str:
     return text if len(text) <= limit else text[:limit] + "\n# ... (truncated)\n"
 
 
@@ -121,23 +121,23 @@ def feedback(verdict: Verdict) -> str:
 
 
 def designer(task_source: str, n: int) -> str:
-    return DESIGNER.format(task=_clip(task_source), n=n)
+    return DESIGNER.format(task=clip(task_source), n=n)
 
 
 def designer_evolve(task_source: str, best: list, n: int) -> str:
     parts = []
     for i, (cand, verdict) in enumerate(best, 1):
-        parts.append(f"### Candidate {i}\n```python\n{_clip(cand.source, 6000)}\n```\n{feedback(verdict)}")
-    return DESIGNER_EVOLVE.format(task=_clip(task_source), best="\n\n".join(parts), n=n)
+        parts.append(f"### Candidate {i}\n```python\n{clip(cand.source, 6000)}\n```\n{feedback(verdict)}")
+    return DESIGNER_EVOLVE.format(task=clip(task_source), best="\n\n".join(parts), n=n)
 
 
 def coder(task_source: str, plan: str, base_source: str | None = None) -> str:
-    base = CODER_BASE.format(source=_clip(base_source)) if base_source else ""
-    return CODER.format(task=_clip(task_source), plan=plan.strip(), base=base)
+    base = CODER_BASE.format(source=clip(base_source)) if base_source else ""
+    return CODER.format(task=clip(task_source), plan=plan.strip(), base=base)
 
 
 def repair(task_source: str, source: str, verdict: Verdict) -> str:
-    return REPAIR.format(task=_clip(task_source), source=_clip(source), feedback=feedback(verdict))
+    return REPAIR.format(task=clip(task_source), source=clip(source), feedback=feedback(verdict))
 
 
 _PLAN_HEAD = re.compile(r"(?im)^[ \t>*#_]*plan[ \t]*(\d+)[ \t]*[:.)\-][ \t*_]*")

@@ -183,14 +183,17 @@ def _with_fresh_trial(task, key: str, ref, timeout_s: float, pool, workdir: str)
     """Run the reference once more on a seed nobody has seen, copy its inputs into the
     candidate's workdir, and return the cached reference extended by that trial (uncached)."""
     seed = _fresh_seed()
-    fresh = _reference_run(task, key, (seed,), timeout_s, pool, False, figures=False)
+    # the fixed trials are replayed first: the candidate runs every trial on one instance, so a
+    # forward that keeps state across calls (an RNN cell's hidden state) must meet the fresh
+    # inputs with the same history in the reference
+    fresh = _reference_run(task, key, tuple(ref.seeds) + (seed,), timeout_s, pool, False, figures=False)
     try:
         name = f"inputs_{seed}.pt"
         shutil.copyfile(os.path.join(fresh.files_dir, name), os.path.join(workdir, name))
     finally:
         shutil.rmtree(fresh.files_dir, ignore_errors=True)
-    return dataclasses.replace(ref, seeds=ref.seeds + (seed,), trials={**ref.trials, **fresh.trials},
-                               eager_ms=ref.eager_ms + fresh.eager_ms)
+    return dataclasses.replace(ref, seeds=ref.seeds + (seed,), trials={**ref.trials, seed: fresh.trials[seed]},
+                               eager_ms=ref.eager_ms + fresh.eager_ms[-1:])
 
 
 def _reference(task, key: str, seeds, timeout_s: float, pool, profile_gpu: bool):

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from kgen.core.errors import BadInput
-from kgen.core.spec import LIMITS
+from kgen.core.spec import GENERATORS, LIMITS
 
 API_VERSION = "v1"
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -98,7 +98,7 @@ SUBMIT = {
     "job_type": Field((str,), False, _one_of("single", "evolve")),
     "max_rounds": _limit("max_rounds"),
     "parallel_num": _limit("parallel_num"),
-    "generator": Field((str,), False, _one_of("builtin", "llm")),
+    "generator": Field((str,), False, _one_of(*GENERATORS)),
     "max_repairs": _limit("max_repairs"),
     "atol": _limit("atol"),
     "rtol": _limit("rtol"),

@@ -17,7 +17,7 @@ from torch.fx import Node
 
 from kgen.core.generate.builtin import indexing, ops
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import flat_to_coords, numel, shape_of, trace
+from kgen.core.generate.builtin.graph import arg, flat_to_coords, numel, shape_of, trace
 from kgen.core.generate.builtin.legality import INDEXED_OPS
 
 
@@ -105,6 +105,10 @@ class Ctx:
         self.loaded: dict[tuple, str] = {}                # (tensor, shape, dtype) -> register
         self.values: dict[Any, tuple[str, Any]] = {}
         self.exprs: dict[str, str] = {}                   # right-hand side -> register (CSE)
+        # row tiles of a reduction: (the reduced dims, a mask over the chunk's lanes only). An
+        # operand that varies only along the reduced dims (a layer norm weight) is loaded once
+        # per program as one [1, KBLOCK] row and broadcast, not once per row of the tile
+        self.lanes: tuple[set[int], str] | None = None
 
     def emit(self, line: str) -> None:
         self.k.emit(line)   # at the kernel's current block depth
@@ -122,16 +126,36 @@ class Ctx:
         terms = [f"{i} * {s}" for i, s in zip(dim_idx, strides) if i is not None and s is not None]
         return " + ".join(terms) if terms else "0"
 
-    def load(self, py: str, shape: tuple, dtype: Any) -> str:
+    def _lane_only(self, shape: tuple, src_shape: tuple | None) -> bool:
+        """Whether an operand of static shape `src_shape`, read at `shape` in this row tile, is the
+        same for every row (it broadcasts over every non-reduced dim of size > 1)."""
+        if self.lanes is None or src_shape is None or self.natural is None or tuple(shape) != tuple(self.natural):
+            return False
+        reduced, _ = self.lanes
+        lead = len(shape) - len(src_shape)
+        if lead < 0:
+            return False
+        rows = [d for d, s in enumerate(shape) if d not in reduced and s > 1]
+        lanes = [d for d, s in enumerate(shape) if d in reduced and s > 1]
+        return bool(rows) and bool(lanes) and all(d < lead or src_shape[d - lead] == 1 for d in rows)
+
+    def load(self, py: str, shape: tuple, dtype: Any, src_shape: tuple | None = None) -> str:
         key = (py, tuple(shape), str(dtype))
         if key in self.loaded:
             return self.loaded[key]
         p, strides = self.k.tensor_param(py, tuple(shape))
-        off = self.offset(self.dims_for(tuple(shape)), strides)
+        mask = self.mask
+        dims = self.dims_for(tuple(shape))
+        if self.lanes is not None and self._lane_only(shape, src_shape):
+            # the row dims' strides are 0 (static broadcast): leave them out of the address so
+            # the load is one [1, KBLOCK] row of lanes
+            reduced, mask = self.lanes
+            dims = [i if d in reduced else None for d, i in enumerate(dims)]
+        off = self.offset(dims, strides)
         if off == "0":
             off = f"0 * {self.flat}"  # a single element, broadcast to the block so the mask applies
         v = self.k.var("x")
-        self.emit(f"{v} = tl.load({p} + {off}, mask={self.mask}, other=0).to({ops.tl_type(ops.compute_dtype(dtype))})")
+        self.emit(f"{v} = tl.load({p} + {off}, mask={mask}, other=0).to({ops.tl_type(ops.compute_dtype(dtype))})")
         self.loaded[key] = v
         return v
 
@@ -148,15 +172,20 @@ class BodyWriter:
         self.pyname = pyname
 
     def value(self, ctx: Ctx, arg: Any, consumer_shape: tuple) -> tuple[str, Any] | Lit:
-        root, _ = trace(arg)
-        if root in self.consts:
+        root, chain = trace(arg)
+        if root in self.consts and ops.iota(root) is not None:
+            got = _iota(ctx, root, chain, consumer_shape)
+            if got is not None:
+                return got
+            # a view of it the index arithmetic does not follow: read it from memory
+        elif root in self.consts:
             return Lit(ops.const_fill(root), arg.meta["val"].dtype)
         if root in ctx.values:
             return ctx.values[root]
         dtype = arg.meta["val"].dtype
         # a scalar-shaped operand broadcasts; everything else is viewed at the consumer's shape
         shape = tuple(consumer_shape)
-        return ctx.load(self.pyname(arg), shape, dtype), dtype
+        return ctx.load(self.pyname(arg), shape, dtype, shape_of(arg)), dtype
 
     def tensor(self, ctx: Ctx, arg: Any, consumer_shape: tuple) -> str:
         """Like value(), but a constant comes back as a full block, as reductions and scans need."""
@@ -193,6 +222,51 @@ class BodyWriter:
     def nodes(self, ctx: Ctx, nodes: list[Any]) -> None:
         for n in nodes:
             self.pointwise(ctx, n)
+
+
+def _iota(ctx: Ctx, root: Node, chain: list[Node], consumer_shape: tuple) -> tuple[str, Any] | Lit | None:
+    """An arange seen through `chain` (unsqueeze, expand, permute, reshape) at the consumer's
+    shape: start + step * (the consumer's index along the dim the arange's values run along)."""
+    found = ops.iota(root)
+    assert found is not None
+    start, step = found
+    dtype = root.meta["val"].dtype
+    n = shape_of(root)[0]
+    if n == 1:
+        return Lit(start, dtype)
+    dim, shape = 0, [n]
+    for v in reversed(chain):
+        new = list(shape_of(v))
+        name = ops.packet(v)
+        if name == "unsqueeze":
+            d = int(arg(v, 1)) % len(new)
+            dim = dim + 1 if d <= dim else dim
+        elif name == "expand":
+            dim += len(new) - len(shape)
+        elif name == "permute":
+            perm = [int(p) % len(new) for p in arg(v, 1)]
+            dim = perm.index(dim)
+        else:
+            big = [d for d, s in enumerate(new) if s != 1]
+            if len(big) != 1 or new[big[0]] != n:
+                return None
+            dim = big[0]
+        if new[dim] != n:
+            return None
+        shape = new
+    lead = len(consumer_shape) - len(shape)
+    if lead < 0 or consumer_shape[lead + dim] != n:
+        return None
+    idx = ctx.dims_for(tuple(consumer_shape))[lead + dim]
+    if idx is None:
+        return None
+    text = f"({idx} * {ops.literal(step)} + {ops.literal(start)}).to({ops.tl_type(ops.compute_dtype(dtype))})"
+    reg = ctx.exprs.get(text)
+    if reg is None:
+        reg = ctx.k.var("iota")
+        ctx.emit(f"{reg} = {text}")
+        ctx.exprs[text] = reg
+    return reg, dtype
 
 
 def _block(ctx: Ctx, scalar: str) -> str:

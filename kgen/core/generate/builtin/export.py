@@ -51,6 +51,9 @@ class Captured:
     input_mutations: list[tuple[str, int]] = field(default_factory=list)
     # training flag, at capture, of each module owning an updated buffer: the lowering depends on it
     modes: dict[str, bool] = field(default_factory=dict)
+    # plain tensor attributes captured as buffers (see attributes_as_buffers): forward reads them
+    # on the input's device and rebinds the ones it replaces, as the reference does
+    attribute_buffers: set[str] = field(default_factory=set)
 
 
 def decomposition_table() -> dict:
@@ -64,11 +67,27 @@ def decomposition_table() -> dict:
     table[aten._native_batch_norm_legit_no_training.default] = _batch_norm_inference
     table[aten._native_batch_norm_legit_functional.default] = _batch_norm_training
     table[aten._native_batch_norm_legit.no_stats] = _batch_norm_batch_stats
+    sdpa = aten.scaled_dot_product_attention.default
+    if sdpa in table:
+        table[sdpa] = _keep_plain_attention(table[sdpa])
     for op in list(table):
         packet = getattr(op, "_overloadpacket", None)
         if packet is not None and packet.__name__ in _KEEP:
             del table[op]
     return table
+
+
+def _keep_plain_attention(decompose: Any) -> Any:
+    """Attention without a mask or dropout stays one node (emit/attention.py lowers it as one
+    fused kernel); anything else decomposes into matmuls and a softmax as before."""
+
+    def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, *, scale=None, enable_gqa=False):
+        if attn_mask is None and dropout_p == 0.0 and not enable_gqa and q.dim() >= 2 \
+                and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype:
+            return NotImplemented
+        return decompose(q, k, v, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa)
+
+    return sdpa
 
 
 def _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, eps):
@@ -122,6 +141,58 @@ def _batch_norm_batch_stats(x, weight, bias, training, momentum, eps):
     return out, mean, rstd
 
 
+def attributes_as_buffers(model: Any) -> tuple[Any, set[str]]:
+    """A private copy of `model` whose plain tensor attributes (`self.hidden = torch.randn(...)`)
+    are non-persistent buffers, and their names. torch.export refuses a forward that replaces
+    such a "constant" ("Constant hidden is mutated ... register it as buffer"); as a buffer, the
+    new value becomes a BUFFER_MUTATION output like a running statistic. The task's own model is
+    left as it is."""
+    import copy
+
+    import torch
+
+    clone = copy.deepcopy(model)
+    moved: set[str] = set()
+    for prefix, mod in clone.named_modules():
+        for name, value in list(vars(mod).items()):
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+                del mod.__dict__[name]
+                mod.register_buffer(name, value, persistent=False)
+                moved.add(f"{prefix}.{name}" if prefix else name)
+    return clone, moved
+
+
+def plain_tensor_attributes(model: Any) -> dict[str, tuple[Any, Any]]:
+    """Plain tensor attributes (not parameters or buffers) of every submodule: name -> (the
+    tensor, a copy of its value), to tell whether forward replaced or updated one."""
+    import torch
+
+    out = {}
+    for prefix, mod in model.named_modules():
+        for name, value in vars(mod).items():
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+                out[f"{prefix}.{name}" if prefix else name] = (value, value.detach().clone())
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    import torch
+
+    return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.detach(), b))
+
+
+def _export(model: Any, inputs: list[Any]) -> Any:
+    import torch
+
+    with warnings.catch_warnings():
+        # torch.export's own use of a deprecated pytree class; nothing the task can act on
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
+        ep = torch.export.export(model, tuple(inputs), strict=False)
+        ep = ep.run_decompositions(decomposition_table())
+        splits_to_slices(ep.graph)
+    return ep
+
+
 def load_namespace(source: str, name: str = "kgen_task") -> dict[str, Any]:
     module = types.ModuleType(name)
     try:
@@ -146,21 +217,36 @@ def capture(source: str, seed: int = 0) -> Captured:
         inputs = list(ns["get_inputs"]())
     except Exception as exc:  # noqa: BLE001
         raise TaskError(f"cannot build the reference: {type(exc).__name__}: {exc}") from None
+    before = plain_tensor_attributes(model)
     try:
         with torch.no_grad():
             model(*inputs)
     except Exception as exc:  # noqa: BLE001
         raise TaskError(f"Model fails on its own inputs: {type(exc).__name__}: {exc}") from None
+    # state kept in plain tensor attributes that forward replaces or updates: export would lift
+    # them as constants (baking in one value, or refusing: "Constant hidden is mutated"), so
+    # capture a private copy that holds them as buffers, whose new values become graph outputs
+    after = plain_tensor_attributes(model)
+    stateful = any(name not in after or after[name][0] is not t or not _same(after[name][0], saved)
+                   for name, (t, saved) in before.items())
+    attribute_buffers: set[str] = set()
+    target = model
+    if stateful:
+        target, attribute_buffers = attributes_as_buffers(model)
     try:
-        with warnings.catch_warnings():
-            # torch.export's own use of a deprecated pytree class; nothing the task can act on
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-            ep = torch.export.export(model, tuple(inputs), strict=False)
-            ep = ep.run_decompositions(decomposition_table())
-            splits_to_slices(ep.graph)
+        ep = _export(target, inputs)
     except Exception as exc:  # noqa: BLE001
-        raise KgenError(f"torch.export cannot capture this reference: {type(exc).__name__}: {exc}",
-                        code="export_failed") from None
+        error = exc
+        ep = None
+        clone, moved = attributes_as_buffers(model)
+        if moved and not stateful:
+            try:
+                ep, attribute_buffers = _export(clone, inputs), moved
+            except Exception:  # noqa: BLE001 - report the reference's own failure
+                ep = None
+        if ep is None:
+            raise KgenError(f"torch.export cannot capture this reference: {type(error).__name__}: {error}",
+                            code="export_failed") from None
     kinds: dict[str, tuple[str, str | None]] = {}
     user: list[str] = []
     for spec in ep.graph_signature.input_specs:
@@ -180,13 +266,14 @@ def capture(source: str, seed: int = 0) -> Captured:
                             "builtin generator only lowers forwards whose side effects are buffer and input updates",
                             code="unsupported")
     modes = {owner: bool(model.get_submodule(owner).training)
-             for owner in {t.rpartition(".")[0] for t, _ in mutations}}
+             for owner in {t.rpartition(".")[0] for t, _ in mutations if t not in attribute_buffers}}
     # tensors the forward builds from literals (torch.tensor([...])) become lifted constants
     constants = {t: ep.constants[t].detach().cpu() for kind, t in kinds.values()
                  if kind == "CONSTANT_TENSOR" and t is not None and t in ep.constants}
     return Captured(graph=ep.graph, input_kinds=kinds, user_inputs=user, out_spec=ep.call_spec.out_spec,
                     init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants,
-                    mutations=mutations, modes=modes, input_mutations=input_mutations)
+                    mutations=mutations, modes=modes, input_mutations=input_mutations,
+                    attribute_buffers=attribute_buffers)
 
 
 def signature_text(source: str, method: str) -> tuple[str, list[str]] | None:

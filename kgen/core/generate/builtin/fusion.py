@@ -16,6 +16,7 @@ from torch.fx import Graph, Node
 from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.graph import lowerable_tensor, numel, order_keeping, shape_of, tensor_args, trace
 from kgen.core.generate.builtin.legality import (
+    attention_params,
     conv_ok,
     index_ok,
     matmul_ok,
@@ -28,7 +29,7 @@ from kgen.core.generate.builtin.legality import (
 @dataclass
 class Group:
     index: int
-    kind: str                       # pointwise | reduction | scan | matmul | conv | pool | fallback | alloc
+    kind: str                       # pointwise | reduction | scan | matmul | conv | pool | attention | fallback | alloc
     pro: list[Node] = field(default_factory=list)    # per-element nodes (the whole body of a pointwise group)
     core: list[Node] = field(default_factory=list)   # reductions / the scan / the matmul / the fallback call
     epi: list[Node] = field(default_factory=list)    # nodes over the core's output positions
@@ -83,12 +84,19 @@ class Fuser:
                 src = node.args[0]
                 g = self.group_of.get(src)
                 if g is not None:
+                    # a value of a tuple result (max's values and indices): it lives where its
+                    # source does, at its source's stage, so consumers can fuse like with any value
                     g.extra.append(node)
                     self.group_of[node] = g
+                    g.stage_of[node] = g.stage_of.get(src, 0)
                 continue
             if name in ops.DROPPED_OPS:
                 continue
             if name in ops.CONST_OPS and lowerable_tensor(node) and (name == "full_like" or not tensor_args(node)):
+                self.consts.add(node)
+                continue
+            if ops.iota(node) is not None:
+                # computed where it is read (start + index * step), like a constant
                 self.consts.add(node)
                 continue
             if ops.can_lower_pointwise(node) and self._fold(node):
@@ -105,7 +113,7 @@ class Fuser:
         import torch
 
         args = tensor_args(node)
-        if not args or not all(trace(a)[0] in self.consts for a in args):
+        if not args or not all(trace(a)[0] in self.consts and ops.iota(trace(a)[0]) is None for a in args):
             return False
 
         def sub(a: Any) -> Any:
@@ -170,6 +178,11 @@ class Fuser:
             val = node.meta["val"]
             out = tuple(int(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
             g = self._new("pool", shape=out, numel=numel(out), out_numel=numel(out))
+            self._add(g, node, "core")
+            return
+        if attention_params(node) is not None:
+            out = shape_of(node)
+            g = self._new("attention", shape=out, numel=numel(out), out_numel=numel(out))
             self._add(g, node, "core")
             return
         if conv_ok(node):

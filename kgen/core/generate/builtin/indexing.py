@@ -38,7 +38,7 @@ def _gather_load(ctx: Any, py: str, shape: tuple, pos: list[str], extra_mask: st
 def _index_value(writer: Any, ctx: Any, index: Any, pos: list[str]) -> str:
     """An integer index tensor read at `pos` (its own shape)."""
     root, _ = trace(index)
-    if root in writer.consts:  # a uniform constant index (torch.full) is inlined
+    if root in writer.consts and ops.iota(root) is None:  # a uniform constant index (torch.full) is inlined
         return f"(tl.zeros_like({ctx.flat}) + {ops.literal(int(ops.const_fill(root)))})"
     shape = shape_of(index)
     v = _gather_load(ctx, writer.pyname(index), shape, pos, None, index.meta["val"].dtype)

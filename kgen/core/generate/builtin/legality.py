@@ -104,9 +104,47 @@ def conv_ok(node: Node) -> bool:
 
 
 
+def attention_params(node: Node) -> dict[str, Any] | None:
+    """{causal, scale} of a `scaled_dot_product_attention` the attention kernel lowers (no mask,
+    no dropout, same batch dims and dtype for q, k and v), else None."""
+    import torch
+
+    if ops.packet(node) != "scaled_dot_product_attention":
+        return None
+    q, k, v = arg(node, 0), arg(node, 1), arg(node, 2)
+    if not all(isinstance(t, Node) for t in (q, k, v)):
+        return None
+    if arg(node, 3, "attn_mask") is not None or float(arg(node, 4, "dropout_p", 0.0)) != 0.0:
+        return None
+    if bool(arg(node, 7, "enable_gqa", False)):
+        return None
+    vals = [t.meta["val"] for t in (q, k, v)]
+    out = node.meta.get("val")
+    if not isinstance(out, torch.Tensor) or any(x.dtype != out.dtype for x in vals):
+        return None
+    if out.dtype not in (torch.float32, torch.float16, torch.bfloat16) or vals[0].dim() < 2:
+        return None
+    qs, ks, vs = (tuple(x.shape) for x in vals)
+    if not (len(qs) == len(ks) == len(vs)) or qs[:-2] != ks[:-2] or ks[:-2] != vs[:-2] or qs[-1] != ks[-1] \
+            or ks[-2] != vs[-2] or min(qs[-2], ks[-2]) < 1:
+        return None
+    scale = arg(node, 6, "scale")
+    return {"causal": bool(arg(node, 5, "is_causal", False)),
+            "scale": float(scale) if scale is not None else 1.0 / math.sqrt(qs[-1])}
+
+
 MAX_POOL = {"max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"}
 AVG_POOL = {"avg_pool1d", "avg_pool2d", "avg_pool3d"}
+ADAPTIVE_MAX_POOL = {"adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d"}
+ADAPTIVE_AVG_POOL = {"_adaptive_avg_pool1d", "_adaptive_avg_pool2d", "_adaptive_avg_pool3d",
+                     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d"}
 MAX_TAPS = 512   # unrolled loads; bigger windows stay a torch fallback
+
+
+def adaptive_window(size: int, out: int) -> int:
+    """The widest window adaptive pooling of `size` to `out` uses: output j covers
+    [floor(j*size/out), ceil((j+1)*size/out)), as in torch."""
+    return max(((j + 1) * size + out - 1) // out - (j * size) // out for j in range(out))
 
 
 def _listify(v: Any, n: int, default: int) -> list[int]:
@@ -122,11 +160,22 @@ def pool_params(node: Node) -> dict[str, Any] | None:
     import torch
 
     name = ops.packet(node)
-    if name not in MAX_POOL | AVG_POOL:
+    if name not in MAX_POOL | AVG_POOL | ADAPTIVE_MAX_POOL | ADAPTIVE_AVG_POOL:
         return None
     x = node.args[0]
     if not isinstance(x, Node) or x.meta["val"].dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         return None
+    if name in ADAPTIVE_MAX_POOL | ADAPTIVE_AVG_POOL:
+        # windows of varying width: unrolled to the widest, each tap masked by its own window's end
+        out = [int(s) for s in arg(node, 1)]
+        sizes = [int(s) for s in x.meta["val"].shape[-len(out):]]
+        if not out or x.meta["val"].dim() < len(out) + 1 or min(out) < 1:
+            return None
+        kernel = [adaptive_window(i, o) for i, o in zip(sizes, out)]
+        if math.prod(kernel) > MAX_TAPS:
+            return None
+        return {"max": name in ADAPTIVE_MAX_POOL, "adaptive": out, "kernel": kernel, "stride": [1] * len(out),
+                "padding": [0] * len(out), "dilation": [1] * len(out), "include_pad": False, "divisor": None}
     a = list(node.args) + [None] * 8
     kernel = _listify(a[1], 1, 1)
     sp = len(kernel)

@@ -102,6 +102,13 @@ class ForwardWriter:
                 self.emit(f"{name} = torch.ops.{node.target}({args})")
             self.names[node] = name
             return name
+        if node in self.consts and ops.iota(node) is not None:
+            # an arange the kernels compute in registers, needed in memory here (a gather index...)
+            name = f"t_{node.name}"
+            args = ", ".join([self.arg(a) for a in node.args] + [f"{k}={self.arg(v)}" for k, v in node.kwargs.items()])
+            self.emit(f"{name} = torch.ops.{node.target}({args})")
+            self.names[node] = name
+            return name
         if node in self.consts:
             name = f"t_{node.name}"
             val = node.meta["val"]
@@ -199,6 +206,11 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
         fw.emit(f"    raise ValueError('ModelNew was generated for {owner or 'the model'} in {mode} mode; "
                 "generate again for the other mode')")
     fw.emit(f"dev = {dev_src}.device" if dev_src else "dev = torch.device('cpu')")
+    for n in graph_nodes:
+        kind, target = cap.input_kinds.get(n.name, ("", None)) if n.op == "placeholder" else ("", None)
+        if target in cap.attribute_buffers and n in fw.names:
+            # a plain attribute does not follow the module to its device (the reference moves it)
+            fw.emit(f"{fw.names[n]} = {fw.names[n]}.to(dev)")
 
     kernels: list[str] = []
     fallback: list[str] = []
@@ -246,6 +258,12 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     # buffer updates are written back only after every kernel has read the old values
     for target, pos in cap.mutations:
         new = out_node.args[0][pos]
+        if target in cap.attribute_buffers:
+            # the reference rebinds its plain attribute to the new tensor; so does ModelNew
+            owner, _, attr = target.rpartition(".")
+            mod = f"_kgen_attr(self, {owner!r})" if owner else "self"
+            fw.emit(f"{mod}.{attr} = {fw.arg(new) if hasattr(new, 'op') else repr(new)}")
+            continue
         fw.emit(f"_kgen_attr(self, {target!r}).copy_({fw.arg(new) if hasattr(new, 'op') else repr(new)})")
     placeholders = {n.name: n for n in graph_nodes if n.op == "placeholder"}
     for name, pos in cap.input_mutations:

@@ -31,6 +31,31 @@ ALLOC_OPS = {"arange", "empty", "zeros", "ones", "empty_like", "zeros_like", "on
              "new_ones", "new_empty", "new_full", "empty_strided", "empty_permuted"}
 
 
+def iota(node: Any) -> tuple[Any, Any] | None:
+    """(start, step) of an `arange` whose values kernels compute from their own indices (no
+    memory read, no torch call), or None. Its consumers see element i as start + i * step."""
+    import torch
+
+    if getattr(node, "op", None) != "call_function" or packet(node) != "arange":
+        return None
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or val.dim() != 1 or val.dtype not in (torch.int64, torch.int32, torch.float32):
+        return None
+    overload = getattr(node.target, "_overloadname", "")
+    args = list(node.args)
+    if overload == "default":
+        start, step = 0, 1
+    elif overload == "start":
+        start, step = args[0], 1
+    elif overload == "start_step":
+        start, step = args[0], args[2] if len(args) > 2 else node.kwargs.get("step", 1)
+    else:
+        return None
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (start, step)):
+        return None
+    return start, step
+
+
 def const_fill(node: Any) -> Any:
     if "kgen_const" in node.meta:
         return node.meta["kgen_const"]

@@ -51,49 +51,37 @@ def k0_reduction(in0, in0_s0, in0_s1, in0_s2, in1, in1_s0, in1_s1, in1_s2, in2, 
     # reduction group 0 fuses: aten.sub.Tensor, aten.mul.Tensor, aten.mul.Tensor, aten.add.Tensor, prims.var.default, prims.sum.default, prims.div.default, aten.add.Tensor, aten.rsqrt.default
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
     rmask = rows < 12
-    acc1 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    acc4 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    for k0 in range(0, 64, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 64)
-        i7 = rows % 6
-        q8 = rows // 6
-        x11 = tl.load(in0 + q8 * in0_s0 + i7 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
-        r12 = tl.where(mask, x11.to(tl.float32), 0)
-        acc1 += r12
-        r13 = tl.where(mask, x11.to(tl.float32), 0)
-        acc4 += r13
-    mean3 = tl.sum(acc1, 1) / 64.0
-    acc1 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
-    for k0 in range(0, 64, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 64)
-        i14 = rows % 6
-        q15 = rows // 6
-        x18 = tl.load(in0 + q15 * in0_s0 + i14 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
-        r19 = tl.where(mask, x18.to(tl.float32), 0)
-        r19 = tl.where(mask, r19 - mean3[:, None], 0)
-        acc1 += r19 * r19
-    red20 = tl.sum(acc1, 1) / 64.0
-    red21 = tl.sum(acc4, 1)
-    v22 = ((red21 / 64.0)).to(tl.float32)
-    v23 = ((red20 + 1e-05)).to(tl.float32)
-    v24 = (tl.rsqrt(v23)).to(tl.float32)
-    # sweep 2: per-element work that reads the per-row results above
-    for k0 in range(0, 64, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 64)
-        i25 = rows % 6
-        q26 = rows // 6
-        flat = q26 * 384 + i25 * 64 + ks * 1
-        x29 = tl.load(in0 + q26 * in0_s0 + i25 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
-        v30 = ((x29 - v22[:, None])).to(tl.float32)
-        v31 = ((v30 * v24[:, None])).to(tl.float32)
-        x32 = tl.load(in1 + q26 * in1_s0 + i25 * in1_s1 + ks * in1_s2, mask=mask, other=0).to(tl.float32)
-        v33 = ((v31 * x32)).to(tl.float32)
-        x34 = tl.load(in2 + q26 * in2_s0 + i25 * in2_s1 + ks * in2_s2, mask=mask, other=0).to(tl.float32)
-        v35 = ((v33 + x34)).to(tl.float32)
-        tl.store(out0 + flat, (v35).to(tl.float32), mask=mask)
+    ks = tl.arange(0, KBLOCK)[None, :]
+    kmask = ks < 64
+    mask = rmask & kmask
+    i1 = rows % 6
+    q2 = rows // 6
+    flat = q2 * 384 + i1 * 64 + ks * 1
+    acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
+    acc10 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
+    x15 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
+    r16 = tl.where(mask, x15.to(tl.float32), 0)
+    acc5 += r16
+    r17 = tl.where(mask, x15.to(tl.float32), 0)
+    acc10 += r17
+    mean7 = tl.sum(acc5, 1) / 64.0
+    acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
+    r18 = tl.where(mask, x15.to(tl.float32), 0)
+    r18 = tl.where(mask, r18 - mean7[:, None], 0)
+    acc5 += r18 * r18
+    red19 = tl.sum(acc5, 1) / 64.0
+    red20 = tl.sum(acc10, 1)
+    v21 = ((red20 / 64.0)).to(tl.float32)
+    v22 = ((red19 + 1e-05)).to(tl.float32)
+    v23 = (tl.rsqrt(v22)).to(tl.float32)
+    # stage 2: per-element work that reads the per-row results above
+    v24 = ((x15 - v21[:, None])).to(tl.float32)
+    v25 = ((v24 * v23[:, None])).to(tl.float32)
+    x26 = tl.load(in1 + ks * in1_s2, mask=kmask, other=0).to(tl.float32)
+    v27 = ((v25 * x26)).to(tl.float32)
+    x28 = tl.load(in2 + ks * in2_s2, mask=kmask, other=0).to(tl.float32)
+    v29 = ((v27 + x28)).to(tl.float32)
+    tl.store(out0 + flat, (v29).to(tl.float32), mask=mask)
 
 
 class ModelNew(_KgenReference):

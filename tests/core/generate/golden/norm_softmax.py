@@ -46,35 +46,25 @@ def k0_reduction(in0, in0_s0, in0_s1, out0, RBLOCK: tl.constexpr, KBLOCK: tl.con
     # reduction group 0 fuses: aten.sub.Tensor, aten.exp.default, aten.div.Tensor, aten.amax.default, aten.sum.dim_IntList
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
     rmask = rows < 8
-    acc1 = tl.full([RBLOCK, KBLOCK], float("-inf"), tl.float32)
-    for k0 in range(0, 100, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 100)
-        x6 = tl.load(in0 + rows * in0_s0 + ks * in0_s1, mask=mask, other=0).to(tl.float32)
-        r7 = tl.where(mask, x6.to(tl.float32), float("-inf"))
-        acc1 = tl.maximum(acc1, r7, propagate_nan=tl.PropagateNan.ALL)
-    red8 = tl.reduce(acc1, 1, _kgen_max)
-    # sweep 2: per-element work that reads the per-row results above
-    acc9 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    for k0 in range(0, 100, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 100)
-        x14 = tl.load(in0 + rows * in0_s0 + ks * in0_s1, mask=mask, other=0).to(tl.float32)
-        v15 = ((x14 - red8[:, None])).to(tl.float32)
-        v16 = (tl.exp(v15)).to(tl.float32)
-        r17 = tl.where(mask, v16.to(tl.float32), 0)
-        acc9 += r17
-    red18 = tl.sum(acc9, 1)
-    # sweep 3: per-element work that reads the per-row results above
-    for k0 in range(0, 100, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 100)
-        flat = rows * 100 + ks * 1
-        x21 = tl.load(in0 + rows * in0_s0 + ks * in0_s1, mask=mask, other=0).to(tl.float32)
-        v22 = ((x21 - red8[:, None])).to(tl.float32)
-        v23 = (tl.exp(v22)).to(tl.float32)
-        v24 = ((v23 / red18[:, None])).to(tl.float32)
-        tl.store(out0 + flat, (v24).to(tl.float32), mask=mask)
+    ks = tl.arange(0, KBLOCK)[None, :]
+    kmask = ks < 100
+    mask = rmask & kmask
+    flat = rows * 100 + ks * 1
+    acc3 = tl.full([RBLOCK, KBLOCK], float("-inf"), tl.float32)
+    x8 = tl.load(in0 + rows * in0_s0 + ks * in0_s1, mask=mask, other=0).to(tl.float32)
+    r9 = tl.where(mask, x8.to(tl.float32), float("-inf"))
+    acc3 = tl.maximum(acc3, r9, propagate_nan=tl.PropagateNan.ALL)
+    red10 = tl.reduce(acc3, 1, _kgen_max)
+    # stage 2: per-element work that reads the per-row results above
+    acc11 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
+    v16 = ((x8 - red10[:, None])).to(tl.float32)
+    v17 = (tl.exp(v16)).to(tl.float32)
+    r18 = tl.where(mask, v17.to(tl.float32), 0)
+    acc11 += r18
+    red19 = tl.sum(acc11, 1)
+    # stage 3: per-element work that reads the per-row results above
+    v20 = ((v17 / red19[:, None])).to(tl.float32)
+    tl.store(out0 + flat, (v20).to(tl.float32), mask=mask)
 
 
 class ModelNew(_KgenReference):

@@ -45,28 +45,22 @@ def k0_reduction(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK
     rmask = rows < 36
     rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
     rmask1 = rows1 < 36
-    acc1 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    for k0 in range(0, 130, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 130)
-        i4 = rows % 9
-        q5 = rows // 9
-        x8 = tl.load(in0 + q5 * in0_s0 + i4 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
-        r9 = tl.where(mask, x8.to(tl.float32), 0)
-        acc1 += r9
-    mean3 = tl.sum(acc1, 1) / 130.0
-    acc1 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
-    for k0 in range(0, 130, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 130)
-        i10 = rows % 9
-        q11 = rows // 9
-        x14 = tl.load(in0 + q11 * in0_s0 + i10 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
-        r15 = tl.where(mask, x14.to(tl.float32), 0)
-        r15 = tl.where(mask, r15 - mean3[:, None], 0)
-        acc1 += r15 * r15
-    red16 = tl.sum(acc1, 1) / 129.0
-    tl.store(out0 + rows1, (red16).to(tl.float32), mask=rmask1)
+    ks = tl.arange(0, KBLOCK)[None, :]
+    kmask = ks < 130
+    mask = rmask & kmask
+    i1 = rows % 9
+    q2 = rows // 9
+    acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
+    x10 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
+    r11 = tl.where(mask, x10.to(tl.float32), 0)
+    acc5 += r11
+    mean7 = tl.sum(acc5, 1) / 130.0
+    acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
+    r12 = tl.where(mask, x10.to(tl.float32), 0)
+    r12 = tl.where(mask, r12 - mean7[:, None], 0)
+    acc5 += r12 * r12
+    red13 = tl.sum(acc5, 1) / 129.0
+    tl.store(out0 + rows1, (red13).to(tl.float32), mask=rmask1)
 
 
 @triton.jit
@@ -76,29 +70,23 @@ def k1_reduction(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK
     rmask = rows < 130
     rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
     rmask1 = rows1 < 130
-    acc1 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    for k0 in range(0, 36, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 36)
-        i5 = ks % 9
-        q6 = ks // 9
-        x8 = tl.load(in0 + q6 * in0_s0 + i5 * in0_s1 + rows * in0_s2, mask=mask, other=0).to(tl.float32)
-        r9 = tl.where(mask, x8.to(tl.float32), 0)
-        acc1 += r9
-    mean3 = tl.sum(acc1, 1) / 36.0
-    acc1 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
-    for k0 in range(0, 36, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 36)
-        i11 = ks % 9
-        q12 = ks // 9
-        x14 = tl.load(in0 + q12 * in0_s0 + i11 * in0_s1 + rows * in0_s2, mask=mask, other=0).to(tl.float32)
-        r15 = tl.where(mask, x14.to(tl.float32), 0)
-        r15 = tl.where(mask, r15 - mean3[:, None], 0)
-        acc1 += r15 * r15
-    red16 = tl.sum(acc1, 1) / 36.0
-    v17 = (tl.sqrt(red16)).to(tl.float32)
-    tl.store(out0 + rows1, (v17).to(tl.float32), mask=rmask1)
+    ks = tl.arange(0, KBLOCK)[None, :]
+    kmask = ks < 36
+    mask = rmask & kmask
+    i2 = ks % 9
+    q3 = ks // 9
+    acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
+    x10 = tl.load(in0 + q3 * in0_s0 + i2 * in0_s1 + rows * in0_s2, mask=mask, other=0).to(tl.float32)
+    r11 = tl.where(mask, x10.to(tl.float32), 0)
+    acc5 += r11
+    mean7 = tl.sum(acc5, 1) / 36.0
+    acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
+    r12 = tl.where(mask, x10.to(tl.float32), 0)
+    r12 = tl.where(mask, r12 - mean7[:, None], 0)
+    acc5 += r12 * r12
+    red13 = tl.sum(acc5, 1) / 36.0
+    v14 = (tl.sqrt(red13)).to(tl.float32)
+    tl.store(out0 + rows1, (v14).to(tl.float32), mask=rmask1)
 
 
 @triton.jit
@@ -108,28 +96,22 @@ def k2_reduction(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK
     rmask = rows < 520
     rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
     rmask1 = rows1 < 520
-    acc1 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
-    for k0 in range(0, 9, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 9)
-        i4 = rows % 130
-        q5 = rows // 130
-        x8 = tl.load(in0 + q5 * in0_s0 + ks * in0_s1 + i4 * in0_s2, mask=mask, other=0).to(tl.float32)
-        r9 = tl.where(mask, x8.to(tl.float32), 0)
-        acc1 += r9
-    mean3 = tl.sum(acc1, 1) / 9.0
-    acc1 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
-    for k0 in range(0, 9, KBLOCK):
-        ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 9)
-        i10 = rows % 130
-        q11 = rows // 130
-        x14 = tl.load(in0 + q11 * in0_s0 + ks * in0_s1 + i10 * in0_s2, mask=mask, other=0).to(tl.float32)
-        r15 = tl.where(mask, x14.to(tl.float32), 0)
-        r15 = tl.where(mask, r15 - mean3[:, None], 0)
-        acc1 += r15 * r15
-    red16 = tl.sum(acc1, 1) / 9.0
-    tl.store(out0 + rows1, (red16).to(tl.float32), mask=rmask1)
+    ks = tl.arange(0, KBLOCK)[None, :]
+    kmask = ks < 9
+    mask = rmask & kmask
+    i1 = rows % 130
+    q2 = rows // 130
+    acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
+    x10 = tl.load(in0 + q2 * in0_s0 + ks * in0_s1 + i1 * in0_s2, mask=mask, other=0).to(tl.float32)
+    r11 = tl.where(mask, x10.to(tl.float32), 0)
+    acc5 += r11
+    mean7 = tl.sum(acc5, 1) / 9.0
+    acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
+    r12 = tl.where(mask, x10.to(tl.float32), 0)
+    r12 = tl.where(mask, r12 - mean7[:, None], 0)
+    acc5 += r12 * r12
+    red13 = tl.sum(acc5, 1) / 9.0
+    tl.store(out0 + rows1, (red13).to(tl.float32), mask=rmask1)
 
 
 class ModelNew(_KgenReference):

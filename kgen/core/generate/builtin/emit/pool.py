@@ -56,10 +56,18 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     names = [f"j{d}" for d in range(len(out))]
     flat_to_coords(k.emit, k.var, "xi", list(out), names=names)
     base = " + ".join(f"{names[d]} * sx{d}" for d in range(lead)) or "0"
-    starts = []
+    starts, ends = [], []
+    spatial = xs[lead:]
     for d in range(sp):
         st = f"w{d}"
-        k.emit(f"{st} = {names[lead + d]} * {p['stride'][d]} - {p['padding'][d]}")
+        if p.get("adaptive"):
+            # adaptive window of output j: [floor(j*I/O), ceil((j+1)*I/O))
+            size, o = spatial[d], p["adaptive"][d]
+            k.emit(f"{st} = ({names[lead + d]} * {size}) // {o}")
+            k.emit(f"e{d} = (({names[lead + d]} + 1) * {size} + {o - 1}) // {o}")
+            ends.append(f"e{d}")
+        else:
+            k.emit(f"{st} = {names[lead + d]} * {p['stride'][d]} - {p['padding'][d]}")
         starts.append(st)
     dtype = x_node.meta["val"].dtype
     cdt = ops.tl_type(ops.compute_dtype(dtype))
@@ -70,12 +78,14 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     else:
         k.emit(f"acc = tl.zeros([XBLOCK], {cdt})")
         k.emit("cnt = tl.zeros([XBLOCK], tl.int32)")
-    spatial = xs[lead:]
     for taps in itertools.product(*[range(kk) for kk in p["kernel"]]):
         pos = [f"({starts[d]} + {taps[d] * p['dilation'][d]})" for d in range(sp)]
-        valid = " & ".join([f"({q} >= 0) & ({q} < {spatial[d]})" for d, q in enumerate(pos)])
+        if ends:   # an adaptive window's first tap is always inside it
+            conds = [f"({q} < {ends[d]})" for d, q in enumerate(pos) if taps[d]]
+        else:
+            conds = [f"({q} >= 0) & ({q} < {spatial[d]})" for d, q in enumerate(pos)]
         off = " + ".join([base] + [f"{q} * sx{lead + d}" for d, q in enumerate(pos)])
-        k.emit(f"ok = xmask & {valid}")
+        k.emit(f"ok = {' & '.join(['xmask'] + conds)}")
         k.emit(f"v = tl.load(x + {off}, mask=ok, other=0).to({cdt})")
         if p["max"]:
             flat = " + ".join(f"{q} * {math.prod(spatial[d + 1:])}" for d, q in enumerate(pos))
@@ -93,7 +103,9 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     if p["max"]:
         results = {0: "acc", 1: "arg"}
     else:
-        if p.get("divisor"):
+        if ends:
+            k.emit(f"avg = acc / ({' * '.join(f'({e} - {s})' for e, s in zip(ends, starts))}).to({cdt})")
+        elif p.get("divisor"):
             k.emit(f"avg = acc / {float(p['divisor'])!r}")
         elif p["include_pad"]:
             spans = []
