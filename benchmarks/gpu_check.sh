@@ -120,7 +120,7 @@ done
 
 # -- 3. the benchmark suite on the GPU -------------------------------------------------------------
 if [ -d "$REPO/benchmarks/suite" ] && "${KGEN[@]}" bench --help > /dev/null 2>&1; then
-  step bench 300 "${KGEN[@]}" bench "$REPO/benchmarks/suite" --backend cuda --out "$OUT/bench" \
+  step bench 300 "${KGEN[@]}" bench "$REPO/benchmarks/suite" --backend cuda --time-budget 240 --out "$OUT/bench" \
       > "$OUT/bench.log" 2>&1
   tail -15 "$OUT/bench.log" | tee -a "$LOG" >&2
 else
