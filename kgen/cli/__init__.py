@@ -53,9 +53,10 @@ def _register_all() -> None:
         config_cmd,
         docs_cmd,
         token_cmd,
+        ui_cmd,
     )
 
-    for module in (verify_cmd, run_cmd, job_cmd, worker_cmd, token_cmd, gateway_cmd, node_cmd, config_cmd, docs_cmd):
+    for module in (verify_cmd, run_cmd, job_cmd, worker_cmd, token_cmd, gateway_cmd, node_cmd, config_cmd, docs_cmd, ui_cmd):
         module.register(app)
 
 
