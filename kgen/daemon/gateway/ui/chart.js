@@ -1,9 +1,9 @@
 // The evolve progress chart, drawn as inline SVG: one marker per verified candidate at its round
-// (time per call, lower is better; candidates without a time sit in a "no time" lane at the top),
-// and the job's best time after each round as a step line.
+// (a time, lower is better; candidates without one sit in a "no time" lane at the top), and the
+// job's best after each round as a step line.
 import { s, fmtMs } from "./dom.js";
 
-const W = 720, H = 300, L = 64, R = 16, T = 34, B = 40;
+const W = 720, H = 320, L = 64, R = 16, T = 54, B = 40, PAD = 24;
 
 function niceMax(v) {
   if (!(v > 0)) return 1;
@@ -13,22 +13,25 @@ function niceMax(v) {
 }
 
 // points: [{candidate_id, round, index, status, ms}], ms null when the verdict has no time
-export function progressChart(points, { title = "Evolve progress", unit = "ms per call" } = {}) {
+export function progressChart(points, { title = "Evolve progress", unit = "ms per call", bestUpdates = [] } = {}) {
   const rounds = Math.max(1, ...points.map((p) => p.round || 1));
   const timed = points.filter((p) => p.ms !== null && p.ms !== undefined && Number.isFinite(p.ms));
   const yMax = niceMax(Math.max(0, ...timed.map((p) => p.ms)) * 1.1);
-  const laneY = T - 14;
-  const x = (round) => L + (rounds === 1 ? (W - L - R) / 2 : ((round - 1) / (rounds - 1)) * (W - L - R));
+  const laneY = T - 16;
+  const x = (round) => L + PAD + (rounds === 1 ? (W - L - R - 2 * PAD) / 2 : ((round - 1) / (rounds - 1)) * (W - L - R - 2 * PAD));
   const y = (ms) => T + (1 - ms / yMax) * (H - T - B);
   const perRound = new Map();
 
   const svg = s("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": "chart-title chart-desc",
                          "data-points": points.length });
+  // The job's best after each round: the engine's own choice (its best_updated events), plotted at
+  // that candidate's value, so the line agrees with the job's best even where no time exists.
+  const byId = new Map(points.map((p) => [p.candidate_id, p]));
   const best = [];
-  let bestSoFar = null;
   for (let r = 1; r <= rounds; r++) {
-    for (const p of timed) if (p.round === r && p.status === "correct" && (bestSoFar === null || p.ms < bestSoFar)) bestSoFar = p.ms;
-    if (bestSoFar !== null) best.push([r, bestSoFar]);
+    let pick = null;
+    for (const u of bestUpdates) if ((u.round || 1) <= r && byId.has(u.candidate_id)) pick = byId.get(u.candidate_id);
+    if (pick && pick.status === "correct" && pick.ms !== null && pick.ms !== undefined && Number.isFinite(pick.ms)) best.push([r, pick.ms]);
   }
   const desc = best.length
     ? `${points.length} verified candidates over ${rounds} round(s); best ${fmtMs(best[best.length - 1][1])} after round ${best[best.length - 1][0]}.`
@@ -45,7 +48,7 @@ export function progressChart(points, { title = "Evolve progress", unit = "ms pe
              s("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }),
              s("text", { x: L - 6, y: laneY + 4, "text-anchor": "end" }, "no time"),
              s("text", { x: (L + W - R) / 2, y: H - 8, "text-anchor": "middle" }, "round"),
-             s("text", { x: 12, y: T - 22 }, unit));
+             s("text", { x: 8, y: 14 }, unit));
   for (let r = 1; r <= rounds; r++) {
     if (rounds > 20 && r % Math.ceil(rounds / 10) !== 0 && r !== 1) continue;
     svg.append(s("text", { x: x(r), y: H - B + 16, "text-anchor": "middle" }, String(r)));
@@ -57,8 +60,8 @@ export function progressChart(points, { title = "Evolve progress", unit = "ms pe
     best.forEach(([r, ms], i) => {
       d += i === 0 ? `M${x(r)},${y(ms)}` : `H${x(r)}V${y(ms)}`;
     });
-    const [lr, lms] = best[best.length - 1];
-    if (lr < rounds) d += `H${x(rounds)}`;
+    const [, lms] = best[best.length - 1];
+    d += `H${W - R}`;   // the best holds to the right edge (also gives a one-round job a visible line)
     svg.append(s("path", { class: "best", d, "data-series": "best" }, s("title", {}, `best so far: ${fmtMs(lms)}`)));
   }
 
