@@ -3,7 +3,7 @@
 
 _kgen_commands() {
     case "$1" in
-        'kgen') echo 'verify run submit tail init completions man systemd job worker token gateway node config' ;;
+        'kgen') echo 'verify run submit tail init completions man systemd ui job worker token gateway node config' ;;
         'kgen job') echo 'list status cancel result submit tail' ;;
         'kgen worker') echo 'register list remove' ;;
         'kgen token') echo 'create list revoke' ;;
@@ -24,6 +24,7 @@ _kgen_options() {
         'kgen completions') echo '-h --help' ;;
         'kgen man') echo '-o --output --json -h --help' ;;
         'kgen systemd') echo '--user --env-file -h --help' ;;
+        'kgen ui') echo '--gateway --no-open --json -h --help' ;;
         'kgen job') echo '-h --help' ;;
         'kgen job list') echo '--status --limit --json --jsonl --gateway --token -h --help' ;;
         'kgen job status') echo '--json --gateway --token -h --help' ;;
@@ -40,7 +41,7 @@ _kgen_options() {
         'kgen token list') echo '--json --db --gateway --token -h --help' ;;
         'kgen token revoke') echo '--json --db --gateway --token -h --help' ;;
         'kgen gateway') echo '-h --help' ;;
-        'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --max-node-capacity --cross-check --stream-heartbeat -h --help' ;;
+        'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --max-node-capacity --cross-check --ui --no-ui --stream-heartbeat -h --help' ;;
         'kgen node') echo '-h --help' ;;
         'kgen node start') echo '--host --port --gateway --backend --arch --devices --token --token-file --advertise-url -h --help' ;;
         'kgen config') echo '-h --help' ;;
@@ -60,6 +61,7 @@ _kgen_value_options() {
         'kgen tail') echo '--after --gateway --token' ;;
         'kgen man') echo '-o --output' ;;
         'kgen systemd') echo '--user --env-file' ;;
+        'kgen ui') echo '--gateway' ;;
         'kgen job list') echo '--status --limit --gateway --token' ;;
         'kgen job status') echo '--gateway --token' ;;
         'kgen job cancel') echo '--gateway --token' ;;
@@ -98,9 +100,9 @@ _kgen_argument_values() {
         'kgen systemd|0') echo 'gateway node' ;;
         'kgen job submit|0') echo '@file' ;;
         'kgen config path|0') echo 'config token home state' ;;
-        'kgen config get|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
-        'kgen config set|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
-        'kgen config unset|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config get|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check gateway.ui node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config set|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check gateway.ui node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config unset|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check gateway.ui node.host node.port node.backend node.arch node.devices node.gateway node.token_file store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
     esac
 }
 

@@ -26,6 +26,7 @@ def _probe(url: str) -> int | None:
 def ui(
     gateway: Optional[str] = GATEWAY_OPTION,
     no_open: bool = typer.Option(False, "--no-open", help="Only print the URL; do not start a browser."),
+    as_json: bool = typer.Option(False, "--json", help="Print {url, reachable, opened} as JSON."),
 ) -> None:
     """Print the web dashboard's URL (<gateway>/ui/) and open it in a browser if there is one.
 
@@ -39,22 +40,28 @@ def ui(
     base, source = resolve("gateway.url", gateway)
     url = base.rstrip("/") + "/ui/"
     status = _probe(url)
-    if status == 404:
+    # With the dashboard on, /ui/ answers 200 without a token; off, it is no public path (401/404).
+    if status in (401, 404):
         raise BadInput(f"the gateway at {base} (from {source}) serves no dashboard: it runs with --no-ui "
                        "(config gateway.ui = false)")
-    typer.echo(url)
+    if not as_json:
+        typer.echo(url)
     if status is None:
         print(f"kgen: warning: no gateway answers at {base} (from {source}) yet", file=sys.stderr)
-    if no_open:
-        return
-    import webbrowser
+    opened = False
+    if not no_open:
+        import webbrowser
 
-    try:
-        opened = webbrowser.open(url)
-    except webbrowser.Error:
-        opened = False
-    if not opened:
-        print("kgen: no browser found here; open the URL above in one", file=sys.stderr)
+        try:
+            opened = webbrowser.open(url)
+        except webbrowser.Error:
+            opened = False
+        if not opened:
+            print("kgen: no browser found here; open the URL in one", file=sys.stderr)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps({"url": url, "reachable": status is not None, "opened": opened}))
 
 
 def register(app: typer.Typer) -> None:
