@@ -85,8 +85,8 @@ class Site:
         for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--window-size=1280,1000", "--no-first-run", "--disable-extensions"):
             options.add_argument(arg)
-        # An explicit driver path: selenium-manager is never asked to find (or download) anything.
-        os.environ["SE_OFFLINE"] = "true"
+        # Explicit browser and driver paths: Selenium Manager is never run, so nothing is looked up
+        # or downloaded (selenium's DriverFinder skips it when the Service names a driver).
         driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(30)
         return driver
