@@ -115,3 +115,26 @@ def test_config_key_turns_the_page_off(tmp_path):
         assert wait_until(lambda: request(f"{gateway.url}/ui/").status == 404, 5)
     finally:
         gateway.stop()
+
+
+def test_a_reader_leaving_an_event_stream_logs_no_traceback(gateway):
+    """A dashboard tab closed mid-stream: the gateway's next heartbeat write finds the socket gone."""
+    import http.client
+    import time
+    from urllib.parse import urlparse
+
+    request(f"{gateway.url}/api/v1/workers/register", "POST",
+            {"api_version": "v1", "url": "http://127.0.0.1:9", "backend": "cpu", "capacity": 1})
+    job = request(f"{gateway.url}/api/v1/jobs", "POST", submit_body()).json()["job_id"]
+    url = urlparse(gateway.url)
+    for _ in range(3):
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        conn.request("GET", f"/api/v1/jobs/{job}/events?follow=1", headers={"Authorization": f"Bearer {TOKEN}"})
+        resp = conn.getresponse()
+        assert resp.status == 200
+        resp.fp.readline()            # the stream is live
+        conn.sock.close()
+        conn.close()
+    time.sleep(2.0)                   # several stream heartbeats (0.5 s) into closed sockets
+    assert request(f"{gateway.url}/livez", token=None).status == 200
+    assert not [line for line in gateway.lines if "Traceback" in line or "Error handling request" in line]
