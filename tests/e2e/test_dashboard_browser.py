@@ -255,9 +255,14 @@ def test_phone_width_and_bench_page(site):
         site.wait(lambda: "No bench results" in site.text("#bench-empty"), 10, "the empty bench state")
     finally:
         site.driver.set_window_size(1280, 1000)
-    # Keyboard: from the skip link, Tab reaches the nav links and Enter follows one.
+    # Keyboard: a focused job link keeps focus across the table's 2 s refreshes.
     site.open("#/jobs")
     site.wait(lambda: site.all("#jobs-body tr"), 20, "the jobs table")
+    site.driver.execute_script("document.querySelector('#jobs-body a').focus()")
+    href = site.driver.switch_to.active_element.get_attribute("href")
+    time.sleep(2.5)
+    assert site.driver.switch_to.active_element.get_attribute("href") == href
+    # From the skip link, Tab reaches the nav links and Enter follows one.
     site.driver.execute_script("document.querySelector('.skip').focus()")
     keys = ActionChains(site.driver)
     for _ in range(10):
@@ -268,6 +273,21 @@ def test_phone_width_and_bench_page(site):
         raise AssertionError("Tab never reached the Workers link")
     keys.send_keys(Keys.ENTER).perform()
     site.wait(lambda: site.all("#workers"), 10, "the workers page opened by keyboard")
+
+
+def test_dark_colour_scheme_is_honoured(site):
+    site.open("#/workers")
+    site.wait(lambda: site.all("#workers"), 10, "the workers page")
+    background = "return getComputedStyle(document.body).backgroundColor"
+    light = site.driver.execute_script(background)
+    site.driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                                {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    try:
+        dark = site.driver.execute_script(background)
+    finally:
+        site.driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+    assert light == "rgb(255, 255, 255)" and dark != light, (light, dark)
+    assert sum(int(c) for c in dark[4:-1].split(",")) < 150      # a dark background, not just another one
 
 
 def test_signing_out_forgets_the_token(site):

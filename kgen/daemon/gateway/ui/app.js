@@ -41,6 +41,8 @@ function loginPage(message) {
       route();
     } catch (err) {
       clearToken();
+      // 401/403: the auth handler has already redrawn this form with the explanation.
+      if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return;
       error.textContent = explain(err);
       error.hidden = false;
       input.focus();

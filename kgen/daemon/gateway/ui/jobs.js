@@ -45,6 +45,9 @@ export function jobsPage(main) {
     const shown = jobs.filter((j) => (!type.value || j.job_type === type.value)
       && (!opText || (j.op_name || "").toLowerCase().includes(opText))
       && (!idText || j.job_id.startsWith(idText)));
+    // Redrawn every refresh (times move on); keyboard focus stays on the link it was on.
+    count.textContent = shown.length === jobs.length ? `${jobs.length} job(s)` : `${shown.length} of ${jobs.length} job(s) match`;
+    const focused = tbody.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
     clear(tbody);
     for (const j of shown) {
       tbody.append(h("tr", { "data-job": j.job_id },
@@ -56,7 +59,10 @@ export function jobsPage(main) {
         h("td", { class: "hide-narrow" }, timeEl(j.updated_at, ago(j.updated_at))),
         h("td", {}, j.error ? String(j.error).slice(0, 160) : "")));
     }
-    count.textContent = shown.length === jobs.length ? `${jobs.length} job(s)` : `${shown.length} of ${jobs.length} job(s) match`;
+    if (focused) {
+      const again = [...tbody.querySelectorAll("a")].find((a) => a.getAttribute("href") === focused);
+      if (again) again.focus();
+    }
   }
 
   async function load() {
