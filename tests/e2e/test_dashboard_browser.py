@@ -232,6 +232,16 @@ def test_job_page_shows_chart_candidates_and_kernel(site):
     assert not site.find("#cancel").is_enabled()
     site.shot("dashboard-job.png", full=True)
 
+    # The download button saves exactly the kernel the API serves as the job's result.
+    downloads = site.home / "downloads"
+    downloads.mkdir(exist_ok=True)
+    site.driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    site.find("#dl-kernel").click()
+    assert wait_until(lambda: [p for p in downloads.glob("*.py")], 20), list(downloads.iterdir())
+    saved = next(downloads.glob("*.py"))
+    assert saved.name.startswith("relu2_")
+    assert saved.read_text() == site.api.result(site.job_a)["best"]["source"]
+
 
 def test_workers_page_shows_the_node_going_unhealthy(site):
     site.open("#/workers")
