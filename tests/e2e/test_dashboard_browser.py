@@ -243,6 +243,36 @@ def test_job_page_shows_chart_candidates_and_kernel(site):
     assert saved.read_text() == site.api.result(site.job_a)["best"]["source"]
 
 
+HOSTILE_COMMENT = "# <img src=x onerror=\"window.pwned=1\"> <script>window.pwned=2</script> &amp;\n"
+
+
+def test_data_is_rendered_as_text_never_as_markup(site):
+    job = site.api.submit_job(HOSTILE_COMMENT + TASK_SRC, op_name="relu2_markup")["job_id"]
+    site.open(f"#/job/{job}")
+    site.wait(lambda: "<script>" in site.text("#reference-source"), 30, "the reference with its comment")
+    assert "&amp;" in site.text("#reference-source")          # shown as typed, not decoded
+    assert site.driver.execute_script(
+        "return document.querySelectorAll('main script, main img, main iframe').length") == 0
+    assert site.driver.execute_script("return window.pwned === undefined")
+    assert site.all("#reference-source .tok-com")              # highlighted as a comment
+    site.find("#cancel").click()                               # leave the node to the next test
+    site.wait(lambda: "cancelled" in site.text("#job-status"), 20, "the cancelled status")
+
+
+def test_highlighter_tokenizes_python(site):
+    site.open("#/bench")
+    tokens = site.driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        import('./highlight.js').then((m) => done(m.tokenize(arguments[0]))).catch((e) => done(String(e)));
+    """, 'def f(x):  # keep\n    return f"a#b" + r\'\\d\' + 0x1F + 1.5e-3 + """if\nelse"""\n@triton.jit\nclass K: pass\n')
+    kinds = [(kind, text) for kind, text in tokens if kind not in ("ws", "plain", "op")]
+    assert kinds == [("kw", "def"), ("fn", "f"), ("com", "# keep"), ("kw", "return"), ("str", 'f"a#b"'),
+                     ("str", "r'\\d'"), ("num", "0x1F"), ("num", "1.5e-3"), ("str", '"""if\nelse"""'),
+                     ("dec", "@triton.jit"), ("kw", "class"), ("fn", "K"), ("kw", "pass")], kinds
+    # Every character comes back, in order: the highlighter never drops or invents text.
+    assert "".join(text for _, text in tokens).startswith("def f(x):  # keep")
+
+
 def test_workers_page_shows_the_node_going_unhealthy(site):
     site.open("#/workers")
     site.wait(lambda: site.all("#workers-body tr[data-healthy='true']"), 30, "a healthy worker")
