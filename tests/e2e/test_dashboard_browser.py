@@ -1,7 +1,8 @@
 """The web dashboard in a real headless Chromium (the distribution's package, driven by Selenium
 through the system chromedriver) against a real gateway and a real cpu node.
 
-One gateway, one node and one browser for the module; the tests run in file order and share them.
+One gateway, one node and one browser, shared by steps that run as one test, in order (STEPS at
+the end), so that pytest-xdist cannot split them across workers.
 Set KGEN_UI_SCREENSHOTS=<dir> to also save screenshots of the jobs, job and workers pages.
 """
 
@@ -151,7 +152,7 @@ def site(tmp_path_factory):
     s.close()
 
 
-def test_wrong_and_node_tokens_are_refused(site):
+def _wrong_and_node_tokens_are_refused(site):
     site.sign_in("kgn_not-a-real-token")
     site.wait(lambda: "401" in site.text("#login-error"), 20, "the 401 message")
     assert site.driver.execute_script("return sessionStorage.getItem('kgen.token')") is None
@@ -164,7 +165,7 @@ def test_wrong_and_node_tokens_are_refused(site):
     assert site.driver.get_cookies() == []
 
 
-def test_client_token_signs_in_and_cancels_a_queued_job(site):
+def _client_token_signs_in_and_cancels_a_queued_job(site):
     site.sign_in(site.client_token)
     site.wait(lambda: site.all(f"tr[data-job='{site.job_b}']"), 20, "job B in the jobs table")
     assert site.all(f"tr[data-job='{site.job_a}']")
@@ -189,7 +190,7 @@ def test_client_token_signs_in_and_cancels_a_queued_job(site):
     assert not site.find("#cancel").is_enabled()
 
 
-def test_job_page_streams_events_live_and_resumes_after_the_gateway_restarts(site):
+def _job_page_streams_events_live_and_resumes_after_the_gateway_restarts(site):
     site.open(f"#/job/{site.job_a}")
     site.wait(lambda: site.all("#events li"), 30, "the first events")
     first = [li.get_attribute("data-type") for li in site.all("#events li")]
@@ -212,7 +213,7 @@ def test_job_page_streams_events_live_and_resumes_after_the_gateway_restarts(sit
     assert seqs == stored
 
 
-def test_job_page_shows_chart_candidates_and_kernel(site):
+def _job_page_shows_chart_candidates_and_kernel(site):
     site.open(f"#/job/{site.job_a}")
     site.wait(lambda: "succeeded" in site.text("#job-status"), 30, "job A's status")
     verified = [e for e in site.api.events(site.job_a, follow=False) if e.get("type") == "candidate_verified"]
@@ -246,7 +247,7 @@ def test_job_page_shows_chart_candidates_and_kernel(site):
 HOSTILE_COMMENT = "# <img src=x onerror=\"window.pwned=1\"> <script>window.pwned=2</script> &amp;\n"
 
 
-def test_data_is_rendered_as_text_never_as_markup(site):
+def _data_is_rendered_as_text_never_as_markup(site):
     job = site.api.submit_job(HOSTILE_COMMENT + TASK_SRC, op_name="relu2_markup")["job_id"]
     site.open(f"#/job/{job}")
     site.wait(lambda: "<script>" in site.text("#reference-source"), 30, "the reference with its comment")
@@ -259,7 +260,7 @@ def test_data_is_rendered_as_text_never_as_markup(site):
     site.wait(lambda: "cancelled" in site.text("#job-status"), 20, "the cancelled status")
 
 
-def test_highlighter_tokenizes_python(site):
+def _highlighter_tokenizes_python(site):
     site.open("#/bench")
     tokens = site.driver.execute_async_script("""
         const done = arguments[arguments.length - 1];
@@ -273,7 +274,7 @@ def test_highlighter_tokenizes_python(site):
     assert "".join(text for _, text in tokens).startswith("def f(x):  # keep")
 
 
-def test_workers_page_shows_the_node_going_unhealthy(site):
+def _workers_page_shows_the_node_going_unhealthy(site):
     site.open("#/workers")
     site.wait(lambda: site.all("#workers-body tr[data-healthy='true']"), 30, "a healthy worker")
     row = site.text("#workers-body tr")
@@ -284,7 +285,7 @@ def test_workers_page_shows_the_node_going_unhealthy(site):
     assert "unhealthy" in site.text("#workers-body tr .health")
 
 
-def test_phone_width_and_bench_page(site):
+def _phone_width_and_bench_page(site):
     site.driver.set_window_size(390, 844)
     try:
         site.open("#/jobs")
@@ -315,7 +316,7 @@ def test_phone_width_and_bench_page(site):
     site.wait(lambda: site.all("#workers"), 10, "the workers page opened by keyboard")
 
 
-def test_dark_colour_scheme_is_honoured(site):
+def _dark_colour_scheme_is_honoured(site):
     site.open("#/workers")
     site.wait(lambda: site.all("#workers"), 10, "the workers page")
     background = "return getComputedStyle(document.body).backgroundColor"
@@ -330,9 +331,31 @@ def test_dark_colour_scheme_is_honoured(site):
     assert sum(int(c) for c in dark[4:-1].split(",")) < 150      # a dark background, not just another one
 
 
-def test_signing_out_forgets_the_token(site):
+def _signing_out_forgets_the_token(site):
     site.open("#/jobs")
     site.wait(lambda: site.all("#logout"), 10, "the sign-out button")
     site.find("#logout").click()
     site.wait(lambda: site.all("#token"), 10, "the login form")
     assert site.driver.execute_script("return sessionStorage.getItem('kgen.token')") is None
+
+
+# One test, its steps in order: they share one gateway, node and browser, and later steps rely on
+# earlier ones (job B cancelled while queued behind A; the node killed last). As one test, pytest-xdist
+# cannot split them across workers.
+STEPS = [
+    _wrong_and_node_tokens_are_refused,
+    _client_token_signs_in_and_cancels_a_queued_job,
+    _job_page_streams_events_live_and_resumes_after_the_gateway_restarts,
+    _job_page_shows_chart_candidates_and_kernel,
+    _data_is_rendered_as_text_never_as_markup,
+    _highlighter_tokenizes_python,
+    _workers_page_shows_the_node_going_unhealthy,
+    _phone_width_and_bench_page,
+    _dark_colour_scheme_is_honoured,
+    _signing_out_forgets_the_token,
+]
+
+
+def test_dashboard_in_a_real_browser(site):
+    for step in STEPS:
+        step(site)
