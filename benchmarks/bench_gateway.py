@@ -70,8 +70,9 @@ async def start_stub_node(capacity: int) -> tuple[web.AppRunner, str]:
                                   "arch": "stub", "devices": [], "capacity": capacity, "load": 0, "version": "0"})
 
     async def verify(request):
-        await request.json()
-        return web.json_response({"api_version": "v1", "verdict": VERDICT})
+        body = await request.json()
+        # Echo the dispatch binding as a real node does; the gateway refuses a verdict without it.
+        return web.json_response({"api_version": "v1", "verdict": VERDICT, "dispatch": body.get("dispatch")})
 
     app = web.Application(client_max_size=4 * 1024 * 1024)
     app.router.add_get("/api/v1/status", status)
@@ -99,7 +100,7 @@ async def start_echo() -> tuple[web.AppRunner, str]:
 
 
 # -- the gateway, assembled without job runners -------------------------------------------------
-async def start_gateway(tmp: Path):
+async def start_gateway(tmp: Path, *, ui: bool = True, name: str = "gateway.db"):
     from kgen.core.store import Store
     from kgen.daemon.gateway.app import Gateway, build_app
     from kgen.daemon.gateway.jobs import JobManager
@@ -108,21 +109,87 @@ async def start_gateway(tmp: Path):
     from kgen.daemon.gateway.scheduler import Scheduler
     from kgen.daemon.gateway.stream import EventHub
 
-    store = Store(tmp / "gateway.db")
+    store = Store(tmp / name)
     metrics = Metrics()
     hub = EventHub(asyncio.get_running_loop())
     store.add_listener(hub.announce)
     registry = Registry(store, ttl=3600.0)
-    scheduler = Scheduler(registry, TOKEN, metrics)
+    scheduler = Scheduler(registry, metrics, cross_check="off")
     registry._on_change = scheduler.notify
     await scheduler.start()
     jobs = JobManager(store, registry, scheduler, metrics, max_queue=10**6)
     gw = Gateway(store=store, registry=registry, scheduler=scheduler, jobs=jobs, metrics=metrics, hub=hub)
     gw.ready = True
-    runner = web.AppRunner(build_app(gw, TOKEN), access_log=None)
+    runner = web.AppRunner(build_app(gw, TOKEN, ui=ui), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     return gw, runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+async def ui_on_off(session: ClientSession, tmp: Path, body: dict, args) -> dict:
+    """Submit latency of a gateway with the dashboard off vs on (same process, alternating passes).
+
+    "on, page open" adds what one open dashboard tab does: the jobs list and workers polled every
+    2 s and one job's event stream followed, from the same event loop.
+    """
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    gateways = {}
+    for label, ui in (("off", False), ("on", True)):
+        gw, runner, url = await start_gateway(tmp, ui=ui, name=f"ui-{label}.db")
+        async with session.post(f"{url}/api/v1/workers/register", headers=headers,
+                                json={"api_version": "v1", "url": "http://127.0.0.1:9", "backend": "cpu",
+                                      "capacity": 1}) as resp:
+            assert resp.status == 200, await resp.text()
+        await time_posts(session, f"{url}/api/v1/jobs", body, 21, 201)   # task check + warm-up
+        gateways[label] = (gw, runner, url)
+    on_url = gateways["on"][2]
+    async with session.get(f"{on_url}/ui/") as resp:
+        assert resp.status == 200 and "Content-Security-Policy" in resp.headers
+
+    stop = asyncio.Event()
+
+    async def open_page():
+        job_id = gateways["on"][0].store.list_jobs(limit=1)[0]["job_id"]
+
+        async def follow():
+            async with session.get(f"{on_url}/api/v1/jobs/{job_id}/events?follow=1", headers=headers) as resp:
+                async for _ in resp.content:
+                    if stop.is_set():
+                        return
+        streamer = asyncio.ensure_future(follow())
+        while not stop.is_set():
+            for path in ("/api/v1/jobs?limit=500", "/api/v1/workers"):
+                async with session.get(on_url + path, headers=headers) as resp:
+                    await resp.read()
+            try:
+                await asyncio.wait_for(stop.wait(), 2.0)
+            except asyncio.TimeoutError:
+                pass
+        streamer.cancel()
+
+    samples: dict[str, list[tuple[float, float]]] = {"off": [], "on": [], "on_page_open": []}
+    for i in range(args.repeats * 2 + 1):
+        order = ("off", "on") if i % 2 == 0 else ("on", "off")
+        for label in order:
+            t = await time_posts(session, f"{gateways[label][2]}/api/v1/jobs", body, args.submits, 201)
+            samples[label].append((statistics.median(t), percentile(t, 0.99)))
+        page = asyncio.ensure_future(open_page())
+        t = await time_posts(session, f"{on_url}/api/v1/jobs", body, args.submits, 201)
+        stop.set()
+        await page
+        stop.clear()
+        samples["on_page_open"].append((statistics.median(t), percentile(t, 0.99)))
+    out = {"n": args.submits, "passes": args.repeats * 2 + 1}
+    for label, rows in samples.items():
+        out[f"{label}_p50_ms"] = statistics.median(r[0] for r in rows)
+        out[f"{label}_p99_ms"] = statistics.median(r[1] for r in rows)
+    out["p99_ratio_on_vs_off"] = out["on_p99_ms"] / out["off_p99_ms"]
+    out["p99_ratio_page_open_vs_off"] = out["on_page_open_p99_ms"] / out["off_p99_ms"]
+    for gw, runner, _ in gateways.values():
+        await runner.cleanup()
+        await gw.scheduler.close()
+        gw.store.close()
+    return out
 
 
 # -- measurements ---------------------------------------------------------------------------------
@@ -172,7 +239,8 @@ async def bench(args) -> dict:
         start = time.perf_counter()
         for _, url in nodes:
             async with session.post(f"{gw_url}/api/v1/workers/register", headers=headers,
-                                    json={"api_version": "v1", "url": url}) as resp:
+                                    json={"api_version": "v1", "url": url, "backend": "cpu",
+                                          "capacity": args.capacity}) as resp:
                 assert resp.status == 200, await resp.text()
         results["register_ms_per_node"] = (time.perf_counter() - start) * 1000 / args.nodes
 
@@ -195,13 +263,16 @@ async def bench(args) -> dict:
                              "p50_ratio": mid[2] / mid[0], "p99_ratio": mid[3] / mid[1],
                              "n": args.submits, "repeats": args.repeats}
 
+        results["ui"] = await ui_on_off(session, tmp, body, args)
+
         async def concurrent_submit(i):
             async with session.post(f"{gw_url}/api/v1/jobs", json=body, headers=headers) as resp:
                 await resp.read()
         results["submit_concurrent_per_s"] = await concurrent_rate(args.submits, 32, concurrent_submit)
 
         job = gw.store.list_jobs(limit=1)[0]
-        ctx = DispatchContext(job_id=job["job_id"], task_source=TASK, op_name="elementwise", backend="cpu",
+        ctx = DispatchContext(job_id=job["job_id"], task_source=TASK, task_id=job["task_id"], op_name="elementwise",
+                              backend="cpu",
                               arch=None, timeout_s=60.0, candidate_id=lambda source: None,
                               add_event=lambda t, d: gw.store.add_event(job["job_id"], t, d))
         urls = [u for _, u in nodes]
@@ -237,7 +308,7 @@ def write_results(results: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     env = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
     (out / "gateway.json").write_text(json.dumps({"environment": env, **results}, indent=2) + "\n")
-    s, d = results["submit"], results["dispatch"]
+    s, d, u = results["submit"], results["dispatch"], results["ui"]
     md = f"""# Gateway overhead
 
 {results['nodes']} loopback stub nodes (capacity {results['capacity_per_node']} each), one process, one event
@@ -253,6 +324,15 @@ loop; Python {env['python']}, {env['cpus']} CPUs. Median of {s['repeats']} runs.
 - first submit of a task, including the sandboxed runtime check of the task: {results['first_submit_ms_with_task_check']:.0f} ms (later submits of the same task reuse it)
 - concurrent submits (32 in flight): {results['submit_concurrent_per_s']:.0f} per second
 - worker registration: {results['register_ms_per_node']:.2f} ms per node
+
+Web dashboard (`/ui/`): submit latency of two gateways in this process, one with the dashboard off
+and one with it on, {u['n']} sequential submits per pass, alternating order, median of {u['passes']} passes:
+
+| dashboard | submit p50 (ms) | submit p99 (ms) | p99 ratio to off |
+| --- | --- | --- | --- |
+| off (`--no-ui`) | {u['off_p50_ms']:.2f} | {u['off_p99_ms']:.2f} | 1.00 |
+| on, no page open | {u['on_p50_ms']:.2f} | {u['on_p99_ms']:.2f} | **{u['p99_ratio_on_vs_off']:.2f}** |
+| on, one page open (jobs + workers polled every 2 s, one event stream) | {u['on_page_open_p50_ms']:.2f} | {u['on_page_open_p99_ms']:.2f} | **{u['p99_ratio_page_open_vs_off']:.2f}** |
 
 A gateway submit writes the job and its first event durably (SQLite WAL, synchronous=FULL), so
 its latency is mostly one fsync; see benchmarks/results/store.md for the cost of a durable write

@@ -3,7 +3,7 @@
 
 _kgen_commands() {
     case "$1" in
-        'kgen') echo 'verify run submit tail init completions man systemd bench doctor job worker token gateway node config' ;;
+        'kgen') echo 'verify run submit tail init completions man systemd bench doctor ui job worker token gateway node config' ;;
         'kgen job') echo 'list status cancel result submit tail' ;;
         'kgen worker') echo 'register list remove' ;;
         'kgen token') echo 'create list revoke' ;;
@@ -26,6 +26,7 @@ _kgen_options() {
         'kgen systemd') echo '--user --env-file -h --help' ;;
         'kgen bench') echo '--backend --generator --job-type --candidates --node --gateway --token --out --resume --compare --small --compile-mode --only --timeout --time-budget --json -h --help' ;;
         'kgen doctor') echo '--json -h --help' ;;
+        'kgen ui') echo '--gateway --no-open --json -h --help' ;;
         'kgen job') echo '-h --help' ;;
         'kgen job list') echo '--status --limit --json --jsonl --gateway --token -h --help' ;;
         'kgen job status') echo '--json --gateway --token -h --help' ;;
@@ -42,7 +43,7 @@ _kgen_options() {
         'kgen token list') echo '--json --db --gateway --token -h --help' ;;
         'kgen token revoke') echo '--json --db --gateway --token -h --help' ;;
         'kgen gateway') echo '-h --help' ;;
-        'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --max-node-capacity --cross-check --stream-heartbeat -h --help' ;;
+        'kgen gateway start') echo '--host --port --db --token --max-queue --heartbeat-ttl --max-running --max-node-capacity --cross-check --ui --no-ui --stream-heartbeat -h --help' ;;
         'kgen node') echo '-h --help' ;;
         'kgen node start') echo '--host --port --gateway --backend --arch --devices --slots --compile-for --token --token-file --advertise-url --insecure-sandbox -h --help' ;;
         'kgen config') echo '-h --help' ;;
@@ -63,6 +64,7 @@ _kgen_value_options() {
         'kgen man') echo '-o --output' ;;
         'kgen systemd') echo '--user --env-file' ;;
         'kgen bench') echo '--backend --generator --job-type --candidates --node --gateway --token --out --compare --compile-mode --only --timeout --time-budget' ;;
+        'kgen ui') echo '--gateway' ;;
         'kgen job list') echo '--status --limit --gateway --token' ;;
         'kgen job status') echo '--gateway --token' ;;
         'kgen job cancel') echo '--gateway --token' ;;
@@ -104,9 +106,9 @@ _kgen_argument_values() {
         'kgen systemd|0') echo 'gateway node' ;;
         'kgen job submit|0') echo '@file' ;;
         'kgen config path|0') echo 'config token home state' ;;
-        'kgen config get|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
-        'kgen config set|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
-        'kgen config unset|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config get|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check gateway.ui node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config set|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check gateway.ui node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
+        'kgen config unset|0') echo 'gateway.url gateway.host gateway.port gateway.db gateway.max_queue gateway.heartbeat_ttl_s gateway.max_attempts gateway.max_node_capacity gateway.cross_check gateway.ui node.host node.port node.backend node.arch node.devices node.gateway node.token_file node.insecure_sandbox node.compile_for store.path verify.timeout_s verify.memory_mb llm.base_url llm.model llm.api_key' ;;
     esac
 }
 

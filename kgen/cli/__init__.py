@@ -52,12 +52,13 @@ def _register_all() -> None:
         node_cmd,
         run_cmd,
         token_cmd,
+        ui_cmd,
         verify_cmd,
         worker_cmd,
     )
 
     for module in (verify_cmd, run_cmd, job_cmd, worker_cmd, token_cmd, gateway_cmd, node_cmd, config_cmd, docs_cmd,
-                   bench_cmd, doctor_cmd):
+                   bench_cmd, doctor_cmd, ui_cmd):
         module.register(app)
 
 

@@ -25,6 +25,7 @@ def start(
                                     help="Jobs run at the same time (1-256)."),
     max_node_capacity: Optional[int] = typer.Option(None, "--max-node-capacity", help="Cap on the capacity a node reports (config gateway.max_node_capacity; default 16)."),
     cross_check: Optional[str] = typer.Option(None, "--cross-check", help="auto (re-verify correct candidates on a second node when one serves the backend) or off (config gateway.cross_check)."),
+    ui: Optional[bool] = typer.Option(None, "--ui/--no-ui", help="Serve the web dashboard at /ui/ (config gateway.ui; default on)."),
     stream_heartbeat: float = typer.Option(15.0, "--stream-heartbeat", envvar="KGEN_GATEWAY_STREAM_HEARTBEAT",
                                            help="Seconds between heartbeat lines on idle event streams."),
 ) -> None:
@@ -62,6 +63,7 @@ def start(
         stream_heartbeat_s=stream_heartbeat,
         max_node_capacity=capacity_value,
         cross_check=cross_value,
+        ui=get("gateway.ui", ui),
     )
     raise typer.Exit(GatewayService(config).run())
 

@@ -59,6 +59,7 @@ KEYS: dict[str, Key] = {k.name: k for k in [
     Key("gateway.cross_check", str, "auto", None,
         "auto: re-verify a correct candidate on a second node when one serves the backend; off",
         lambda v: None if v in ("auto", "off") else "must be 'auto' or 'off'"),
+    Key("gateway.ui", bool, True, None, "serve the web dashboard at /ui/ (`kgen gateway start --no-ui` turns it off)"),
     Key("node.host", str, "127.0.0.1", "KGEN_NODE_HOST", "address the node binds"),
     Key("node.port", int, 9001, "KGEN_NODE_PORT", "port the node binds", _port),
     Key("node.backend", str, "cpu", "KGEN_NODE_BACKEND", "cpu (Triton interpreter) or cuda", _backend),

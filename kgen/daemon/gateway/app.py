@@ -19,6 +19,7 @@ from kgen.daemon.gateway.scheduler import Scheduler
 from kgen.daemon.gateway.stream import EventHub, stream_events
 from kgen.daemon.http import (
     DEFAULT_MAX_BODY,
+    OPEN_PATHS,
     PRINCIPAL_KEY,
     ROLES,
     Authenticator,
@@ -44,6 +45,8 @@ ROUTE_ROLES: dict[tuple[str, str], tuple[str, ...]] = {
     ("POST", "/api/v1/jobs/{job_id}/cancel"): (C, A),
     ("GET", "/api/v1/jobs/{job_id}/result"): (C, A),
     ("GET", "/api/v1/jobs/{job_id}/events"): (C, A),
+    ("GET", "/api/v1/jobs/{job_id}/task"): (C, A),
+    ("GET", "/api/v1/whoami"): (C, N, A),
     ("POST", "/api/v1/tokens"): (A,),
     ("GET", "/api/v1/tokens"): (A,),
     ("DELETE", "/api/v1/tokens/{name}"): (A,),
@@ -334,6 +337,21 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     return await stream_events(request, gw.store, gw.hub, job["job_id"], after, follow, gw.heartbeat_s, gw.closing)
 
 
+async def job_task(request: web.Request) -> web.Response:
+    """The reference (task source) a job was submitted with: the dashboard shows it beside the kernel."""
+    gw = _gw(request)
+    job = _job(gw, request)
+    task = gw.store.get_task(job["task_id"])
+    return json_response({"job_id": job["job_id"], "task_id": task["task_id"], "op_name": task["op_name"],
+                          "source": task["source"]})
+
+
+async def whoami(request: web.Request) -> web.Response:
+    """The caller's role and token name (never the secret): the dashboard shows who is signed in."""
+    p = _principal(request)
+    return json_response({"role": p.role, "name": p.name})
+
+
 # -- app ----------------------------------------------------------------------------------------
 def _route_label(request: web.Request) -> str:
     # The route pattern, not the raw path: ids and hostile paths must not become label values.
@@ -378,8 +396,17 @@ def _gauges(gw: Gateway):
     return collect
 
 
-def build_app(gw: Gateway, token: str, *, max_body: int = DEFAULT_MAX_BODY) -> web.Application:
-    app = make_app(gateway_authenticator(token, gw.store), max_body=max_body, route_roles=route_roles)
+def build_app(gw: Gateway, token: str, *, max_body: int = DEFAULT_MAX_BODY, ui: bool = True) -> web.Application:
+    """The gateway's app; `ui` adds the web dashboard's static files at /ui/ (served without a token)."""
+    ui_files = None
+    open_paths = list(OPEN_PATHS)
+    if ui:
+        from kgen.daemon.gateway import ui_static
+
+        ui_files = ui_static.load_files()
+        open_paths += ui_static.open_paths(ui_files)
+    app = make_app(gateway_authenticator(token, gw.store), max_body=max_body, route_roles=route_roles,
+                   open_paths=open_paths)
     app.middlewares.insert(0, _metrics_middleware(gw.metrics))
     gw.metrics.add_gauges(_gauges(gw))
     app[GATEWAY_KEY] = gw
@@ -400,5 +427,9 @@ def build_app(gw: Gateway, token: str, *, max_body: int = DEFAULT_MAX_BODY) -> w
     r.add_post("/api/v1/tokens", create_token)
     r.add_get("/api/v1/tokens", list_tokens)
     r.add_delete("/api/v1/tokens/{name}", revoke_token)
+    r.add_get("/api/v1/jobs/{job_id}/task", job_task)
+    r.add_get("/api/v1/whoami", whoami)
+    if ui_files is not None:
+        ui_static.add_routes(app, ui_files)
     return app
 

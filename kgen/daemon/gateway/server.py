@@ -38,6 +38,7 @@ class GatewayConfig:
     generator_workers: int = 2
     max_node_capacity: int = 16
     cross_check: str = "auto"
+    ui: bool = True
 
 
 class GatewayService(Service):
@@ -77,7 +78,7 @@ class GatewayService(Service):
         self.gateway = gw = Gateway(store=store, registry=registry, scheduler=scheduler, jobs=jobs,
                                     metrics=metrics, hub=hub, heartbeat_s=cfg.stream_heartbeat_s,
                                     max_node_capacity=cfg.max_node_capacity)
-        self._runner = web.AppRunner(build_app(gw, cfg.token, max_body=cfg.max_body), access_log=None,
+        self._runner = web.AppRunner(build_app(gw, cfg.token, max_body=cfg.max_body, ui=cfg.ui), access_log=None,
                                      shutdown_timeout=2.0, **SERVER_LIMITS)
         await self._runner.setup()
         try:
@@ -92,7 +93,7 @@ class GatewayService(Service):
         await jobs.start()
         gw.ready = True
         self.log("listening", url=self.url, db=cfg.db_path, workers=len(registry.all()),
-                 queued=jobs.queue_depth)
+                 queued=jobs.queue_depth, ui=f"{self.url}/ui/" if cfg.ui else "off")
 
     def _bound_port(self) -> int | None:
         for address in self._runner.addresses if self._runner else []:

@@ -93,7 +93,11 @@ async def stream_events(request: web.Request, store, hub: EventHub, job_id: str,
                     break
                 await resp.write(_line({"type": "heartbeat", "ts": time.time()}))
         await resp.write_eof()
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:
+        # The reader went away (a closed dashboard tab, a `kgen tail` interrupted): nothing to
+        # answer and nothing wrong; without this aiohttp logs a traceback for every such stream.
+        return resp
+    except asyncio.CancelledError:
         raise
     finally:
         hub.unsubscribe(job_id, waiter)
