@@ -18,7 +18,7 @@ _kgen_options() {
         'kgen') echo '--debug --version -h --help' ;;
         'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op --no-profile --json --node --token --lease --compile-for -h --help' ;;
         'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --early-stop --no-early-stop --compile-for --json --node --token -h --help' ;;
-        'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --wait --json --gateway --token -h --help' ;;
+        'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --early-stop --no-early-stop --compile-for --wait --json --gateway --token -h --help' ;;
         'kgen tail') echo '--jsonl --no-follow --after --gateway --token -h --help' ;;
         'kgen init') echo '--force --json -h --help' ;;
         'kgen completions') echo '-h --help' ;;
@@ -32,7 +32,7 @@ _kgen_options() {
         'kgen job status') echo '--json --gateway --token -h --help' ;;
         'kgen job cancel') echo '--json --gateway --token -h --help' ;;
         'kgen job result') echo '-o --output --json --gateway --token -h --help' ;;
-        'kgen job submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --wait --json --gateway --token -h --help' ;;
+        'kgen job submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --allow-cpu-fallback --early-stop --no-early-stop --compile-for --wait --json --gateway --token -h --help' ;;
         'kgen job tail') echo '--jsonl --no-follow --after --gateway --token -h --help' ;;
         'kgen worker') echo '-h --help' ;;
         'kgen worker register') echo '--name --json --gateway --token -h --help' ;;
@@ -59,7 +59,7 @@ _kgen_value_options() {
     case "$1" in
         'kgen verify') echo '-d --device --timeout --atol --rtol --trials --allow-op --node --token --lease --compile-for' ;;
         'kgen run') echo '--backend --device --job-type --max-rounds --parallel-num --max-repairs --generator -o --output --timeout --atol --rtol --compile-for --node --token' ;;
-        'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --gateway --token' ;;
+        'kgen submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --compile-for --gateway --token' ;;
         'kgen tail') echo '--after --gateway --token' ;;
         'kgen man') echo '-o --output' ;;
         'kgen systemd') echo '--user --env-file' ;;
@@ -69,7 +69,7 @@ _kgen_value_options() {
         'kgen job status') echo '--gateway --token' ;;
         'kgen job cancel') echo '--gateway --token' ;;
         'kgen job result') echo '-o --output --gateway --token' ;;
-        'kgen job submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --gateway --token' ;;
+        'kgen job submit') echo '--backend --arch --dsl --job-type --max-rounds --parallel-num --generator --max-repairs --op-name --timeout --compile-for --gateway --token' ;;
         'kgen job tail') echo '--after --gateway --token' ;;
         'kgen worker register') echo '--name --gateway --token' ;;
         'kgen worker list') echo '--gateway --token' ;;

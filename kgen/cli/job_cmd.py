@@ -69,6 +69,9 @@ def submit(
     op_name: Optional[str] = typer.Option(None, "--op-name", help="Op name (default: the file stem)."),
     timeout_s: Optional[float] = typer.Option(None, "--timeout", help="Per-candidate verification timeout, seconds."),
     allow_cpu_fallback: bool = typer.Option(False, "--allow-cpu-fallback", help="Run on CPU when no GPU has the memory."),
+    early_stop: Optional[bool] = typer.Option(None, "--early-stop/--no-early-stop",
+                                              help="Stop an evolve job at its first correct kernel (default: on for cpu)."),
+    compile_for: Optional[str] = typer.Option(None, "--compile-for", help="GPU targets every candidate also compiles for, e.g. sm_80,sm_90."),
     wait: bool = typer.Option(False, "--wait", help="Follow the job until it ends; exit 0 only if it succeeded."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON."),
     gateway: Optional[str] = GATEWAY_OPTION,
@@ -90,7 +93,8 @@ def submit(
     answer = client.submit_job(
         source, op_name=op_name or task_file.stem, backend=backend, arch=arch, dsl=dsl, job_type=job_type,
         max_rounds=max_rounds, parallel_num=parallel_num, generator=generator, max_repairs=max_repairs,
-        timeout_s=timeout_s, allow_cpu_fallback=allow_cpu_fallback or None)
+        timeout_s=timeout_s, allow_cpu_fallback=allow_cpu_fallback or None, early_stop=early_stop,
+        compile_for=compile_for)
     job_id = answer["job_id"]
     if not wait:
         if as_json:

@@ -139,12 +139,14 @@ class Client(_Http):
                    max_rounds: int | None = None, parallel_num: int | None = None,
                    generator: str | None = None, max_repairs: int | None = None,
                    atol: float | None = None, rtol: float | None = None, timeout_s: float | None = None,
-                   allow_cpu_fallback: bool | None = None) -> dict:
+                   allow_cpu_fallback: bool | None = None, early_stop: bool | None = None,
+                   compile_for: list[str] | str | None = None) -> dict:
         """Queue a job; returns {job_id, status}. Raises ApiError(429) when the queue is full."""
         body = {"task": task_source, "op_name": op_name, "backend": backend, "arch": arch, "dsl": dsl,
                 "job_type": job_type, "max_rounds": max_rounds, "parallel_num": parallel_num,
                 "generator": generator, "max_repairs": max_repairs, "atol": atol, "rtol": rtol,
-                "timeout_s": timeout_s, "allow_cpu_fallback": allow_cpu_fallback}
+                "timeout_s": timeout_s, "allow_cpu_fallback": allow_cpu_fallback, "early_stop": early_stop,
+                "compile_for": compile_for}
         return self.request("POST", "/api/v1/jobs", {k: v for k, v in body.items() if v is not None})
 
     def list_jobs(self, status: str | None = None, limit: int | None = None) -> list[dict]:

@@ -41,6 +41,8 @@ if webdriver is None or not CHROMIUM or not CHROMEDRIVER:
                 "(apt-get install chromium chromium-driver; .ci/run installs them as root)", allow_module_level=True)
 
 EVOLVE = dict(job_type="evolve", max_rounds=2, parallel_num=2)
+# Job A must still be running when the page opens: every round runs (no early stop on cpu).
+EVOLVE_A = dict(job_type="evolve", max_rounds=6, parallel_num=2, early_stop=False)
 
 
 def _token(env: dict, gateway_url: str, role: str) -> str:
@@ -66,7 +68,7 @@ class Site:
                             "--token-file", str(token_file)], self.env, "node")
         assert wait_until(lambda: any(w["healthy"] for w in self.api.list_workers()), 30)
         # Job A runs; with --max-running 1, job B waits in the queue behind it (the cancel target).
-        self.job_a = self.api.submit_job(TASK_SRC, op_name="relu2", **EVOLVE)["job_id"]
+        self.job_a = self.api.submit_job(TASK_SRC, op_name="relu2", **EVOLVE_A)["job_id"]
         self.job_b = self.api.submit_job(TASK_SRC, op_name="relu2_again", **EVOLVE)["job_id"]
         self.driver = self.start_browser()
 

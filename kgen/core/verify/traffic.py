@@ -168,7 +168,9 @@ class TrafficMeter:
         cas_orig = builder_cls.create_atomic_cas
         call_orig = interp.GridExecutor.__call__
 
-        def create_masked_load(builder, ptrs, mask, other, cache_policy, is_volatile):
+        # The trailing cache/eviction/volatile arguments differ across Triton versions (3.6 has
+        # cache_modifier and eviction_policy, later ones one cache_policy): pass them through.
+        def create_masked_load(builder, ptrs, mask, other, *rest):
             launch = meter.current
             if launch is not None:
                 active = _active(ptrs, mask)
@@ -176,16 +178,16 @@ class TrafficMeter:
                 launch.read += int(active.size) * size
                 launch.reads.add(size, active)
                 launch.load(builder.grid_idx)
-            return load_orig(builder, ptrs, mask, other, cache_policy, is_volatile)
+            return load_orig(builder, ptrs, mask, other, *rest)
 
-        def create_masked_store(builder, ptrs, value, mask, cache_policy):
+        def create_masked_store(builder, ptrs, value, mask, *rest):
             launch = meter.current
             if launch is not None:
                 active = _active(ptrs, mask)
                 size = _elem_size(ptrs)
                 launch.write += int(active.size) * size
                 launch.writes.add(size, active)
-            return store_orig(builder, ptrs, value, mask, cache_policy)
+            return store_orig(builder, ptrs, value, mask, *rest)
 
         def create_dot(builder, a, b, d, input_precision, max_num_imprecise_acc):
             launch = meter.current

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 # Submit fields that belong to the gateway, not to the evolve engine's spec.
 GATEWAY_SPEC_KEYS = ("allow_cpu_fallback",)
 _ENGINE_SPEC_KEYS = ("job_type", "max_rounds", "parallel_num", "max_repairs", "backend", "arch",
-                     "generator", "dsl", "atol", "rtol", "timeout_s")
+                     "generator", "dsl", "atol", "rtol", "timeout_s", "early_stop", "compile_for")
 
 _CHECK_SLOTS = 2   # task checks run at once (each in its own child)
 

@@ -69,6 +69,16 @@ def _task_source(v: str) -> str | None:
     return None
 
 
+def _targets(v: Any) -> str | None:
+    from kgen.core.verify.targets import parse_targets  # stdlib only: no torch or triton
+
+    try:
+        parse_targets(v)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _node_url(v: str) -> str | None:
     try:
         parts = urlsplit(v)
@@ -104,6 +114,8 @@ SUBMIT = {
     "rtol": _limit("rtol"),
     "timeout_s": _limit("timeout_s"),
     "allow_cpu_fallback": Field((bool,), False),
+    "early_stop": Field((bool,), False),
+    "compile_for": Field((str, list), False, _targets),
 }
 
 REGISTER = {

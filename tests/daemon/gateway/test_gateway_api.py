@@ -93,11 +93,19 @@ def test_bad_task_sources(gateway, source, words):
     {"job_type": "evolve", "parallel_num": 100000}, {"max_repairs": -1}, {"timeout_s": -5},
     {"timeout_s": 1e12}, {"atol": -0.5}, {"rtol": 50}, {"job_type": "forever"}, {"dsl": "cuda-c"},
     {"generator": "oracle"}, {"backend": "tpu"}, {"op_name": "../../etc/passwd"}, {"arch": "h100; rm -rf /"},
+    {"early_stop": "yes"}, {"compile_for": "sm_9000"}, {"compile_for": ["sm_90", 3]}, {"compile_for": 90},
 ])
 def test_absurd_parameters(gateway, fields):
     reply = request(api(gateway, "/jobs"), "POST", submit_body(**fields))
     assert reply.status == 400, (fields, reply.body)
     assert reply.json()["error"]["message"]
+
+
+def test_early_stop_and_compile_for_are_valid_submit_fields(gateway):
+    # this gateway has no node: a body that passes the schema is turned away for its backend only
+    reply = request(api(gateway, "/jobs"), "POST",
+                    submit_body(job_type="evolve", early_stop=False, compile_for="sm_80, sm_90"))
+    assert reply.status == 422 and reply.json()["error"]["code"] == "unsupported_backend", reply.body
 
 
 def test_nan_is_not_a_tolerance(gateway):
