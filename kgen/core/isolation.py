@@ -261,19 +261,20 @@ def _enter_namespaces(flags: int) -> None:
 
 
 def _private_mounts(workdir: str) -> None:
-    """/tmp and /dev/shm become fresh tmpfs; a run dir under /tmp is bound back at its path."""
+    """/tmp and /dev/shm become fresh tmpfs; the run dir and the Python paths the run must read
+    (an interpreter, venv or checkout that lives under /tmp) are bound back at their paths."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
-    real = os.path.realpath(workdir)
-    under_tmp = real == "/tmp" or real.startswith("/tmp/")
-    keep = os.open(real, os.O_PATH | os.O_DIRECTORY) if under_tmp else -1
+    wanted = {os.path.realpath(p) for p in [workdir, *_python_paths()]}
+    kept = sorted(p for p in wanted if (p == "/tmp" or p.startswith("/tmp/")) and os.path.isdir(p))
+    keep = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in kept}
     try:
         _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=1g")
-        if under_tmp:
-            os.makedirs(real, mode=0o700, exist_ok=True)
-            _mount(f"/proc/self/fd/{keep}", real, None, MS_BIND)
+        for path, fd in keep.items():
+            os.makedirs(path, mode=0o700, exist_ok=True)
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
     finally:
-        if keep >= 0:
-            os.close(keep)
+        for fd in keep.values():
+            os.close(fd)
     if os.path.isdir("/dev/shm"):
         try:
             _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=256m")
