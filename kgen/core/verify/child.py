@@ -449,6 +449,11 @@ def main(role: str, workdir: str, config: dict) -> int:
     # that then exits. Candidate code shares this process, so this is a speed bump, not a proof.
     nonce = config.pop("nonce", None)
     runner = {"reference": run_reference, "candidate": run_candidate}[role]
+    threads = config.get("torch_threads")
+    if isinstance(threads, int) and threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
     try:
         result = runner(workdir, config)
     except BaseException as exc:  # noqa: BLE001

@@ -62,6 +62,9 @@ def _run_config(key: str, seeds, profile_gpu: bool) -> dict:
            "profile_gpu": profile_gpu, "env": {}, "nonce": secrets.token_hex(16)}
     if key == "cpu":
         cfg["env"]["TRITON_INTERPRET"] = "1"
+        # The interpreter is single-threaded Python; parallelism comes from the node's slots, and
+        # a per-run OpenMP pool only spin-waits against the other slots' runs (compare.py).
+        cfg["torch_threads"] = 1
     else:
         cfg["env"]["CUDA_VISIBLE_DEVICES"] = _physical_gpu(int(key.split(":")[1]))
         cfg["env"]["TRITON_INTERPRET"] = "0"  # a GPU run compiles, whatever the caller's shell says

@@ -77,3 +77,19 @@ def test_half_precision_tolerance(dtype):
     ref = torch.linspace(-1, 1, 64).to(dtype)
     assert compare_tensor(ref, (ref.float() + 5e-3).to(dtype), None, None).ok
     assert not compare_tensor(ref, (ref.float() + 5e-2).to(dtype), None, None).ok
+
+
+def test_small_compare_leaves_the_thread_setting_as_it_was():
+    import torch
+
+    from kgen.core.verify.compare import compare_tensor
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        a = torch.randn(64)
+        assert compare_tensor(a, a.clone(), None, None).ok
+        assert not compare_tensor(a, a + 1, None, None).ok
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
