@@ -20,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from kgen.core.isolation import kill_run
 from kgen.core.verify.sandbox_child import scrubbed_env
 
 STARTUP_TIMEOUT_S = 180.0
@@ -52,14 +53,6 @@ def _pid_alive(pid: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def _kill_group(pid: int) -> None:
-    for kill in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
-        try:
-            kill()
-        except OSError:
-            pass
 
 
 class Runner:
@@ -157,7 +150,7 @@ class Runner:
             return Outcome(msg.get("exit"), msg.get("signal"), int(msg.get("maxrss") or 0),
                            wall_s=time.monotonic() - start)
         if not self.dead:  # timed out: kill the group, let the zygote reap it
-            _kill_group(pid)
+            kill_run(pid)
             with self._cond:
                 end = time.monotonic() + KILL_GRACE_S
                 while rid not in self._exits and not self.dead and time.monotonic() < end:
@@ -172,7 +165,7 @@ class Runner:
             time.sleep(0.05)
         timed_out = _pid_alive(pid)
         if timed_out:
-            _kill_group(pid)
+            kill_run(pid)
         return Outcome(timed_out=timed_out, runner_died=True, wall_s=time.monotonic() - start)
 
     def close(self) -> None:
@@ -184,7 +177,7 @@ class Runner:
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
-            _kill_group(self.proc.pid)
+            kill_run(self.proc.pid)
             self.proc.wait()
         self._stderr.close()
 

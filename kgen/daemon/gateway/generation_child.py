@@ -42,6 +42,8 @@ import time
 import warnings
 from typing import Any
 
+from kgen.core.isolation import kill_run
+
 GENERATOR_METHODS = ("initial", "mutate", "repair")
 CANDIDATE_FIELDS = ("source", "params", "origin", "parent", "notes")
 
@@ -366,11 +368,7 @@ def _kill_request(rid: int, running: dict, lock) -> None:
     with lock:
         victims = [pid for pid, owner in running.items() if owner == rid]
     for pid in victims:
-        for send in (os.killpg, os.kill):
-            try:
-                send(pid, signal.SIGKILL)
-            except OSError:
-                pass
+        kill_run(pid)
 
 
 def main(argv: list[str]) -> int:
