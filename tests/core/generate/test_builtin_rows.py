@@ -5,6 +5,8 @@ schedules keep torch's numerics (in-process, Triton interpreter, edge values inc
   normalise);
 - a longer row takes the online softmax normaliser (running max and rescaled sum, one sweep) and
   single-sweep (Welford) variance, so softmax reads it twice and a variance once;
+- a per-row value broadcast back by an explicit expand (F.normalize's expand_as) joins the row
+  kernel like a keepdim one;
 - an operand that varies only along the reduced dims (layer norm's weight) is loaded once per
   program, not once per row."""
 
@@ -47,6 +49,9 @@ CASES = {
     "var_long": ("torch.var(x * 3.0 + 50.0, dim=1)", 1300, 1, 1),
     "layernorm_short": ("self.ln(x)", 200, 1, 0),
     "layernorm_long": ("self.ln(x * 3.0 + 50.0)", 1300, 2, 2),
+    # F.normalize divides by an explicit expand_as of the row norm: still one kernel
+    "l2_normalize_short": ("torch.nn.functional.normalize(x, p=2.0, dim=1)", 100, 1, 0),
+    "l2_normalize_long": ("torch.nn.functional.normalize(x * 3.0, p=2.0, dim=1)", 1300, 2, 2),
     "softmax_family_long": ("(torch.softmax(x, 1), torch.log_softmax(x, 1), torch.logsumexp(x, 1))", 1300, None, None),
 }
 

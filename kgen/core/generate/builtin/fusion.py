@@ -14,7 +14,7 @@ from typing import Any
 from torch.fx import Graph, Node
 
 from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.graph import lowerable_tensor, numel, order_keeping, shape_of, tensor_args, trace
+from kgen.core.generate.builtin.graph import lowerable_tensor, numel, operand, order_keeping, shape_of, tensor_args, trace
 from kgen.core.generate.builtin.legality import (
     attention_params,
     conv_ok,
@@ -239,6 +239,14 @@ class Fuser:
         if not all(ops.packet(v) in ops.ORDER_KEEPING_VIEWS | {"expand", "broadcast_in_dim"} for v in chain):
             return False
         shape = shape_of(arg)
+        for i, v in enumerate(chain):
+            if ops.packet(v) in ("expand", "broadcast_in_dim"):
+                # an explicit expand_as (F.normalize's denominator): the row value is what was
+                # expanded, seen at the element shape by every view outside it
+                if any(shape_of(w) != tuple(g.shape) for w in chain[:i + 1]):
+                    return False
+                shape = shape_of(operand(v, 0))
+                break
         lead = len(g.shape) - len(shape)
         if lead < 0:
             return False
