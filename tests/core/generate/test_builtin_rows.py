@@ -96,3 +96,51 @@ def test_row_schedules_read_less_and_match_torch(name):
     got = got if isinstance(got, tuple) else (got,)
     for w, g in zip(want, got):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
+SCAN_TEMPLATE = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        return {expr}
+
+
+def get_inputs():
+    return [torch.randn({shape})]
+
+
+def get_init_inputs():
+    return []
+'''
+
+# the reversed-scan idiom and other flips of a scan's result: stored at mirrored positions by the
+# scan kernel itself (one launch), over rows longer than one chunk and flips of other dims too
+SCAN_FLIPS = {
+    "reverse_long": ("torch.cumsum(x.flip(1), dim=1).flip(1)", "3, 1300"),
+    "reverse_3d_two_dims": ("torch.cumsum(x.flip(2), dim=2).flip(1, 2)", "2, 3, 40"),
+    "cumprod_flip_outer": ("torch.cumprod(x * 0.1 + 1.0, dim=1).flip(0)", "4, 30"),
+    "flip_and_plain": ("(lambda c: (c * 2.0, c.flip(1)))(torch.cumsum(x, dim=1))", "3, 70"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCAN_FLIPS))
+def test_flip_of_a_scan_is_stored_by_the_scan_kernel(name):
+    import torch
+
+    expr, shape = SCAN_FLIPS[name]
+    source = SCAN_TEMPLATE.format(expr=expr, shape=shape)
+    cand = BuiltinGenerator().initial(task_from_source(source, name), 1)[0]
+    assert cand.params["kernels"] == 1 and cand.params["fallback_ops"] == []
+    assert [g["kind"] for g in cand.params["groups"]] == ["scan"]
+    ns: dict = {"__name__": "kgen_scan_candidate"}
+    exec(compile(cand.source, "<candidate>", "exec"), ns)
+    ref_ns: dict = {"__name__": "kgen_scan_reference"}
+    exec(compile(source, "<reference>", "exec"), ref_ns)
+    torch.manual_seed(0)
+    x = torch.randn(*[int(s) for s in shape.split(",")])
+    want, got = ref_ns["Model"]()(x), ns["ModelNew"]()(x)
+    for w, g in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-3)

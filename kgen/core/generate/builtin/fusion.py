@@ -14,7 +14,15 @@ from typing import Any
 from torch.fx import Graph, Node
 
 from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.graph import lowerable_tensor, numel, operand, order_keeping, shape_of, tensor_args, trace
+from kgen.core.generate.builtin.graph import (
+    lowerable_tensor,
+    numel,
+    operand,
+    order_keeping,
+    shape_of,
+    tensor_args,
+    trace,
+)
 from kgen.core.generate.builtin.legality import (
     attention_params,
     conv_ok,
@@ -42,6 +50,9 @@ class Group:
     # per-element nodes may read the per-row results of stages < s (softmax: max, then sum, then
     # the normalised values, all in one kernel).
     stage_of: dict[Node, int] = field(default_factory=dict)
+    # scans only: an epilogue flip is stored at mirrored positions (the reversed-scan idiom
+    # flip -> cumsum -> flip); nothing may join after it, as its register holds unflipped values
+    sealed: bool = False
 
     @property
     def stages(self) -> int:
@@ -145,6 +156,12 @@ class Fuser:
 
     def _place(self, node: Node, name: str) -> None:
         last = self.groups[-1] if (self.groups and self.fuse) else None
+        if last is not None and last.sealed:
+            last = None
+        if last is not None and last.kind == "scan" and self._flip_store(last, node):
+            self._add(last, node, "epi")
+            last.sealed = True
+            return
         if index_ok(node):
             # random-access reads: every source must already be in memory, so never read a
             # value of the group it joins
@@ -197,6 +214,15 @@ class Fuser:
             return
         g = self._new("fallback")
         self._add(g, node, "core")
+
+    def _flip_store(self, g: Group, node: Node) -> bool:
+        """Whether `node` flips a value the scan group computes at the group's own shape, so the
+        scan can store it at mirrored positions instead of a second kernel reading it back."""
+        if ops.packet(node) != "flip" or not index_ok(node) or not isinstance(node.args[0], Node):
+            return False
+        phase, keeps = self._internal(g, node.args[0])
+        return (phase in ("core", "epi") and keeps and shape_of(node) == tuple(g.shape)
+                and shape_of(node.args[0]) == tuple(g.shape))
 
     def _internal(self, g: Group, arg: Node) -> tuple[str | None, bool]:
         """(phase of arg's storage owner inside g or None, whether the view chain keeps order)."""
