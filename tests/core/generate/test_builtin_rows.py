@@ -144,3 +144,54 @@ def test_flip_of_a_scan_is_stored_by_the_scan_kernel(name):
     want, got = ref_ns["Model"]()(x), ns["ModelNew"]()(x)
     for w, g in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-3)
+
+
+CE_TEMPLATE = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def forward(self, logits, target):
+        return {expr}
+
+
+def get_inputs():
+    return [torch.randn(6, {k}), torch.randint(0, {k}, (6,))]
+
+
+def get_init_inputs():
+    return []
+'''
+
+# (expression, row length, kernels): the target's log-probability is picked out of the row the
+# kernel already holds (a selecting reduction), the ignore_index masking is computed per row there
+CROSS_ENTROPY = {
+    "mean_short": ("F.cross_entropy(logits, target)", 11, 2),
+    "mean_long": ("F.cross_entropy(logits, target)", 1300, 2),
+    "per_row_short": ("F.cross_entropy(logits, target, reduction='none')", 40, 1),
+    "nll_of_log_softmax_long": ("F.nll_loss(torch.log_softmax(logits * 2.0, 1), target, reduction='sum')", 1300, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CROSS_ENTROPY))
+def test_cross_entropy_picks_the_target_inside_the_row_kernel(name):
+    import torch
+
+    expr, k, kernels = CROSS_ENTROPY[name]
+    source = CE_TEMPLATE.format(expr=expr, k=k)
+    cand = BuiltinGenerator().initial(task_from_source(source, name), 1)[0]
+    assert cand.params["kernels"] == kernels and cand.params["fallback_ops"] == []
+    assert "aten.gather.default" in cand.params["groups"][0]["ops"]
+    assert not re.search(r"\bg\d+ = tl\.load", cand.source)  # no random-access read of a stored log-probability
+    ns: dict = {"__name__": "kgen_ce_candidate"}
+    exec(compile(cand.source, "<candidate>", "exec"), ns)
+    ref_ns: dict = {"__name__": "kgen_ce_reference"}
+    exec(compile(source, "<reference>", "exec"), ref_ns)
+    torch.manual_seed(0)
+    logits = torch.randn(6, k) * 4
+    target = torch.randint(0, k, (6,))
+    target[2] = -100          # ignored rows count neither in the sum nor in the mean's divisor
+    target[4] = k - 1         # the last lane of the row (of its last chunk when the row is long)
+    torch.testing.assert_close(ns["ModelNew"]()(logits, target), ref_ns["Model"]()(logits, target), rtol=1e-4, atol=1e-4)
