@@ -195,3 +195,54 @@ def test_cross_entropy_picks_the_target_inside_the_row_kernel(name):
     target[2] = -100          # ignored rows count neither in the sum nor in the mean's divisor
     target[4] = k - 1         # the last lane of the row (of its last chunk when the row is long)
     torch.testing.assert_close(ns["ModelNew"]()(logits, target), ref_ns["Model"]()(logits, target), rtol=1e-4, atol=1e-4)
+
+
+BN_TEMPLATE = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(4)
+
+    def forward(self, x):
+        return self.bn(x)
+
+
+def get_inputs():
+    return [torch.randn({n}, 4, {h}, 6)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+
+@pytest.mark.parametrize("n,h", [(3, 5), (4, 30)])  # a channel's row fits one block / takes chunks
+def test_per_channel_operands_load_once_per_row(n, h):
+    """Batch norm in training: the reduction's rows are channels, and its weight and bias vary
+    only along them, so each is one [RBLOCK, 1] load per row, not one load per element."""
+    import torch
+
+    source = BN_TEMPLATE.format(n=n, h=h)
+    cand = BuiltinGenerator().initial(task_from_source(source, f"bn_{n}_{h}"), 1)[0]
+    kernel = cand.source[cand.source.index("def k1_reduction"):cand.source.index("class ModelNew")]
+    assert cand.params["kernels"] == 2  # num_batches_tracked += 1, then statistics + normalise + running stats
+    per_row = re.findall(r"tl\.load\((in\d+) \+ rows \* in\d+_s1, mask=rmask, other=0\)", kernel)
+    assert len(per_row) == 2, kernel
+    ns: dict = {"__name__": "kgen_bn_candidate"}
+    exec(compile(cand.source, "<candidate>", "exec"), ns)
+    ref_ns: dict = {"__name__": "kgen_bn_reference"}
+    exec(compile(source, "<reference>", "exec"), ref_ns)
+    torch.manual_seed(0)
+    ref, new = ref_ns["Model"](), ns["ModelNew"]()
+    with torch.no_grad():
+        ref.bn.weight.uniform_(0.5, 1.5)
+        ref.bn.bias.uniform_(-1, 1)
+    new.load_state_dict(ref.state_dict())
+    x = torch.randn(n, 4, h, 6) * 3 + 1
+    torch.testing.assert_close(new(x), ref(x), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(new.bn.running_mean, ref.bn.running_mean, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(new.bn.running_var, ref.bn.running_var, rtol=1e-4, atol=1e-5)

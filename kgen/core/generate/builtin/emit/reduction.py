@@ -300,6 +300,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         whole.emit("mask = rmask & kmask")
         whole.dim_idx = row_space(whole, group, "rows", list(group.dims), "ks")
         whole.lanes = (set(group.dims), "kmask")
+        whole.row_mask = "rmask"
     stage = -1
     while stage + 1 < group.stages:
         stage += 1
@@ -334,6 +335,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
                     ctx.emit("mask = rmask & kmask")
                     ctx.dim_idx = row_space(ctx, group, "rows", list(group.dims), "ks")
                     ctx.lanes = (set(group.dims), "kmask")
+                    ctx.row_mask = "rmask"
                 for node, (text, dtype) in row_values.items():
                     ctx.values.setdefault(node, (f"{text}[:, None]", dtype))
                 writer.nodes(ctx, elem)
