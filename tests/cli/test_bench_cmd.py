@@ -102,6 +102,33 @@ def test_slice_json_schema(slice_run):
 
 
 @pytest.mark.slow
+def test_slice_records_traffic_per_task_and_its_geomeans(slice_run):
+    base, _ = slice_run
+    doc = json.loads((base / "out" / "results.json").read_text())
+    by = {f"{t['category']}/{t['name']}": t for t in doc["tasks"]}
+    for key, t in by.items():
+        if t["status"] != "correct":  # what its verdict measured (a rejected one: no launch, no bytes)
+            assert not t["traffic_raw"] and not t["traffic_launches"], key
+            continue
+        assert t["traffic_raw"] >= t["traffic_unique"] > 0 and t["traffic_minimum"] > 0, key
+        assert t["unique_ratio"] == pytest.approx(t["traffic_unique"] / t["traffic_minimum"], rel=1e-3), key
+        assert t["raw_ratio"] == pytest.approx(t["traffic_raw"] / t["traffic_minimum"], rel=1e-3), key
+        assert t["traffic_launches"] == t["launches_per_call"] and t["est_us"] > 0, key
+        assert t["cost_model"].startswith("roofline-"), key
+    # an elementwise op is memory-bound and moves exactly its minimum; a matmul is not memory-bound
+    assert by["activation/relu"]["memory_bound"] is True and by["activation/relu"]["raw_ratio"] == 1.0
+    assert by["matmul/mm_odd_shapes"]["memory_bound"] is False and by["matmul/mm_odd_shapes"]["operand_reread"] >= 1.0
+    overall = doc["summary"]["overall"]
+    assert overall["traffic_tasks"] == 9 and overall["geomean_unique_ratio"] >= 1.0
+    assert overall["geomean_raw_ratio_memory_bound"] >= 1.0 and overall["geomean_operand_reread"] >= 1.0
+    md = (base / "out" / "results.md").read_text()
+    assert "unique/min" in md and "raw/min (memory-bound)" in md and "re-read (matmul/conv)" in md
+    header = (base / "out" / "results.csv").read_text().splitlines()[0].split(",")
+    assert {"traffic_raw", "traffic_unique", "traffic_minimum", "unique_ratio", "raw_ratio", "traffic_launches",
+            "est_us"} <= set(header)
+
+
+@pytest.mark.slow
 def test_slice_png_is_a_real_plot(slice_run):
     base, _ = slice_run
     mpimg = pytest.importorskip("matplotlib.image")

@@ -53,6 +53,9 @@ def summary_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The summary table (header, rows): one row per category and an `all` row."""
     gpu = doc["gpu"]
     head = ["category", "tasks", "correct", "pure", "launches/call"]
+    traffic = any(s.get("traffic_tasks") for s in doc["summary"]["categories"].values())
+    if traffic:
+        head += ["unique/min", "raw/min (memory-bound)", "re-read (matmul/conv)"]
     if gpu:
         head += [f"fast_{p_key(p)} {b}" for b in BASELINES for p in P_VALUES]
         head += ["geomean vs eager", "geomean vs compile", ">10x"]
@@ -62,6 +65,9 @@ def summary_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     for name, s in cats.items():
         row = [name if name != "all" else "**all**", str(s["tasks"]), _pct(s["correct_pct"]), _pct(s["pure_pct"]),
                _num(s["launches_mean"], ".1f")]
+        if traffic:
+            row += [_num(s.get(k), ".3f") for k in ("geomean_unique_ratio", "geomean_raw_ratio_memory_bound",
+                                                     "geomean_operand_reread")]
         if gpu:
             row += [_pct(None if s[f"fast_p_{b}"][p_key(p)] is None else 100 * s[f"fast_p_{b}"][p_key(p)])
                     for b in BASELINES for p in P_VALUES]
@@ -95,6 +101,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
         lines.append("- CPU (Triton interpreter): correctness and purity only; interpreter times are not speedups")
     head, rows = summary_rows(doc)
     lines += ["", "## Summary", "", _md_table(head, rows), ""]
+    if "unique/min" in head:
+        lines += ["Traffic (one forward on the interpreter, geometric means over correct tasks): bytes moved against "
+                  "the minimum (inputs and parameters read once, outputs written once); unique counts each address "
+                  "once per launch, raw every load and store. Memory-bound: no matmul/conv in the reference; for "
+                  "matmul/conv the operand re-read factor raw/unique. est us: the roofline model's estimate "
+                  "(a model, not a measurement).", ""]
     flagged = [t for t in doc["tasks"] if t.get("flagged")]
     if flagged:
         lines += [f"## Flagged for review (speedup over {REVIEW_SPEEDUP:g}x)", ""]
@@ -102,12 +114,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
                   f"vs compile {_num(t['speedup_compile'], '.1f')}x" for t in flagged]
         lines.append("")
     lines += ["## Tasks", ""]
-    thead = ["task", "status", "pure", "launches/call", "max err"]
+    thead = ["task", "status", "pure", "launches/call", "max err", "unique/min", "raw/min", "re-read", "est us"]
     thead += ["kernel ms", "eager ms", "compile ms", "vs eager", "vs compile"] if doc["gpu"] else ["interp ms"]
     trows = []
     for t in doc["tasks"]:
         row = [f"{t['category']}/{t['name']}", t["status"] or "-", "yes" if t["pure"] else "no",
-               _num(t["launches_per_call"], ".3g"), _num(t["max_abs_err"], ".2g")]
+               _num(t["launches_per_call"], ".3g"), _num(t["max_abs_err"], ".2g"), _num(t.get("unique_ratio"), ".3g"),
+               _num(t.get("raw_ratio"), ".3g"), _num(t.get("operand_reread"), ".3g"), _num(t.get("est_us"), ".3g")]
         if doc["gpu"]:
             row += [_num(t["kernel_ms"], ".4f"), _num(t["eager_ms"], ".4f"), _num(t["compile_ms"], ".4f"),
                     _num(t["speedup_eager"], ".2f"), _num(t["speedup_compile"], ".2f")]

@@ -24,7 +24,10 @@ from kgen.core.errors import BadInput, TaskError
 RESULT_KEYS = ("name", "category", "path", "small", "task_id", "kernel_source", "status", "message", "pure",
                "kernels_launched", "launches_per_call", "torch_ops", "max_abs_err", "timing_kind", "kernel_ms", "eager_ms",
                "compile_ms", "speedup_eager", "speedup_compile", "flagged", "compile_note", "job_id",
-               "candidate_sha", "device_name", "wall_s")
+               "candidate_sha", "device_name", "wall_s",
+               # traffic of one forward on the interpreter (verdict.traffic) and the cost model's estimate
+               "traffic_raw", "traffic_unique", "traffic_minimum", "unique_ratio", "raw_ratio", "traffic_launches",
+               "operand_reread", "memory_bound", "est_us", "cost_model")
 EXTRA_STATUSES = ("missing", "error")  # no kernel file in --candidates; the task or its job failed
 
 
@@ -85,8 +88,24 @@ def fill_from_verdict(result: dict[str, Any], verdict: dict[str, Any] | None) ->
         speedup_eager=timing.get("speedup_eager"), speedup_compile=timing.get("speedup_compile"),
         candidate_sha=verdict.get("candidate_sha"), device_name=verdict.get("device_name"),
         task_id=verdict.get("task_id") or result.get("task_id"))
+    fill_traffic(result, verdict)
     if result["status"] != "correct":  # a speedup is only a speedup of a correct kernel
         result.update(speedup_eager=None, speedup_compile=None)
+    return result
+
+
+def fill_traffic(result: dict[str, Any], verdict: dict[str, Any]) -> dict[str, Any]:
+    """Traffic columns from the verdict (None where it was not measured: GPU runs, failures).
+    memory_bound: the reference has no matmul/conv/attention flops (torch's flop counter), so its
+    minimum traffic is reachable; for the others operand_reread (raw / unique bytes: how often a
+    touched byte is loaded again, as tiles re-read operands by design) says more than raw/min."""
+    tr, cost = verdict.get("traffic") or {}, verdict.get("cost") or {}
+    raw, unique = tr.get("raw"), tr.get("unique")
+    result.update(traffic_raw=raw, traffic_unique=unique, traffic_minimum=tr.get("minimum"),
+                  unique_ratio=tr.get("unique_ratio"), raw_ratio=tr.get("raw_ratio"), traffic_launches=tr.get("launches"),
+                  operand_reread=round(raw / unique, 4) if raw and unique else None,
+                  memory_bound=(not cost.get("flops_reference")) if cost else None,
+                  est_us=cost.get("est_us"), cost_model=cost.get("model"))
     return result
 
 

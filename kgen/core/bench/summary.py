@@ -3,6 +3,10 @@
 fast_p (as in KernelBench): the fraction of ALL tasks whose kernel is correct and faster than
 the baseline by more than p (speedup = baseline_ms / kernel_ms > p). fast_0 is therefore the
 fraction correct that has a timing. Geometric means are over correct tasks with a speedup.
+
+Traffic (interpreter runs): geometric means over correct tasks with a measured minimum of
+unique/min (all), raw/min (memory-bound tasks: no matmul/conv flops in the reference) and the
+operand re-read factor raw/unique (matmul/conv tasks, whose tiles re-read operands by design).
 """
 
 from __future__ import annotations
@@ -66,6 +70,11 @@ def _group(results: list[dict[str, Any]], gpu: bool) -> dict[str, Any]:
         "launches_mean": sum(launches) / len(launches) if launches else None,
         "statuses": dict(sorted(statuses.items())),
     }
+    measured = [r for r in correct if r.get("unique_ratio")]
+    out["traffic_tasks"] = len(measured)
+    out["geomean_unique_ratio"] = geomean(r["unique_ratio"] for r in measured)
+    out["geomean_raw_ratio_memory_bound"] = geomean(r.get("raw_ratio") for r in measured if r.get("memory_bound"))
+    out["geomean_operand_reread"] = geomean(r.get("operand_reread") for r in measured if r.get("memory_bound") is False)
     if gpu:
         for b in BASELINES:
             s = [speedup(r, b) for r in results]

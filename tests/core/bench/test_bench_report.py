@@ -84,3 +84,29 @@ def test_gpu_document_writes_all_files_and_a_speedup_plot(tmp_path):
     again = json.loads((tmp_path / "results.json").read_text())
     assert again["summary"]["overall"]["fast_p_eager"]["1"] == pytest.approx(11 / 13)
     assert again["summary"]["overall"]["flagged"] == 2  # t10 (10.5x) and t11 (11.5x) vs eager
+
+
+def test_traffic_columns_from_the_verdict_reach_json_csv_and_markdown():
+    from kgen.core.bench.runner import fill_from_verdict
+
+    verdict = {"status": "correct", "pure": True, "kernels_launched": 3, "trials_run": 3,
+               "traffic": {"raw": 3000, "unique": 1500, "minimum": 1000, "launches": 1, "unique_ratio": 1.5,
+                           "raw_ratio": 3.0},
+               "cost": {"model": "roofline-h100", "est_us": 4.25, "flops_reference": 0}}
+    a = fill_from_verdict(res("a"), verdict)
+    assert (a["traffic_raw"], a["traffic_unique"], a["traffic_minimum"], a["traffic_launches"]) == (3000, 1500, 1000, 1)
+    assert a["unique_ratio"] == 1.5 and a["raw_ratio"] == 3.0 and a["operand_reread"] == 2.0
+    assert a["memory_bound"] is True and a["est_us"] == 4.25 and a["cost_model"] == "roofline-h100"
+    mm = fill_from_verdict(res("mm"), {**verdict, "cost": {"model": "roofline-h100", "est_us": 9.0, "flops_reference": 10}})
+    assert mm["memory_bound"] is False
+    untimed = fill_from_verdict(res("b"), {"status": "compile_error"})
+    assert untimed["traffic_raw"] is None and untimed["memory_bound"] is None
+    d = doc([a, mm, untimed], backend="cpu")
+    o = d["summary"]["overall"]
+    assert [o[k] for k in ("geomean_unique_ratio", "geomean_raw_ratio_memory_bound", "geomean_operand_reread")] == pytest.approx([1.5, 3.0, 2.0])
+    md = render_markdown(d)
+    assert "| unique/min | raw/min (memory-bound) | re-read (matmul/conv) |" in md
+    assert "| **all** | 3 | 67% | 67% | 1.0 | 1.500 | 3.000 | 2.000 |" in md
+    assert "| c/a | correct | yes | 1 | - | 1.5 | 3 | 2 | 4.25 |" in md
+    rows = list(csv.DictReader(io.StringIO(render_csv(d))))
+    assert rows[0]["unique_ratio"] == "1.5" and rows[0]["memory_bound"] == "True" and rows[2]["raw_ratio"] == ""

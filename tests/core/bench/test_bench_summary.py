@@ -60,3 +60,20 @@ def test_summarize_on_cpu_has_no_speedup_keys():
     s = summarize([r("a"), r("a", status="rejected")], gpu=False)
     assert "fast_p_eager" not in s["overall"] and s["overall"]["correct_pct"] == 50.0
     assert summarize([], gpu=False)["overall"]["correct_pct"] is None
+
+
+def test_summarize_traffic_geomeans_split_memory_bound_from_matmul_conv():
+    def t(cat, unique, raw, mem, reread=None, status="correct"):
+        return {**r(cat, status=status), "unique_ratio": unique, "raw_ratio": raw, "memory_bound": mem,
+                "operand_reread": reread}
+
+    results = [t("norm", 1.0, 2.0, True), t("norm", 1.0, 8.0, True), t("mm", 1.0, 6.0, False, reread=4.0),
+               t("mm", 4.0, 9.0, False, reread=1.0), t("norm", 9.0, 9.0, True, status="incorrect"),
+               {**r("act"), "unique_ratio": None}]
+    o = summarize(results, gpu=False)["overall"]
+    assert o["traffic_tasks"] == 4                      # correct ones with a measured ratio
+    assert o["geomean_unique_ratio"] == pytest.approx(4 ** 0.25)
+    assert o["geomean_raw_ratio_memory_bound"] == pytest.approx(4.0)   # sqrt(2 * 8): matmul raw left out
+    assert o["geomean_operand_reread"] == pytest.approx(2.0)
+    cats = summarize(results, gpu=False)["categories"]
+    assert cats["act"]["geomean_unique_ratio"] is None and cats["mm"]["geomean_raw_ratio_memory_bound"] is None

@@ -109,6 +109,9 @@ class Ctx:
         # operand that varies only along the reduced dims (a layer norm weight) is loaded once
         # per program as one [1, KBLOCK] row and broadcast, not once per row of the tile
         self.lanes: tuple[set[int], str] | None = None
+        # and the mask over the tile's rows only: an operand that varies only along the kept dims
+        # (batch norm's weight in a per-channel reduction) is loaded once per row as [RBLOCK, 1]
+        self.row_mask: str | None = None
 
     def emit(self, line: str) -> None:
         self.k.emit(line)   # at the kernel's current block depth
@@ -139,6 +142,20 @@ class Ctx:
         lanes = [d for d, s in enumerate(shape) if d in reduced and s > 1]
         return bool(rows) and bool(lanes) and all(d < lead or src_shape[d - lead] == 1 for d in rows)
 
+    def _row_only(self, shape: tuple, src_shape: tuple | None) -> bool:
+        """Whether an operand of static shape `src_shape`, read at `shape` in this row tile, is the
+        same for every lane of a row (it broadcasts over every reduced dim of size > 1)."""
+        if (self.lanes is None or self.row_mask is None or src_shape is None or self.natural is None
+                or tuple(shape) != tuple(self.natural)):
+            return False
+        reduced, _ = self.lanes
+        lead = len(shape) - len(src_shape)
+        if lead < 0:
+            return False
+        lanes = [d for d, s in enumerate(shape) if d in reduced and s > 1]
+        rows = [d for d, s in enumerate(shape) if d not in reduced and d >= lead and src_shape[d - lead] > 1]
+        return bool(rows) and bool(lanes) and all(d < lead or src_shape[d - lead] == 1 for d in lanes)
+
     def load(self, py: str, shape: tuple, dtype: Any, src_shape: tuple | None = None) -> str:
         key = (py, tuple(shape), str(dtype))
         if key in self.loaded:
@@ -151,6 +168,11 @@ class Ctx:
             # the load is one [1, KBLOCK] row of lanes
             reduced, mask = self.lanes
             dims = [i if d in reduced else None for d, i in enumerate(dims)]
+        elif self.lanes is not None and self.row_mask is not None and self._row_only(shape, src_shape):
+            # the reduced dims' strides are 0: one [RBLOCK, 1] column, one load per row
+            reduced, _ = self.lanes
+            mask = self.row_mask
+            dims = [None if d in reduced else i for d, i in enumerate(dims)]
         off = self.offset(dims, strides)
         if off == "0":
             off = f"0 * {self.flat}"  # a single element, broadcast to the block so the mask applies

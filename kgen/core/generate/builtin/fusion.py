@@ -14,7 +14,15 @@ from typing import Any
 from torch.fx import Graph, Node
 
 from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.graph import lowerable_tensor, numel, order_keeping, shape_of, tensor_args, trace
+from kgen.core.generate.builtin.graph import (
+    lowerable_tensor,
+    numel,
+    operand,
+    order_keeping,
+    shape_of,
+    tensor_args,
+    trace,
+)
 from kgen.core.generate.builtin.legality import (
     attention_params,
     conv_ok,
@@ -42,6 +50,9 @@ class Group:
     # per-element nodes may read the per-row results of stages < s (softmax: max, then sum, then
     # the normalised values, all in one kernel).
     stage_of: dict[Node, int] = field(default_factory=dict)
+    # scans only: an epilogue flip is stored at mirrored positions (the reversed-scan idiom
+    # flip -> cumsum -> flip); nothing may join after it, as its register holds unflipped values
+    sealed: bool = False
 
     @property
     def stages(self) -> int:
@@ -145,6 +156,14 @@ class Fuser:
 
     def _place(self, node: Node, name: str) -> None:
         last = self.groups[-1] if (self.groups and self.fuse) else None
+        if last is not None and last.sealed:
+            last = None
+        if last is not None and last.kind == "scan" and self._flip_store(last, node):
+            self._add(last, node, "epi")
+            last.sealed = True
+            return
+        if last is not None and last.kind == "reduction" and self.row_fusion and self._row_select(last, node):
+            return
         if index_ok(node):
             # random-access reads: every source must already be in memory, so never read a
             # value of the group it joins
@@ -198,6 +217,15 @@ class Fuser:
         g = self._new("fallback")
         self._add(g, node, "core")
 
+    def _flip_store(self, g: Group, node: Node) -> bool:
+        """Whether `node` flips a value the scan group computes at the group's own shape, so the
+        scan can store it at mirrored positions instead of a second kernel reading it back."""
+        if ops.packet(node) != "flip" or not index_ok(node) or not isinstance(node.args[0], Node):
+            return False
+        phase, keeps = self._internal(g, node.args[0])
+        return (phase in ("core", "epi") and keeps and shape_of(node) == tuple(g.shape)
+                and shape_of(node.args[0]) == tuple(g.shape))
+
     def _internal(self, g: Group, arg: Node) -> tuple[str | None, bool]:
         """(phase of arg's storage owner inside g or None, whether the view chain keeps order)."""
         root, chain = trace(arg)
@@ -239,6 +267,14 @@ class Fuser:
         if not all(ops.packet(v) in ops.ORDER_KEEPING_VIEWS | {"expand", "broadcast_in_dim"} for v in chain):
             return False
         shape = shape_of(arg)
+        for i, v in enumerate(chain):
+            if ops.packet(v) in ("expand", "broadcast_in_dim"):
+                # an explicit expand_as (F.normalize's denominator): the row value is what was
+                # expanded, seen at the element shape by every view outside it
+                if any(shape_of(w) != tuple(g.shape) for w in chain[:i + 1]):
+                    return False
+                shape = shape_of(operand(v, 0))
+                break
         lead = len(g.shape) - len(shape)
         if lead < 0:
             return False
@@ -270,11 +306,48 @@ class Fuser:
                     return None
         if has_row and not has_elem and n == g.out_numel:
             return "epi", row_stage
+        if not (has_row or has_elem) and n == g.out_numel != g.numel and self.row_fusion and self._row_shaped(g, node):
+            # only outside operands, one value per row (cross-entropy's target masking): computed
+            # per row in this kernel, where the row epilogue can use it, not in a kernel of its own
+            return "epi", 0
         if n != g.numel or (has_row and not self.row_fusion):
             return None
         if has_row:
             return "pro", max(elem_stage, row_stage + 1)
         return "pro", elem_stage
+
+    def _row_select(self, g: Group, node: Node) -> bool:
+        """A gather along the one reduced dim, of a per-element value of the group, with one index
+        per row (cross-entropy's pick of the target's log-probability): joins the group as a
+        selecting reduction over the row it already holds, instead of reading that value back
+        from memory in another kernel. Places the node and returns True when it qualifies."""
+        if ops.packet(node) != "gather" or not index_ok(node) or len(g.dims) != 1 or len(node.args) < 3:
+            return False
+        src, dim, index = node.args[0], node.args[1], node.args[2]
+        if not (isinstance(src, Node) and isinstance(index, Node) and isinstance(dim, int)):
+            return False
+        rank = len(g.shape)
+        if dim % max(1, rank) != g.dims[0] or shape_of(src) != tuple(g.shape):
+            return False
+        row = tuple(1 if d == g.dims[0] else s for d, s in enumerate(g.shape))
+        if shape_of(index) != row or shape_of(node) != row:
+            return False
+        phase, keeps = self._internal(g, src)
+        if phase != "pro" or not keeps:
+            return False
+        stage = g.stage_of[trace(src)[0]]
+        iphase, ikeeps = self._internal(g, index)
+        if iphase == "pro" or not ikeeps:
+            return False
+        if iphase is not None:  # a per-row value of this group: known once its stage is done
+            stage = max(stage, g.stage_of[trace(index)[0]] + 1)
+        self._add(g, node, "core", stage)
+        return True
+
+    def _row_shaped(self, g: Group, node: Node) -> bool:
+        """Whether `node`'s row-major positions are the group's rows (its shape is the kept dims)."""
+        kept = [s for d, s in enumerate(g.shape) if d not in g.dims and s != 1]
+        return [s for s in shape_of(node) if s != 1] == kept
 
     def _place_reduction(self, last: Group | None, node: Node, kind: str, x: Any, dims: tuple) -> None:
         shape = shape_of(x)

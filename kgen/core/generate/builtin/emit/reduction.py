@@ -205,6 +205,35 @@ class _OnlineSoftmax:
         return [self.m, self.s]
 
 
+class _Select:
+    """gather(x, dim, index) along the reduced dim with one index per row (fusion.Fuser._row_select):
+    the lane whose position along that dim equals the row's index, summed out of the row tile."""
+
+    two_pass = False
+
+    def __init__(self, node: Any, k: Kernel, writer: BodyWriter, dim: int, shape: tuple):
+        self.node, self.writer, self.dim, self.shape = node, writer, dim, shape
+        self.t = ops.tl_type(ops.compute_dtype(node.meta["val"].dtype))
+        self.acc = k.var("sel")
+
+    def init(self, ctx: Ctx) -> None:
+        ctx.emit(f"{self.acc} = tl.zeros([RBLOCK, KBLOCK], {self.t})")
+
+    def update(self, ctx: Ctx, x: str, pass_no: int) -> None:
+        index = self.writer.tensor(ctx, self.node.args[2], self.shape)
+        lane = (ctx.dim_idx or [])[self.dim] if ctx.dim_idx else None
+        assert lane is not None, "a row tile indexes its reduced dim"
+        ctx.emit(f"{self.acc} += tl.where({ctx.mask} & ({lane} == {index}), {x}.to({self.t}), 0)")
+
+    def finish_pass0(self, ctx: Ctx, K: int) -> None:
+        pass
+
+    def results(self, ctx: Ctx, K: int) -> list[str]:
+        r = ctx.k.var("red")
+        ctx.emit(f"{r} = tl.sum({self.acc}, 1)")
+        return [r]
+
+
 def _online_softmax(group: Group, stage: int, stored: list[Node]) -> tuple[Any, Any] | None:
     """(amax, sum) when stage `stage` is a row max and stage + 1 only sums exp(x - that max) of
     the same x (softmax's and log_softmax's normaliser), so both fit one sweep."""
@@ -271,6 +300,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         whole.emit("mask = rmask & kmask")
         whole.dim_idx = row_space(whole, group, "rows", list(group.dims), "ks")
         whole.lanes = (set(group.dims), "kmask")
+        whole.row_mask = "rmask"
     stage = -1
     while stage + 1 < group.stages:
         stage += 1
@@ -283,7 +313,9 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
             reducers = [_OnlineSoftmax(online[0], online[1], k)]
             span = {stage, stage + 1}
         else:
-            reducers = [_Reducer(n, k, chunked=whole is None) for n in group.core if group.stage_of.get(n, 0) == stage]
+            reducers = [_Select(n, k, writer, group.dims[0], tuple(group.shape)) if ops.packet(n) == "gather"
+                        else _Reducer(n, k, chunked=whole is None)
+                        for n in group.core if group.stage_of.get(n, 0) == stage]
         if stage:
             k.emit(f"# {'stage' if whole else 'sweep'} {stage + 1}: per-element work that reads the per-row results above")
         for r in reducers:
@@ -303,6 +335,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
                     ctx.emit("mask = rmask & kmask")
                     ctx.dim_idx = row_space(ctx, group, "rows", list(group.dims), "ks")
                     ctx.lanes = (set(group.dims), "kmask")
+                    ctx.row_mask = "rmask"
                 for node, (text, dtype) in row_values.items():
                     ctx.values.setdefault(node, (f"{text}[:, None]", dtype))
                 writer.nodes(ctx, elem)

@@ -14,6 +14,7 @@ from kgen.core.generate.builtin.codegen import (
     Kernel,
     Launch,
     clip_block,
+    contiguous_strides,
     finish_params,
     output_params,
     row_space,
@@ -58,7 +59,21 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
             ctx.emit("sc = tl.cumsum(sx, 1) + carry[:, None]")
             ctx.emit("carry = carry + tl.sum(sx, 1)")
         ctx.values[node] = ("sc", out_dtype)
-        writer.nodes(ctx, group.epi)
-        store_all(ctx, k, group.pro + group.core + group.epi, stored)
+        # an epilogue flip (fusion.Fuser._flip_store) is the value of its source stored at the
+        # mirrored positions: the reversed scan writes its output once, in place of a flip kernel
+        flips = [n for n in group.epi if ops.packet(n) == "flip"]
+        writer.nodes(ctx, [n for n in group.epi if n not in flips])
+        store_all(ctx, k, group.pro + group.core + [n for n in group.epi if n not in flips], stored)
+        for n in flips:
+            if n not in stored:
+                continue
+            value = writer.tensor(ctx, n.args[0], shape_of(n))
+            dims_arg: Any = n.args[1]
+            flipped = {int(d) % len(group.shape) for d in dims_arg}
+            cs = contiguous_strides(group.shape)
+            terms = [f"({group.shape[d] - 1} - {i}) * {cs[d]}" if d in flipped else f"{i} * {cs[d]}"
+                     for d, i in enumerate(ctx.dim_idx) if i is not None]
+            ctx.emit(f"tl.store({k.outputs[n]} + {' + '.join(terms) or '0'}, ({value}).to({ops.tl_type(n.meta['val'].dtype)}), "
+                     f"mask={ctx.mask})")
     finish_params(k, stored)
     return Launch(k, f"(triton.cdiv({R}, {rb}),)", stored, {"num_warps": sched["num_warps"]})
