@@ -84,7 +84,11 @@ def matmul_ok(node: Node) -> bool:
     if ops.packet(node) not in ops.MATMUL_OPS:
         return False
     val = node.meta.get("val")
-    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+    # fp64 too: tl.dot takes fp64 operands and accumulates in fp64 (DMMA or FMA on the target)
+    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16,
+                                                               torch.float64):
+        return False
+    if val.dtype == torch.float64 and not all(a.meta["val"].dtype == torch.float64 for a in tensor_args(node)):
         return False
     return all(lowerable_tensor(a) for a in tensor_args(node))
 
