@@ -69,7 +69,17 @@ def reduction_spec(node: Node) -> tuple[Any, tuple, bool] | None:
 
 
 def scan_spec(node: Node) -> tuple[Any, int] | None:
-    if ops.packet(node) not in ops.SCAN_OPS or not lowerable_tensor(node):
+    import torch
+
+    if ops.packet(node) not in ops.SCAN_OPS:
+        return None
+    val = node.meta.get("val")
+    if ops.packet(node) in ("cummax", "cummin"):
+        # (values, indices): the values' dtype decides
+        if not isinstance(val, (list, tuple)) or not isinstance(val[0], torch.Tensor) \
+                or str(val[0].dtype) not in ops.TL_TYPES or val[0].dtype == torch.bool:
+            return None
+    elif not lowerable_tensor(node):
         return None
     x = node.args[0]
     if not isinstance(x, Node) or not lowerable_tensor(x):
