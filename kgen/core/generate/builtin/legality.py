@@ -88,6 +88,51 @@ def scan_spec(node: Node) -> tuple[Any, int] | None:
     return x, (int(arg(node, 1)) % rank) if rank else 0
 
 
+SORT_OPS = {"sort", "topk", "median", "kthvalue"}
+SORT_MAX = 2048   # longest row sorted in registers; longer rows stay a torch fallback
+# dtypes whose order fits 32 bits, so (value, index) packs into one sortable int64 key
+_SORT_DTYPES = {"torch.float32", "torch.float16", "torch.bfloat16", "torch.int32", "torch.int16", "torch.int8",
+                "torch.uint8"}
+
+
+def sort_spec(node: Node) -> dict[str, Any] | None:
+    """{x, dim, op, k, descending} of a sort/selection along one dim whose row fits one block
+    (sort, topk with sorted results, median over a dim, kthvalue), else None."""
+    name = ops.packet(node)
+    if name not in SORT_OPS or not node.args or not isinstance(node.args[0], Node):
+        return None
+    x = node.args[0]
+    if str(x.meta["val"].dtype) not in _SORT_DTYPES or not isinstance(node.meta.get("val"), (list, tuple)):
+        return None
+    rank = x.meta["val"].dim()
+    overload = getattr(node.target, "_overloadname", "")
+    k = 0
+    descending = False
+    if name == "sort":
+        dim = arg(node, 1, "dim", -1) if overload == "default" else node.kwargs.get("dim", -1)
+        descending = bool(arg(node, 2, "descending", False) if overload == "default"
+                          else node.kwargs.get("descending", False))
+    elif name == "topk":
+        k, dim = arg(node, 1, "k"), arg(node, 2, "dim", -1)
+        descending = bool(arg(node, 3, "largest", True))
+        # unsorted top-k has no fixed order to match
+        if not bool(arg(node, 4, "sorted", True)):
+            return None
+    elif name == "median":
+        if overload != "dim":
+            return None
+        dim = arg(node, 1, "dim")
+    else:
+        k, dim = arg(node, 1, "k"), arg(node, 2, "dim", -1)
+    if not isinstance(dim, int) or not isinstance(k, int):
+        return None
+    dim = dim % rank if rank else 0
+    size = int(x.meta["val"].shape[dim]) if rank else 1
+    if size < 1 or size > SORT_MAX or (name in ("topk", "kthvalue") and not 1 <= k <= size):
+        return None
+    return {"x": x, "dim": dim, "op": name, "k": k, "descending": descending}
+
+
 def matmul_ok(node: Node) -> bool:
     import torch
 
