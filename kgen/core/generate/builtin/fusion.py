@@ -23,6 +23,7 @@ from kgen.core.generate.builtin.legality import (
     pool_params,
     reduction_spec,
     scan_spec,
+    scatter_spec,
     sort_spec,
 )
 
@@ -30,7 +31,7 @@ from kgen.core.generate.builtin.legality import (
 @dataclass
 class Group:
     index: int
-    kind: str                       # pointwise | reduction | scan | sort | matmul | conv | pool | attention | fallback | alloc
+    kind: str                       # pointwise | reduction | scan | sort | scatter | matmul | conv | pool | attention | fallback | alloc
     pro: list[Node] = field(default_factory=list)    # per-element nodes (the whole body of a pointwise group)
     core: list[Node] = field(default_factory=list)   # reductions / the scan / the matmul / the fallback call
     epi: list[Node] = field(default_factory=list)    # nodes over the core's output positions
@@ -174,6 +175,12 @@ class Fuser:
         if sspec is not None:
             x, dim = sspec
             self._place_reduction(last, node, "scan", x, (dim,))
+            return
+        if scatter_spec(node) is not None:
+            # writes at data-dependent positions: its own kernel, whose output later groups read
+            out = shape_of(node)
+            g = self._new("scatter", shape=out, numel=numel(out), out_numel=numel(out))
+            self._add(g, node, "core")
             return
         ospec = sort_spec(node)
         if ospec is not None:

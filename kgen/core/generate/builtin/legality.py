@@ -133,6 +133,72 @@ def sort_spec(node: Node) -> dict[str, Any] | None:
     return {"x": x, "dim": dim, "op": name, "k": k, "descending": descending}
 
 
+SCATTER_OPS = {"index_put", "scatter", "scatter_add", "scatter_reduce"}
+# dtypes tl.atomic_add takes on every target (an accumulating scatter adds with atomics)
+_ATOMIC_ADD_DTYPES = {"torch.float32", "torch.float64", "torch.int32", "torch.int64"}
+
+
+def scatter_spec(node: Node) -> dict[str, Any] | None:
+    """How a scatter writes: {self, space (the shape of the written elements), lead (index_put:
+    the index tensors of the leading dims), dim/index (scatter), src (a tensor, or a number),
+    accumulate}, else None. index_put takes indices on the leading dims only; scatter needs src
+    of the index's shape; scatter_reduce only sums with include_self."""
+    import torch
+
+    name = ops.packet(node)
+    if name not in SCATTER_OPS or not node.args or not isinstance(node.args[0], Node):
+        return None
+    me = node.args[0]
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or str(val.dtype) not in ops.TL_TYPES or val.dim() == 0:
+        return None
+    shape = tuple(int(s) for s in val.shape)
+    spec: dict[str, Any] = {"self": me, "op": name}
+    if name == "index_put":
+        indices, src = arg(node, 1), arg(node, 2)
+        spec["accumulate"] = bool(arg(node, 3, "accumulate", False))
+        if not indices or any(not isinstance(i, Node) or str(i.meta["val"].dtype) not in _INDEX_DTYPES
+                              for i in indices) or len(indices) > len(shape):
+            return None
+        try:
+            lead = tuple(int(s) for s in torch.broadcast_shapes(*[tuple(i.meta["val"].shape) for i in indices]))
+        except RuntimeError:
+            return None
+        space = lead + shape[len(indices):]
+        if not isinstance(src, Node) or len(shape_of_val(src)) > len(space) or \
+                torch.broadcast_shapes(shape_of_val(src), space) != torch.Size(space):
+            return None
+        spec.update(lead=list(indices), space=space, src=src)
+    else:
+        dim, index = arg(node, 1), arg(node, 2)
+        src = arg(node, 3, "src", arg(node, 3, "value"))
+        if not isinstance(index, Node) or str(index.meta["val"].dtype) not in _INDEX_DTYPES or not isinstance(dim, int):
+            return None
+        space = shape_of_val(index)
+        if len(space) != len(shape) or (isinstance(src, Node) and shape_of_val(src) != space):
+            return None
+        if not isinstance(src, (Node, int, float)):
+            return None
+        reduce = arg(node, 4, "reduce") if name == "scatter_reduce" else None
+        if name == "scatter_reduce" and (reduce != "sum" or not bool(node.kwargs.get("include_self", True))):
+            return None
+        if name == "scatter" and len(node.args) > 4 or "reduce" in node.kwargs:
+            return None
+        spec.update(dim=dim % len(shape), index=index, space=space, src=src,
+                    accumulate=name in ("scatter_add", "scatter_reduce"))
+    if spec["accumulate"] and str(val.dtype) not in _ATOMIC_ADD_DTYPES:
+        return None
+    if isinstance(spec["src"], Node) and str(spec["src"].meta["val"].dtype) not in ops.TL_TYPES:
+        return None
+    if str(me.meta["val"].dtype) != str(val.dtype) or shape_of_val(me) != shape:
+        return None
+    return spec
+
+
+def shape_of_val(node: Node) -> tuple:
+    return tuple(int(s) for s in node.meta["val"].shape)
+
+
 def matmul_ok(node: Node) -> bool:
     import torch
 
