@@ -239,7 +239,7 @@ class Fuser:
             if n != g.numel:
                 return None
             return ("epi", 0) if ("core" in phases or "epi" in phases) else ("pro", 0)
-        if g.kind in ("matmul", "conv", "pool"):
+        if g.kind in ("matmul", "conv", "pool", "scatter"):
             if n == g.out_numel and "pro" not in phases and phases:
                 return ("epi", 0)
             return None

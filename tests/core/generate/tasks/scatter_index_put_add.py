@@ -4,7 +4,8 @@ import torch.nn as nn
 
 class Model(nn.Module):
     """Scatters lowered with computed destinations: index_add (a segment sum, through
-    index_put with accumulate, atomics) into zeros then ReLU; index_put with unique indices on two
+    index_put with accumulate, atomics) into zeros then ReLU, fused: the program holding the
+    last ticket applies it (two programs here); index_put with unique indices on two
     leading dims (negative ones count from the end) into a tensor; scatter_add and
     scatter_reduce(sum) along dim 1, scatter of a tensor and of a scalar (unique positions)."""
 
@@ -22,7 +23,7 @@ class Model(nn.Module):
 def get_inputs():
     perm = torch.stack([torch.randperm(7)[:5] for _ in range(3)])
     flat = torch.randperm(4 * 7)[:6]
-    return [torch.randn(11, 6), torch.randint(0, 5, (11,)), torch.randn(4, 7, 3),
+    return [torch.randn(300, 6), torch.randint(0, 5, (300,)), torch.randn(4, 7, 3),
             (flat // 7) - 4, flat % 7, torch.randn(6, 3), torch.randn(3, 6),
             torch.randint(0, 7, (3, 6)), perm, torch.randn(3, 7)]
 

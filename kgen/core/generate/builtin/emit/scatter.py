@@ -8,7 +8,14 @@ Determinism caveat: atomic adds land in whatever order the programs run, so a fl
 duplicate indices may differ in the last bits between runs on a GPU (torch's CUDA index_add and
 scatter_add behave the same way; the interpreter runs programs in order). A non-accumulating
 scatter with duplicate indices keeps one of the written values, as torch leaves it unspecified
-which. Out-of-range indices are skipped (torch raises)."""
+which. Out-of-range indices are skipped (torch raises).
+
+Pointwise work on the scattered result (a ReLU after a segment sum) fuses without a second
+launch: every program takes a ticket from a counter after its writes (a CTA barrier, then an
+acq_rel atomic at GPU scope: the threadfence-reduction pattern), and the program that draws the
+last ticket, when every write has landed, applies the epilogue over the whole output, reading it
+through L2 (`.cg`). One program does that pass, so it suits outputs far smaller than the
+scattered input (segment sums)."""
 
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ from kgen.core.generate.builtin.codegen import (
     contiguous_strides,
     finish_params,
     output_params,
+    store_all,
 )
 from kgen.core.generate.builtin.fusion import Group
 from kgen.core.generate.builtin.graph import numel, shape_of, trace
@@ -39,7 +47,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k = Kernel(name)
     node = group.core[0]
     spec = scatter_spec(node)
-    assert spec is not None and node in stored
+    assert spec is not None
     space = tuple(spec["space"])
     out_shape = shape_of(node)
     out_dtype = node.meta["val"].dtype
@@ -47,11 +55,18 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     block = clip_block(sched["XBLOCK"], max(1, n))
     k.constexprs["XBLOCK"] = block
     output_params(k, stored)
-    out = k.outputs[node]
+    host = f"t_{node.name}"
+    if node in stored:
+        out = k.outputs[node]
+    else:
+        # only the fused epilogue reads the scattered values: a scratch buffer holds them
+        out, host = "scratch", f"t_{node.name}_scratch"
+        k.prelude.append(f"{host} = torch.empty({out_shape!r}, dtype={out_dtype}, device=dev)")
+        k.params.append(out)
+        k.launch.append(host)
     # the starting value: a fill for a constant self, else a copy (neither is torch compute)
     me = spec["self"]
     root, _ = trace(me)
-    host = f"t_{node.name}"
     if root in consts and ops.iota(root) is None:
         k.prelude.append(f"{host}.fill_({ops.const_fill(root)!r})")
     else:
@@ -105,5 +120,28 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         ctx.emit(f"tl.atomic_add({out} + dst, {cast}, mask=ok, sem=\"relaxed\")")
     else:
         ctx.emit(f"tl.store({out} + dst, {cast}, mask=ok)")
+    programs = (n + block - 1) // block
+    if group.epi:
+        _epilogue(k, group, node, consts, pyname, stored, out, programs, numel(out_shape))
     finish_params(k, stored)
-    return Launch(k, f"(triton.cdiv({n}, {block}),)", stored, {"num_warps": sched["num_warps"]})
+    return Launch(k, f"({programs},)", stored, {"num_warps": sched["num_warps"]})
+
+
+def _epilogue(k: Kernel, group: Group, node: Node, consts: set[Node], pyname: Any, stored: list[Node], out: str,
+              programs: int, total: int) -> None:
+    """The last program to finish applies the pointwise epilogue to the whole output."""
+    k.prelude.append(f"t_{node.name}_tickets = torch.zeros((1,), dtype=torch.int32, device=dev)")
+    k.params.append("tickets")
+    k.launch.append(f"t_{node.name}_tickets")
+    k.emit("# every write of this program is done before its ticket (CTA barrier, then release)")
+    k.emit("tl.debug_barrier()")
+    k.emit('ticket = tl.atomic_add(tickets, 1, sem="acq_rel", scope="gpu")')
+    with k.block(f"if ticket == {programs - 1}:"):
+        with k.block(f"for e0 in range(0, {total}, XBLOCK):"):
+            ctx = Ctx(k, "emask", "ei")
+            ctx.emit("ei = e0 + tl.arange(0, XBLOCK)")
+            ctx.emit(f"emask = ei < {total}")
+            ctx.emit(f"ev = tl.load({out} + ei, mask=emask, other=0, cache_modifier=\".cg\")")
+            ctx.values[node] = ("ev", node.meta["val"].dtype)
+            BodyWriter(group, consts, pyname).nodes(ctx, group.epi)
+            store_all(ctx, k, group.epi, stored)
