@@ -25,7 +25,9 @@ CONSUMERS = {
     "min_dim": "v, i = torch.min(y, dim=1)\n        return v * 2.0, i",
     "max_dim_keepdim": "v, i = torch.max(y, dim=3, keepdim=True)\n        return v - y, i",
     "max_pool_indices": "v, i = F.max_pool2d(y, 2, return_indices=True)\n        return v, i",
-    "topk": "v, i = torch.topk(y, 2, dim=1)\n        return v.sum(1), i",
+    # an offset per position along dim 1 breaks the ties relu/pooling leave (torch's order among
+    # tied top-k entries is unspecified; the lowered top-k keeps index order)
+    "topk": "v, i = torch.topk(y + torch.arange(4.0).view(1, 4, 1, 1) * 1e-3, 2, dim=1)\n        return v.sum(1), i",
 }
 
 TEMPLATE = '''

@@ -194,6 +194,8 @@ class BodyWriter:
         self.pyname = pyname
 
     def value(self, ctx: Ctx, arg: Any, consumer_shape: tuple) -> tuple[str, Any] | Lit:
+        if arg in ctx.values:
+            return ctx.values[arg]   # a view an emitter computed itself (a picked sorted position)
         root, chain = trace(arg)
         if root in self.consts and ops.iota(root) is not None:
             got = _iota(ctx, root, chain, consumer_shape)

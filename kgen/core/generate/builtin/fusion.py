@@ -15,6 +15,7 @@ from torch.fx import Graph, Node
 
 from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.graph import (
+    arg,
     lowerable_tensor,
     numel,
     operand,
@@ -31,13 +32,15 @@ from kgen.core.generate.builtin.legality import (
     pool_params,
     reduction_spec,
     scan_spec,
+    scatter_spec,
+    sort_spec,
 )
 
 
 @dataclass
 class Group:
     index: int
-    kind: str                       # pointwise | reduction | scan | matmul | conv | pool | attention | fallback | alloc
+    kind: str                       # pointwise | reduction | scan | sort | scatter | matmul | conv | pool | attention | fallback | alloc
     pro: list[Node] = field(default_factory=list)    # per-element nodes (the whole body of a pointwise group)
     core: list[Node] = field(default_factory=list)   # reductions / the scan / the matmul / the fallback call
     epi: list[Node] = field(default_factory=list)    # nodes over the core's output positions
@@ -193,6 +196,16 @@ class Fuser:
             x, dim = sspec
             self._place_reduction(last, node, "scan", x, (dim,))
             return
+        if scatter_spec(node) is not None:
+            # writes at data-dependent positions: its own kernel, whose output later groups read
+            out = shape_of(node)
+            g = self._new("scatter", shape=out, numel=numel(out), out_numel=numel(out))
+            self._add(g, node, "core")
+            return
+        ospec = sort_spec(node)
+        if ospec is not None:
+            self._place_reduction(last, node, "sort", ospec["x"], (ospec["dim"],))
+            return
         if pool_params(node) is not None:
             val = node.meta["val"]
             out = tuple(int(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
@@ -238,6 +251,8 @@ class Fuser:
         """(phase, stage) for a pointwise node joining g, or None when it cannot."""
         if g.kind == "reduction":
             return self._reduction_phase(g, node)
+        if g.kind == "sort":
+            return self._sort_phase(g, node)
         n = numel(shape_of(node))
         phases = set()
         for a in tensor_args(node):
@@ -253,11 +268,58 @@ class Fuser:
             if n != g.numel:
                 return None
             return ("epi", 0) if ("core" in phases or "epi" in phases) else ("pro", 0)
-        if g.kind in ("matmul", "conv", "pool"):
+        if g.kind in ("matmul", "conv", "pool", "scatter"):
             if n == g.out_numel and "pro" not in phases and phases:
                 return ("epi", 0)
             return None
         return None
+
+    def _sort_phase(self, g: Group, node: Node) -> tuple[str, int] | None:
+        """A node joins a sort group per element of its input rows: before the sort (stage 0),
+        or after it (stage 1) when it reads single positions of the sorted row (`pick`, a top-k
+        threshold); or per row of a median/kthvalue result (the epilogue)."""
+        n = numel(shape_of(node))
+        per_row = ops.packet(g.core[0]) in ("median", "kthvalue")
+        stage, kinds = 0, set()
+        for a in tensor_args(node):
+            phase, keeps = self._internal(g, a)
+            if phase is None:
+                continue
+            root, _ = trace(a)
+            if phase == "pro" and keeps and numel(shape_of(a)) == n == g.numel:
+                stage = max(stage, g.stage_of[root])
+                kinds.add("elem")
+            elif phase == "core" and n == g.numel and shape_of(node) == tuple(g.shape) and self.pick(g, a) is not None:
+                stage = 1
+                kinds.add("elem")
+            elif phase in ("core", "epi") and per_row and keeps and numel(shape_of(a)) == n == g.out_numel:
+                kinds.add("row")
+            else:
+                return None
+        if kinds == {"row"}:
+            return "epi", 0
+        if "row" in kinds or n != g.numel:
+            return None
+        return "pro", stage
+
+    @staticmethod
+    def pick(g: Group, view: Node) -> int | None:
+        """The position along the sorted dim that `view` reads, when `view` is one position of a sort
+        group's output seen per row (a width-1 slice along that dim, maybe expanded), else None."""
+        root, chain = trace(view)
+        if not chain or root not in g.extra or ops.packet(chain[-1]) != "slice":
+            return None
+        sl = chain[-1]
+        dim = g.dims[0]
+        out = shape_of(root)
+        if len(out) != len(g.shape) or int(arg(sl, 1)) % len(out) != dim or shape_of(sl)[dim] != 1:
+            return None
+        if any(ops.packet(v) not in ("expand",) for v in chain[:-1]):
+            return None
+        if [s for d, s in enumerate(shape_of(sl)) if d != dim] != [s for d, s in enumerate(g.shape) if d != dim]:
+            return None
+        start = int(arg(sl, 2, default=0) or 0)
+        return start % out[dim] if start < 0 else start
 
     def _row_broadcast(self, g: Group, arg: Node, consumer: Node) -> bool:
         """Whether `arg` is a per-row value seen at the element shape (keepdim-style broadcast)."""

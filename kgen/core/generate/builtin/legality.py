@@ -69,7 +69,17 @@ def reduction_spec(node: Node) -> tuple[Any, tuple, bool] | None:
 
 
 def scan_spec(node: Node) -> tuple[Any, int] | None:
-    if ops.packet(node) not in ops.SCAN_OPS or not lowerable_tensor(node):
+    import torch
+
+    if ops.packet(node) not in ops.SCAN_OPS:
+        return None
+    val = node.meta.get("val")
+    if ops.packet(node) in ("cummax", "cummin"):
+        # (values, indices): the values' dtype decides
+        if not isinstance(val, (list, tuple)) or not isinstance(val[0], torch.Tensor) \
+                or str(val[0].dtype) not in ops.TL_TYPES or val[0].dtype == torch.bool:
+            return None
+    elif not lowerable_tensor(node):
         return None
     x = node.args[0]
     if not isinstance(x, Node) or not lowerable_tensor(x):
@@ -78,13 +88,128 @@ def scan_spec(node: Node) -> tuple[Any, int] | None:
     return x, (int(arg(node, 1)) % rank) if rank else 0
 
 
+SORT_OPS = {"sort", "topk", "median", "kthvalue"}
+SORT_MAX = 2048   # longest row sorted in registers; longer rows stay a torch fallback
+# dtypes whose order fits 32 bits, so (value, index) packs into one sortable int64 key
+_SORT_DTYPES = {"torch.float32", "torch.float16", "torch.bfloat16", "torch.int32", "torch.int16", "torch.int8",
+                "torch.uint8"}
+
+
+def sort_spec(node: Node) -> dict[str, Any] | None:
+    """{x, dim, op, k, descending} of a sort/selection along one dim whose row fits one block
+    (sort, topk with sorted results, median over a dim, kthvalue), else None."""
+    name = ops.packet(node)
+    if name not in SORT_OPS or not node.args or not isinstance(node.args[0], Node):
+        return None
+    x = node.args[0]
+    if str(x.meta["val"].dtype) not in _SORT_DTYPES or not isinstance(node.meta.get("val"), (list, tuple)):
+        return None
+    rank = x.meta["val"].dim()
+    overload = getattr(node.target, "_overloadname", "")
+    k = 0
+    descending = False
+    if name == "sort":
+        dim = arg(node, 1, "dim", -1) if overload == "default" else node.kwargs.get("dim", -1)
+        descending = bool(arg(node, 2, "descending", False) if overload == "default"
+                          else node.kwargs.get("descending", False))
+    elif name == "topk":
+        k, dim = arg(node, 1, "k"), arg(node, 2, "dim", -1)
+        descending = bool(arg(node, 3, "largest", True))
+        # unsorted top-k has no fixed order to match
+        if not bool(arg(node, 4, "sorted", True)):
+            return None
+    elif name == "median":
+        if overload != "dim":
+            return None
+        dim = arg(node, 1, "dim")
+    else:
+        k, dim = arg(node, 1, "k"), arg(node, 2, "dim", -1)
+    if not isinstance(dim, int) or not isinstance(k, int):
+        return None
+    dim = dim % rank if rank else 0
+    size = int(x.meta["val"].shape[dim]) if rank else 1
+    if size < 1 or size > SORT_MAX or (name in ("topk", "kthvalue") and not 1 <= k <= size):
+        return None
+    return {"x": x, "dim": dim, "op": name, "k": k, "descending": descending}
+
+
+SCATTER_OPS = {"index_put", "scatter", "scatter_add", "scatter_reduce"}
+# dtypes tl.atomic_add takes on every target (an accumulating scatter adds with atomics)
+_ATOMIC_ADD_DTYPES = {"torch.float32", "torch.float64", "torch.int32", "torch.int64"}
+
+
+def scatter_spec(node: Node) -> dict[str, Any] | None:
+    """How a scatter writes: {self, space (the shape of the written elements), lead (index_put:
+    the index tensors of the leading dims), dim/index (scatter), src (a tensor, or a number),
+    accumulate}, else None. index_put takes indices on the leading dims only; scatter needs src
+    of the index's shape; scatter_reduce only sums with include_self."""
+    import torch
+
+    name = ops.packet(node)
+    if name not in SCATTER_OPS or not node.args or not isinstance(node.args[0], Node):
+        return None
+    me = node.args[0]
+    val = node.meta.get("val")
+    if not isinstance(val, torch.Tensor) or str(val.dtype) not in ops.TL_TYPES or val.dim() == 0:
+        return None
+    shape = tuple(int(s) for s in val.shape)
+    spec: dict[str, Any] = {"self": me, "op": name}
+    if name == "index_put":
+        indices, src = arg(node, 1), arg(node, 2)
+        spec["accumulate"] = bool(arg(node, 3, "accumulate", False))
+        if not indices or any(not isinstance(i, Node) or str(i.meta["val"].dtype) not in _INDEX_DTYPES
+                              for i in indices) or len(indices) > len(shape):
+            return None
+        try:
+            lead = tuple(int(s) for s in torch.broadcast_shapes(*[tuple(i.meta["val"].shape) for i in indices]))
+        except RuntimeError:
+            return None
+        space = lead + shape[len(indices):]
+        if not isinstance(src, Node) or len(shape_of_val(src)) > len(space) or \
+                torch.broadcast_shapes(shape_of_val(src), space) != torch.Size(space):
+            return None
+        spec.update(lead=list(indices), space=space, src=src)
+    else:
+        dim, index = arg(node, 1), arg(node, 2)
+        src = arg(node, 3, "src", arg(node, 3, "value"))
+        if not isinstance(index, Node) or str(index.meta["val"].dtype) not in _INDEX_DTYPES or not isinstance(dim, int):
+            return None
+        space = shape_of_val(index)
+        if len(space) != len(shape) or (isinstance(src, Node) and shape_of_val(src) != space):
+            return None
+        if not isinstance(src, (Node, int, float)):
+            return None
+        reduce = arg(node, 4, "reduce") if name == "scatter_reduce" else None
+        if name == "scatter_reduce" and (reduce != "sum" or not bool(node.kwargs.get("include_self", True))):
+            return None
+        if name == "scatter" and len(node.args) > 4 or "reduce" in node.kwargs:
+            return None
+        spec.update(dim=dim % len(shape), index=index, space=space, src=src,
+                    accumulate=name in ("scatter_add", "scatter_reduce"))
+    if spec["accumulate"] and str(val.dtype) not in _ATOMIC_ADD_DTYPES:
+        return None
+    if isinstance(spec["src"], Node) and str(spec["src"].meta["val"].dtype) not in ops.TL_TYPES:
+        return None
+    if str(me.meta["val"].dtype) != str(val.dtype) or shape_of_val(me) != shape:
+        return None
+    return spec
+
+
+def shape_of_val(node: Node) -> tuple:
+    return tuple(int(s) for s in node.meta["val"].shape)
+
+
 def matmul_ok(node: Node) -> bool:
     import torch
 
     if ops.packet(node) not in ops.MATMUL_OPS:
         return False
     val = node.meta.get("val")
-    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16):
+    # fp64 too: tl.dot takes fp64 operands and accumulates in fp64 (DMMA or FMA on the target)
+    if not isinstance(val, torch.Tensor) or val.dtype not in (torch.float32, torch.float16, torch.bfloat16,
+                                                               torch.float64):
+        return False
+    if val.dtype == torch.float64 and not all(a.meta["val"].dtype == torch.float64 for a in tensor_args(node)):
         return False
     return all(lowerable_tensor(a) for a in tensor_args(node))
 

@@ -19,7 +19,7 @@ VIEW_OPS = {
 ORDER_KEEPING_VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "alias", "detach",
                        "lift_fresh_copy"}
 REDUCTION_OPS = {"sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "prod", "var", "any", "all"}
-SCAN_OPS = {"cumsum", "cumprod"}
+SCAN_OPS = {"cumsum", "cumprod", "cummax", "cummin"}
 MATMUL_OPS = {"mm", "bmm", "addmm"}
 CONST_OPS = {"full", "scalar_tensor", "full_like"}
 # runtime assertions export leaves behind; they compute nothing
@@ -573,6 +573,20 @@ def _kgen_min(a, b):
 @triton.jit
 def _kgen_mul(a, b):
     return a * b
+
+
+@triton.jit
+def _kgen_cummax(av, ai, bv, bi):
+    # torch's cummax: the later element wins ties, and a NaN wins until the next NaN (the rightmost
+    # maximum of the order ... < inf < NaN), which is associative
+    take = (bv >= av) | (bv != bv)
+    return tl.where(take, bv, av), tl.where(take, bi, ai)
+
+
+@triton.jit
+def _kgen_cummin(av, ai, bv, bi):
+    take = (bv <= av) | (bv != bv)
+    return tl.where(take, bv, av), tl.where(take, bi, ai)
 
 '''
 

@@ -16,7 +16,8 @@ import torch.nn as nn
 
 
 class _KgenReference(nn.Module):
-    """sort has no lowering: it stays a declared torch fallback around lowered pointwise work."""
+    """sort of rows longer than one block (legality.SORT_MAX) has no lowering: it stays a declared
+    torch fallback around lowered pointwise work (shorter rows are sorted in registers)."""
 
 
 # ---- generated kernels ----
@@ -41,9 +42,9 @@ def _kgen_check(name, value, shape, dtype):
 def k0_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
     # pointwise group 0 fuses: aten.mul.Tensor
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 36
-    i1 = xi % 9
-    q2 = xi // 9
+    xmask = xi < 4200
+    i1 = xi % 2100
+    q2 = xi // 2100
     x4 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1, mask=xmask, other=0).to(tl.float32)
     v5 = ((x4 * 2.0)).to(tl.float32)
     tl.store(out0 + xi, (v5).to(tl.float32), mask=xmask)
@@ -53,9 +54,9 @@ def k0_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
 def k2_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
     # pointwise group 2 fuses: aten.add.Tensor
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 36
-    i1 = xi % 9
-    q2 = xi // 9
+    xmask = xi < 4200
+    i1 = xi % 2100
+    q2 = xi // 2100
     x4 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1, mask=xmask, other=0).to(tl.float32)
     v5 = ((x4 + 1.0)).to(tl.float32)
     tl.store(out0 + xi, (v5).to(tl.float32), mask=xmask)
@@ -63,19 +64,19 @@ def k2_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
 
 class ModelNew(_KgenReference):
     def forward(self, x):
-        _kgen_check('x', x, (4, 9), torch.float32)
+        _kgen_check('x', x, (2, 2100), torch.float32)
         dev = x.device
         # pointwise group 0 fuses: aten.mul.Tensor
-        t_mul = torch.empty((4, 9), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(x, (4, 9))
-        k0_pointwise[(triton.cdiv(36, 64),)](
-            x, in0_st[0], in0_st[1], t_mul, XBLOCK=64, num_warps=4)
+        t_mul = torch.empty((2, 2100), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(x, (2, 2100))
+        k0_pointwise[(triton.cdiv(4200, 1024),)](
+            x, in0_st[0], in0_st[1], t_mul, XBLOCK=1024, num_warps=4)
         # torch fallback: aten.sort.default has no Triton lowering yet
         t_sort = torch.ops.aten.sort.default(t_mul)
         t_getitem = t_sort[0]
         # pointwise group 2 fuses: aten.add.Tensor
-        t_add = torch.empty((4, 9), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(t_getitem, (4, 9))
-        k2_pointwise[(triton.cdiv(36, 64),)](
-            t_getitem, in0_st[0], in0_st[1], t_add, XBLOCK=64, num_warps=4)
+        t_add = torch.empty((2, 2100), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(t_getitem, (2, 2100))
+        k2_pointwise[(triton.cdiv(4200, 1024),)](
+            t_getitem, in0_st[0], in0_st[1], t_add, XBLOCK=1024, num_warps=4)
         return t_add

@@ -61,11 +61,13 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit("rk = tl.arange(0, BLOCK_K)")
     k.emit("a_ptrs = a + bid * sab + rm[:, None] * sam + rk[None, :] * sak")
     k.emit("b_ptrs = b + bid * sbb + rk[:, None] * sbk + rn[None, :] * sbn")
-    k.emit("acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)")
+    fp64 = node.meta["val"].dtype == torch.float64
+    k.emit(f"acc = tl.zeros([BLOCK_M, BLOCK_N], {'tl.float64' if fp64 else 'tl.float32'})")
     with k.block(f"for k0 in range(0, {Kd}, BLOCK_K):"):
         k.emit(f"ta = tl.load(a_ptrs, mask=(rm[:, None] < {M}) & (rk[None, :] + k0 < {Kd}), other=0.0)")
         k.emit(f"tb = tl.load(b_ptrs, mask=(rk[:, None] + k0 < {Kd}) & (rn[None, :] < {N}), other=0.0)")
-        precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
+        # fp32 and fp64: IEEE products (no tf32), so results meet the task's tolerance
+        precision = ', input_precision="ieee"' if node.meta["val"].dtype in (torch.float32, torch.float64) else ""
         k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
         k.emit("a_ptrs += BLOCK_K * sak")
         k.emit("b_ptrs += BLOCK_K * sbk")

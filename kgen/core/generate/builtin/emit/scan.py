@@ -1,5 +1,5 @@
-"""Scan groups (cumsum, cumprod): rows in RBLOCK blocks, the scanned dim in KBLOCK chunks with a
-carry between chunks; reduction schedule knobs."""
+"""Scan groups (cumsum, cumprod, cummax/cummin with indices): rows in RBLOCK blocks, the scanned
+dim in KBLOCK chunks with a carry between chunks; reduction schedule knobs."""
 
 from __future__ import annotations
 
@@ -38,6 +38,8 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.constexprs.update(RBLOCK=rb, KBLOCK=kb)
     output_params(k, stored)
     writer = BodyWriter(group, consts, pyname)
+    if ops.packet(node) in ("cummax", "cummin"):
+        return _emit_select(k, group, node, writer, stored, dim, K, R, rb, sched)
     out_dtype = node.meta["val"].dtype
     acc_t = ops.tl_type(ops.compute_dtype(out_dtype))
     prod = ops.packet(node) == "cumprod"
@@ -75,5 +77,46 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
                      for d, i in enumerate(ctx.dim_idx) if i is not None]
             ctx.emit(f"tl.store({k.outputs[n]} + {' + '.join(terms) or '0'}, ({value}).to({ops.tl_type(n.meta['val'].dtype)}), "
                      f"mask={ctx.mask})")
+    finish_params(k, stored)
+    return Launch(k, f"(triton.cdiv({R}, {rb}),)", stored, {"num_warps": sched["num_warps"]})
+
+
+def _emit_select(k: Kernel, group: Group, node: Node, writer: BodyWriter, stored: list[Node], dim: int, K: int,
+                 R: int, rb: int, sched: dict) -> Launch:
+    """cummax/cummin: an associative scan over (value, index) pairs per chunk, merged with the
+    carry (the running extreme and its index after the previous chunks)."""
+    kind = ops.packet(node)
+    vals = node.meta["val"]
+    out_dtype = vals[0].dtype
+    acc_t = ops.tl_type(ops.compute_dtype(out_dtype))
+    combine = f"_kgen_{kind}"
+    k.emit("rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]")
+    k.emit(f"rmask = rows < {R}")
+    k.emit(f"cv = tl.zeros([RBLOCK], {acc_t})")
+    k.emit("ci = tl.full([RBLOCK], -1, tl.int64)")
+    with k.block(f"for k0 in range(0, {K}, KBLOCK):"):
+        ctx = Ctx(k, "mask", "flat", natural=group.shape)
+        ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
+        ctx.emit(f"mask = rmask & (ks < {K})")
+        ctx.dim_idx = row_space(ctx, group, "rows", [dim], "ks")
+        writer.nodes(ctx, group.pro)
+        x = writer.tensor(ctx, node.args[0], shape_of(operand(node, 0)))
+        ctx.emit(f"sx = tl.where(mask, {x}.to({acc_t}), 0)")
+        ctx.emit("si = (ks + 0 * rows).to(tl.int64)")
+        ctx.emit(f"sv, sj = tl.associative_scan((sx, si), 1, {combine})")
+        # before the first chunk there is no carry (ci < 0): the chunk's own scan stands
+        ctx.emit(f"mv, mj = {combine}(cv[:, None], ci[:, None], sv, sj)")
+        ctx.emit("first = ci[:, None] < 0")
+        ctx.emit("sv = tl.where(first, sv, mv)")
+        ctx.emit("sj = tl.where(first, sj, mj)")
+        # the new carry: the scan at the chunk's last valid lane
+        ctx.emit(f"last = ks == tl.minimum(k0 + KBLOCK, {K}) - 1")
+        ctx.emit("cv = tl.sum(tl.where(last, sv, 0), 1)")
+        ctx.emit("ci = tl.sum(tl.where(last, sj, 0), 1)")
+        for item in group.extra:
+            if item.args[0] is node:
+                ctx.values[item] = ("sv" if item.args[1] == 0 else "sj", item.meta["val"].dtype)
+        writer.nodes(ctx, group.epi)
+        store_all(ctx, k, group.pro + group.extra + group.epi, stored)
     finish_params(k, stored)
     return Launch(k, f"(triton.cdiv({R}, {rb}),)", stored, {"num_warps": sched["num_warps"]})
