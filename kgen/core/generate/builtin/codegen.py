@@ -194,11 +194,13 @@ class BodyWriter:
             return _block(ctx, ops.literal(got.value))
         return got[0]
 
-    def pointwise(self, ctx: Ctx, node: Any) -> None:
+    def pointwise(self, ctx: Ctx, node: Any, at: tuple | None = None) -> None:
+        """Emit `node`; `at` evaluates it at a bigger shape its own broadcasts to (its operands are
+        read there too), for a value the consumer only ever sees broadcast."""
         if ops.packet(node) in INDEXED_OPS:
             ctx.values[node] = (indexing.lower(self, ctx, node), node.meta["val"].dtype)
             return
-        shape = shape_of(node)
+        shape = shape_of(node) if at is None else tuple(at)
         registers = []
 
         def resolve(a: Any) -> Any:

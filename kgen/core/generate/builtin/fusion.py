@@ -14,6 +14,7 @@ from typing import Any
 from torch.fx import Graph, Node
 
 from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin.attention_match import AttentionMatch, find_attention
 from kgen.core.generate.builtin.graph import lowerable_tensor, numel, order_keeping, shape_of, tensor_args, trace
 from kgen.core.generate.builtin.legality import (
     attention_params,
@@ -42,6 +43,8 @@ class Group:
     # per-element nodes may read the per-row results of stages < s (softmax: max, then sum, then
     # the normalised values, all in one kernel).
     stage_of: dict[Node, int] = field(default_factory=dict)
+    # attention groups made from the hand-written pattern (attention_match.py): the match
+    pattern: AttentionMatch | None = None
 
     @property
     def stages(self) -> int:
@@ -74,8 +77,24 @@ class Fuser:
         self.consts: set[Node] = set()
 
     def run(self) -> list[Group]:
+        # matmul -> elementwise -> softmax (-> matmul) patterns: one attention group each, placed
+        # where its last member is (everything it reads is computed by then)
+        pattern_of: dict[Node, AttentionMatch] = {}
+        if self.fuse:
+            for m in find_attention(self.graph):
+                pattern_of.update((n, m) for n in m.members)
+        order = {n: i for i, n in enumerate(self.graph.nodes)}
         for node in self.graph.nodes:
             if node.op != "call_function":
+                continue
+            pat = pattern_of.get(node)
+            if pat is not None:
+                m = pat
+                if node is max(m.members, key=order.__getitem__):
+                    out = shape_of(m.out)
+                    att = self._new("attention", shape=out, numel=numel(out), out_numel=numel(out), pattern=m)
+                    for n in sorted(m.members, key=order.__getitem__):
+                        self._add(att, n, "core")
                 continue
             name = ops.packet(node)
             if name in ops.VIEW_OPS:
