@@ -49,6 +49,12 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     osp = list(out[2:])
     M = N * math.prod(osp)
     Kg = Cg * math.prod(taps)
+    phases = transposed and any(int(st) > 1 for st in stride)
+    if phases:
+        ph = _phases(stride, padding, dilation, taps, osp)
+        # rows of one phase: (batch, output positions of that phase); reduction: its taps only
+        M = N * math.prod(c for c, _ in ph)
+        Kg = Cg * math.prod(j for _, j in ph)
     bm = clip_block(sched["BLOCK_M"], M, floor=16)
     bn = clip_block(sched["BLOCK_N"], OCg, floor=16)
     bk = clip_block(sched["BLOCK_K"], Kg, floor=16)
@@ -63,18 +69,33 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit(f"pn = pid % tl.cdiv({OCg}, BLOCK_N)")
     k.emit("rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)   # output pixel (batch, spatial...)")
     k.emit("rn = pn * BLOCK_N + tl.arange(0, BLOCK_N)   # output channel inside the group")
-    onames = ["bn_"] + [f"o{d}" for d in range(sp)]
-    flat_to_coords(k.emit, k.var, "rm", [N] + osp, names=onames)
+    rowok = f"(rm < {M})"
+    if phases:
+        _phase_rows(k, N, stride, padding, dilation, taps, osp, ph)
+        rowok = "rowok"
+    else:
+        onames = ["bn_"] + [f"o{d}" for d in range(sp)]
+        flat_to_coords(k.emit, k.var, "rm", [N] + osp, names=onames)
     k.emit("acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)")
     with k.block(f"for k0 in range(0, {Kg}, BLOCK_K):"):
         k.emit("rk = k0 + tl.arange(0, BLOCK_K)   # (input channel, kernel taps...)")
         tnames = ["ci"] + [f"t{d}" for d in range(sp)]
-        flat_to_coords(k.emit, k.var, "rk", [Cg] + taps, names=tnames)
-        amask = [f"(rm[:, None] < {M})", f"(rk[None, :] < {Kg})"]
+        if phases:
+            steps = [int(st) // math.gcd(int(st), int(dl)) for st, dl in zip(stride, dilation)]
+            kmask = _phase_taps(k, Cg, taps, ph, steps)
+        else:
+            flat_to_coords(k.emit, k.var, "rk", [Cg] + taps, names=tnames)
+            kmask = f"(rk < {Kg})"
+        amask = [f"{rowok}[:, None]", f"{kmask}[None, :]"]
         aoff = ["bn_[:, None] * sx0", "(g * " + str(Cg) + " + ci)[None, :] * sx1"]
         for d in range(sp):
             pos = f"i{d}"
-            if transposed:
+            if phases:
+                # exact: every tap of this phase lands on an input position
+                k.emit(f"{pos} = (o{d}[:, None] + {int(padding[d])} - t{d}[None, :] * {int(dilation[d])}) "
+                       f"// {int(stride[d])}")
+                amask.append(f"({pos} >= 0) & ({pos} < {xs[2 + d]})")
+            elif transposed:
                 num = f"e{d}"
                 k.emit(f"{num} = o{d}[:, None] + {int(padding[d])} - t{d}[None, :] * {int(dilation[d])}")
                 k.emit(f"{pos} = {num} // {int(stride[d])}")
@@ -89,11 +110,11 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         else:           # weight is [out_channels, in_channels / groups, taps...]
             woff = [f"(g * {OCg} + rn)[None, :] * sw0", "ci[:, None] * sw1"]
         woff += [f"t{d}[:, None] * sw{2 + d}" for d in range(sp)]
-        k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask=(rk[:, None] < {Kg}) & (rn[None, :] < {OCg}), other=0.0)")
+        k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask={kmask}[:, None] & (rn[None, :] < {OCg}), other=0.0)")
         precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
         k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
     k.emit(f"oc = g * {OCg} + rn")
-    k.emit(f"mask = (rm[:, None] < {M}) & (rn[None, :] < {OCg})")
+    k.emit(f"mask = {rowok}[:, None] & (rn[None, :] < {OCg})")
     per_image = math.prod(osp)
     spatial_flat = " + ".join(f"o{d}[:, None] * {math.prod(osp[d + 1:])}" for d in range(sp))
     k.emit(f"flat = bn_[:, None] * {OC * per_image} + oc[None, :] * {per_image} + {spatial_flat}")
@@ -114,5 +135,57 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     writer.nodes(ctx, group.epi)
     store_all(ctx, k, group.core + group.epi, stored)
     finish_params(k, stored)
-    grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups})"
+    grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups}" + (
+        f", {math.prod(int(st) for st in stride)})" if phases else ")")
     return Launch(k, grid, stored, {"num_warps": sched["num_warps"], "num_stages": sched["num_stages"]})
+
+
+# --- stride phases of a transposed convolution ------------------------------------------------
+# Output position o along a dim of stride s receives tap t exactly when (o + padding - t * dilation)
+# is a multiple of s. Grouping outputs by phase r = (o + padding) mod s, the taps that reach a phase
+# are t = t0(r) + j * (s / gcd(s, dilation)) (none where gcd(s, dilation) does not divide r): a
+# program owns one phase (program_id(2)) and loops over those taps only, never over masked ones.
+
+
+def _phases(stride: Any, padding: Any, dilation: Any, taps: list[int], osp: list[int]) -> list[tuple[int, int]]:
+    """Per spatial dim: (most outputs in one phase, most taps reaching one phase)."""
+    out = []
+    for d in range(len(taps)):
+        s_, dil = int(stride[d]), int(dilation[d])
+        step = s_ // math.gcd(s_, dil)
+        out.append((-(-osp[d] // s_), -(-taps[d] // step)))
+    return out
+
+
+def _phase_rows(k: Kernel, N: int, stride: Any, padding: Any, dilation: Any, taps: list[int], osp: list[int],
+                ph: list[tuple[int, int]]) -> None:
+    """Phase coordinates r{d}, the output coordinates o{d} of rows rm and their mask `rowok`."""
+    sp = len(osp)
+    flat_to_coords(k.emit, k.var, "tl.program_id(2)", [int(st) for st in stride], names=[f"r{d}" for d in range(sp)])
+    flat_to_coords(k.emit, k.var, "rm", [N] + [c for c, _ in ph], names=["bn_"] + [f"u{d}" for d in range(sp)])
+    ok = [f"(rm < {N * math.prod(c for c, _ in ph)})"]
+    for d in range(sp):
+        s_, pad = int(stride[d]), int(padding[d])
+        # first output of the phase: (o + pad) % s == r
+        k.emit(f"f{d} = (r{d} - {pad % s_} + {s_}) % {s_}")
+        k.emit(f"o{d} = f{d} + u{d} * {s_}")
+        ok.append(f"(o{d} < {osp[d]})")
+        # first tap of the phase: t0 * dilation == r (mod s), solvable when gcd(s, dilation) | r
+        g = math.gcd(s_, int(dilation[d]))
+        step = s_ // g
+        inv = pow(int(dilation[d]) // g, -1, step) if step > 1 else 0
+        # (a phase no tap reaches starts past the last tap: its rows get the epilogue of zero)
+        miss = f" + ((r{d} % {g} + {g - 1}) // {g}) * {taps[d]}" if g > 1 else ""
+        k.emit(f"t0_{d} = ((r{d} // {g}) * {inv}) % {step}{miss}")
+    k.emit(f"rowok = {' & '.join(ok)}")
+
+
+def _phase_taps(k: Kernel, Cg: int, taps: list[int], ph: list[tuple[int, int]], steps: list[int]) -> str:
+    """Emit the taps t{d} of this phase for reduction lanes rk; returns their mask expression."""
+    sp = len(taps)
+    flat_to_coords(k.emit, k.var, "rk", [Cg] + [j for _, j in ph], names=["ci"] + [f"j{d}" for d in range(sp)])
+    ok = [f"(rk < {Cg * math.prod(j for _, j in ph)})"]
+    for d, st in enumerate(steps):
+        k.emit(f"t{d} = t0_{d} + j{d} * {st}")
+        ok.append(f"(t{d} < {taps[d]})")
+    return "(" + " & ".join(ok) + ")"
