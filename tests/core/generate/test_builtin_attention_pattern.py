@@ -128,6 +128,27 @@ def get_init_inputs():
     return []
 '''
 
+# nn.MultiheadAttention: the head split of the input projection is a copy in the graph; the
+# attention kernel reads q, k and v through strides instead (batch 1: with more, the head split is
+# not a view of the projection and the copy stays)
+MHA = HEADER + '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(16, 2, batch_first=True)
+
+    def forward(self, x):
+        return self.mha(x, x, x, need_weights=False)[0]
+
+
+def get_inputs():
+    return [torch.randn(1, 7, 16)]
+
+
+def get_init_inputs():
+    return []
+'''
+
 CASES = {
     # name: (source, kernels, kinds)
     "causal_buffer": (CAUSAL_BUFFER, 1, ["attention"]),
@@ -136,6 +157,7 @@ CASES = {
     "sdpa_masks": (SDPA_MASKS, 3, ["attention", "attention", "pointwise"]),
     "probabilities": (PROBS, 1, ["attention"]),
     "block": (BLOCK, 3, ["matmul", "attention", "matmul"]),
+    "mha_module": (MHA, 3, ["matmul", "attention", "matmul"]),
 }
 
 

@@ -333,6 +333,52 @@ def _permuted_store(m: AttentionMatch, outputs: set[Node]) -> None:
     m.store_perm = [int(p) % rank for p in dims]  # type: ignore[arg-type]
 
 
+def operand_copies(graph: Graph, readers: set[Node]) -> dict[Node, Node]:
+    """{copy: reader}: contiguous copies (clone) whose every use is, through views, a q/k/v operand
+    of one attention node in `readers`, and whose consumers' views stay views of the copy's source
+    (the kernel reads q, k and v through strides, so the copy is not needed). The source must be a
+    value the generated module allocates (contiguous), so the check holds at run time too."""
+    import torch
+
+    out: dict[Node, Node] = {}
+    for node in graph.nodes:
+        if not _is(node, "clone") or "channels_last" in str(node.kwargs.get("memory_format")):
+            continue
+        src = node.args[0]
+        if not isinstance(src, Node):
+            continue
+        root, chain = trace(src)
+        if root.op != "call_function" or not hasattr(root.meta.get("val"), "shape"):
+            continue
+        ends: list[tuple[Node, list[Node]]] = []
+
+        def walk(n: Node, path: list[Node]) -> bool:
+            for u in n.users:
+                if _is(u, *ops.VIEW_OPS):
+                    if not walk(u, path + [u]):
+                        return False
+                elif u in readers and any(u.args[i] is n for i in range(3)):
+                    ends.append((u, path))
+                else:
+                    return False
+            return True
+
+        if not walk(node, []) or not ends or len({r for r, _ in ends}) != 1:
+            continue
+        try:
+            for _, path in ends:
+                t = torch.empty(shape_of(root), device="meta")
+                for v in list(reversed(chain)) + path:
+                    # views as the module replays them (view/reshape must not copy)
+                    name = ops.packet(v)
+                    target = torch.ops.aten.view.default if name in ("view", "_unsafe_view", "reshape") else v.target
+                    t = target(t, *v.args[1:], **v.kwargs)  # type: ignore[operator]
+        except Exception:  # noqa: BLE001 - not a view of the source: keep the copy
+            continue
+        out[node] = ends[0][0]
+    return out
+
+
 def find_attention(graph: Graph) -> list[AttentionMatch]:
     """Every non-overlapping attention pattern of `graph`."""
     nodes = list(graph.nodes)
