@@ -333,6 +333,20 @@ def _permuted_store(m: AttentionMatch, outputs: set[Node]) -> None:
     m.store_perm = [int(p) % rank for p in dims]  # type: ignore[arg-type]
 
 
+def _reads_through(n: Node, path: list[Node], readers: set[Node], ends: list[tuple[Node, list[Node]]]) -> bool:
+    """Whether every use of `n` is, through views (`path`), a q/k/v operand of a node in
+    `readers`; collects (reader, views) in `ends`."""
+    for u in n.users:
+        if _is(u, *ops.VIEW_OPS):
+            if not _reads_through(u, path + [u], readers, ends):
+                return False
+        elif u in readers and any(u.args[i] is n for i in range(3)):
+            ends.append((u, path))
+        else:
+            return False
+    return True
+
+
 def operand_copies(graph: Graph, readers: set[Node]) -> dict[Node, Node]:
     """{copy: reader}: contiguous copies (clone) whose every use is, through views, a q/k/v operand
     of one attention node in `readers`, and whose consumers' views stay views of the copy's source
@@ -351,19 +365,7 @@ def operand_copies(graph: Graph, readers: set[Node]) -> dict[Node, Node]:
         if root.op != "call_function" or not hasattr(root.meta.get("val"), "shape"):
             continue
         ends: list[tuple[Node, list[Node]]] = []
-
-        def walk(n: Node, path: list[Node]) -> bool:
-            for u in n.users:
-                if _is(u, *ops.VIEW_OPS):
-                    if not walk(u, path + [u]):
-                        return False
-                elif u in readers and any(u.args[i] is n for i in range(3)):
-                    ends.append((u, path))
-                else:
-                    return False
-            return True
-
-        if not walk(node, []) or not ends or len({r for r, _ in ends}) != 1:
+        if not _reads_through(node, [], readers, ends) or not ends or len({r for r, _ in ends}) != 1:
             continue
         try:
             for _, path in ends:

@@ -53,8 +53,17 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     if phases:
         ph = _phases(stride, padding, dilation, taps, osp)
         # rows of one phase: (batch, output positions of that phase); reduction: its taps only
-        M = N * math.prod(c for c, _ in ph)
-        Kg = Cg * math.prod(j for _, j in ph)
+        Mp, Kp = N * math.prod(c for c, _ in ph), Cg * math.prod(j for _, j in ph)
+        # phases some tap reaches (a dilation sharing a factor with the stride leaves others out)
+        nph = math.prod(int(st) // math.gcd(int(st), int(dl)) for st, dl in zip(stride, dilation))
+        # phases whenever they issue less tile work (at any real size, by about the stride
+        # product) in no more tile steps; a problem that fits a tile or two keeps the single pass
+        wp, sp_ = _tile_work(sched, Mp, Kp)
+        w1, s1 = _tile_work(sched, M, Kg)
+        if nph * wp < w1 and nph * sp_ <= s1:
+            M, Kg = Mp, Kp
+        else:
+            phases = False
     bm = clip_block(sched["BLOCK_M"], M, floor=16)
     bn = clip_block(sched["BLOCK_N"], OCg, floor=16)
     bk = clip_block(sched["BLOCK_K"], Kg, floor=16)
@@ -71,13 +80,18 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit("rn = pn * BLOCK_N + tl.arange(0, BLOCK_N)   # output channel inside the group")
     rowok = f"(rm < {M})"
     if phases:
-        _phase_rows(k, N, stride, padding, dilation, taps, osp, ph)
+        # one program does every phase of its rows in turn (a grid axis of phases would multiply
+        # the programs, each with the same fixed cost)
+        k.emit(f"for phase in range(0, {math.prod(int(st) for st in stride)}):")
+        k.indent += 1
+        _phase_rows(k, N, Cg, stride, padding, dilation, taps, osp, ph)
         rowok = "rowok"
     else:
         onames = ["bn_"] + [f"o{d}" for d in range(sp)]
         flat_to_coords(k.emit, k.var, "rm", [N] + osp, names=onames)
     k.emit("acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)")
-    with k.block(f"for k0 in range(0, {Kg}, BLOCK_K):"):
+    # a phase no tap reaches skips the reduction (its rows get the epilogue of zero)
+    with k.block(f"for k0 in range(0, {'kend' if phases else Kg}, BLOCK_K):"):
         k.emit("rk = k0 + tl.arange(0, BLOCK_K)   # (input channel, kernel taps...)")
         tnames = ["ci"] + [f"t{d}" for d in range(sp)]
         if phases:
@@ -134,9 +148,10 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         ctx.values[node] = ("acc", dtype)
     writer.nodes(ctx, group.epi)
     store_all(ctx, k, group.core + group.epi, stored)
+    if phases:
+        k.indent -= 1
     finish_params(k, stored)
-    grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups}" + (
-        f", {math.prod(int(st) for st in stride)})" if phases else ")")
+    grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups})"
     return Launch(k, grid, stored, {"num_warps": sched["num_warps"], "num_stages": sched["num_stages"]})
 
 
@@ -144,7 +159,15 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
 # Output position o along a dim of stride s receives tap t exactly when (o + padding - t * dilation)
 # is a multiple of s. Grouping outputs by phase r = (o + padding) mod s, the taps that reach a phase
 # are t = t0(r) + j * (s / gcd(s, dilation)) (none where gcd(s, dilation) does not divide r): a
-# program owns one phase (program_id(2)) and loops over those taps only, never over masked ones.
+# program takes the phases of its rows in turn and loops over their taps only, never over masked ones.
+
+
+def _tile_work(sched: dict, M: int, K: int) -> tuple[int, int]:
+    """(multiply-adds, tile steps) of the row tiles of one output-channel tile over M x K."""
+    bm = clip_block(sched["BLOCK_M"], M, floor=16)
+    bk = clip_block(sched["BLOCK_K"], K, floor=16)
+    steps = -(-M // bm) * -(-K // bk)
+    return steps * bm * bk, steps
 
 
 def _phases(stride: Any, padding: Any, dilation: Any, taps: list[int], osp: list[int]) -> list[tuple[int, int]]:
@@ -157,13 +180,16 @@ def _phases(stride: Any, padding: Any, dilation: Any, taps: list[int], osp: list
     return out
 
 
-def _phase_rows(k: Kernel, N: int, stride: Any, padding: Any, dilation: Any, taps: list[int], osp: list[int],
+def _phase_rows(k: Kernel, N: int, Cg: int, stride: Any, padding: Any, dilation: Any, taps: list[int], osp: list[int],
                 ph: list[tuple[int, int]]) -> None:
-    """Phase coordinates r{d}, the output coordinates o{d} of rows rm and their mask `rowok`."""
+    """Phase coordinates r{d}, the output coordinates o{d} of rows rm and their mask `rowok`, the
+    first tap t0_{d} of the phase and the reduction's end `kend` (0 where no tap reaches it)."""
     sp = len(osp)
-    flat_to_coords(k.emit, k.var, "tl.program_id(2)", [int(st) for st in stride], names=[f"r{d}" for d in range(sp)])
+    flat_to_coords(k.emit, k.var, "phase", [int(st) for st in stride], names=[f"r{d}" for d in range(sp)])
     flat_to_coords(k.emit, k.var, "rm", [N] + [c for c, _ in ph], names=["bn_"] + [f"u{d}" for d in range(sp)])
     ok = [f"(rm < {N * math.prod(c for c, _ in ph)})"]
+    Kp = Cg * math.prod(j for _, j in ph)
+    reached: list[str] = []
     for d in range(sp):
         s_, pad = int(stride[d]), int(padding[d])
         # first output of the phase: (o + pad) % s == r
@@ -174,10 +200,11 @@ def _phase_rows(k: Kernel, N: int, stride: Any, padding: Any, dilation: Any, tap
         g = math.gcd(s_, int(dilation[d]))
         step = s_ // g
         inv = pow(int(dilation[d]) // g, -1, step) if step > 1 else 0
-        # (a phase no tap reaches starts past the last tap: its rows get the epilogue of zero)
-        miss = f" + ((r{d} % {g} + {g - 1}) // {g}) * {taps[d]}" if g > 1 else ""
-        k.emit(f"t0_{d} = ((r{d} // {g}) * {inv}) % {step}{miss}")
+        k.emit(f"t0_{d} = ((r{d} // {g}) * {inv}) % {step}")
+        if g > 1:
+            reached.append(f"(1 - (r{d} % {g} + {g - 1}) // {g})")
     k.emit(f"rowok = {' & '.join(ok)}")
+    k.emit(f"kend = {' * '.join([str(Kp)] + reached)}")
 
 
 def _phase_taps(k: Kernel, Cg: int, taps: list[int], ph: list[tuple[int, int]], steps: list[int]) -> str:
