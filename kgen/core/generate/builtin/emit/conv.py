@@ -78,14 +78,15 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit(f"pn = pid % tl.cdiv({OCg}, BLOCK_N)")
     k.emit("rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)   # output pixel (batch, spatial...)")
     k.emit("rn = pn * BLOCK_N + tl.arange(0, BLOCK_N)   # output channel inside the group")
-    rowok = f"(rm < {M})"
+    rows_ok = f"(rm[:, None] < {M})"                                   # [BLOCK_M, 1]
+    lanes_ok, taps_ok = f"(rk[None, :] < {Kg})", f"(rk[:, None] < {Kg})"   # [1, BLOCK_K], [BLOCK_K, 1]
     if phases:
         # one program does every phase of its rows in turn (a grid axis of phases would multiply
         # the programs, each with the same fixed cost)
         k.emit(f"for phase in range(0, {math.prod(int(st) for st in stride)}):")
         k.indent += 1
         _phase_rows(k, N, Cg, stride, padding, dilation, taps, osp, ph)
-        rowok = "rowok"
+        rows_ok = "rowok[:, None]"
     else:
         onames = ["bn_"] + [f"o{d}" for d in range(sp)]
         flat_to_coords(k.emit, k.var, "rm", [N] + osp, names=onames)
@@ -97,10 +98,10 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         if phases:
             steps = [int(st) // math.gcd(int(st), int(dl)) for st, dl in zip(stride, dilation)]
             kmask = _phase_taps(k, Cg, taps, ph, steps)
+            lanes_ok, taps_ok = f"{kmask}[None, :]", f"{kmask}[:, None]"
         else:
             flat_to_coords(k.emit, k.var, "rk", [Cg] + taps, names=tnames)
-            kmask = f"(rk < {Kg})"
-        amask = [f"{rowok}[:, None]", f"{kmask}[None, :]"]
+        amask = [rows_ok, lanes_ok]
         aoff = ["bn_[:, None] * sx0", "(g * " + str(Cg) + " + ci)[None, :] * sx1"]
         for d in range(sp):
             pos = f"i{d}"
@@ -124,11 +125,11 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         else:           # weight is [out_channels, in_channels / groups, taps...]
             woff = [f"(g * {OCg} + rn)[None, :] * sw0", "ci[:, None] * sw1"]
         woff += [f"t{d}[:, None] * sw{2 + d}" for d in range(sp)]
-        k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask={kmask}[:, None] & (rn[None, :] < {OCg}), other=0.0)")
+        k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask={taps_ok} & (rn[None, :] < {OCg}), other=0.0)")
         precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
         k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
     k.emit(f"oc = g * {OCg} + rn")
-    k.emit(f"mask = {rowok}[:, None] & (rn[None, :] < {OCg})")
+    k.emit(f"mask = {rows_ok} & (rn[None, :] < {OCg})")
     per_image = math.prod(osp)
     spatial_flat = " + ".join(f"o{d}[:, None] * {math.prod(osp[d + 1:])}" for d in range(sp))
     k.emit(f"flat = bn_[:, None] * {OC * per_image} + oc[None, :] * {per_image} + {spatial_flat}")
