@@ -28,6 +28,9 @@ from kgen.core.generate.builtin.legality import INDEXED_OPS
 # identity-like steps allowed between the softmax and the second matmul (casts, dropout p=0 copies)
 _PASS_THROUGH = {"clone", "_to_copy", "convert_element_type", "alias"}
 _FLOATS = ("torch.float32", "torch.float16", "torch.bfloat16")
+# the kernel holds a [BLOCK_M, head dim] query tile and accumulator in registers, as flash
+# attention does; wider rows (a softmax over a big projection) stay a matmul and a row reduction
+MAX_HEAD_DIM = 256
 
 
 @dataclass
@@ -247,7 +250,7 @@ def _match_at(amax: Node, outputs: set[Node]) -> AttentionMatch | None:
         return None
     (q, lead), (k, _) = qa, kb
     L, S = shape_of(q)[-2], shape_of(k)[-1]
-    if numel(lead) * L * S != n or numel(shape_of(mm1)) != n:
+    if numel(lead) * L * S != n or numel(shape_of(mm1)) != n or shape_of(q)[-1] > MAX_HEAD_DIM:
         return None
     inner = set(chain) | set(broadcast) | {mm1, amax}
     if not all(_users_within(c, inner | set(softmax)) for c in [mm1] + chain):
@@ -300,7 +303,7 @@ def _second_matmul(m: AttentionMatch, outputs: set[Node]) -> None:
     if vb is None or vb[1] != m.lead or not _float(vb[0]):
         return
     v = vb[0]
-    if shape_of(v)[-2] != shape_of(m.k)[-1]:
+    if shape_of(v)[-2] != shape_of(m.k)[-1] or shape_of(v)[-1] > MAX_HEAD_DIM:
         return
     m.mm2, m.v, m.post = mm2, v, post
     m.copies += copies
