@@ -89,6 +89,26 @@ def get_init_inputs():
     return []
 '''
 
+# scale applied to q and k before the matmul (as some blocks do for fp16 range), a key padding mask
+PRESCALED = HEADER + '''
+class Model(nn.Module):
+    def forward(self, q, k, v, keep):
+        d = q.shape[-1]
+        s = (q * d ** -0.25) @ (k / d ** 0.25).transpose(-2, -1)
+        s = s.masked_fill(~keep[:, None, None, :], float("-inf"))
+        return torch.softmax(s, dim=-1) @ v
+
+
+def get_inputs():
+    keep = torch.rand(2, 24) > 0.4
+    keep[:, 0] = True
+    return [torch.randn(2, 3, 17, 16), torch.randn(2, 3, 24, 16), torch.randn(2, 3, 24, 16), keep]
+
+
+def get_init_inputs():
+    return []
+'''
+
 PROBS = HEADER + '''
 class Model(nn.Module):
     def forward(self, q, k):
@@ -154,6 +174,7 @@ CASES = {
     "causal_buffer": (CAUSAL_BUFFER, 1, ["attention"]),
     "causal_arange": (CAUSAL_ARANGE, 1, ["attention"]),
     "additive_mask": (ADDITIVE, 1, ["attention"]),
+    "prescaled_padding_mask": (PRESCALED, 1, ["attention"]),
     "sdpa_masks": (SDPA_MASKS, 3, ["attention", "attention", "pointwise"]),
     "probabilities": (PROBS, 1, ["attention"]),
     "block": (BLOCK, 3, ["matmul", "attention", "matmul"]),

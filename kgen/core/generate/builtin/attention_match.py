@@ -52,10 +52,14 @@ class AttentionMatch:
     # the shape each broadcast producer is evaluated at (its consumer's)
     eval_shape: dict[Node, tuple] = field(default_factory=dict)
     copies: list[Node] = field(default_factory=list)   # operand copies the kernel reads through
+    # q or k scaled by a constant before the first matmul: the kernel reads the unscaled tensor
+    # (the scaling node is an alias of its input) and scales the scores by `prescale`
+    prescaled: list[Node] = field(default_factory=list)
+    prescale: float = 1.0
 
     @property
     def members(self) -> list[Node]:
-        out = self.copies + [self.mm1] + self.score + self.broadcast + self.softmax + self.post
+        out = self.prescaled + self.copies + [self.mm1] + self.score + self.broadcast + self.softmax + self.post
         if self.mm2 is not None:
             out.append(self.mm2)
         if self.store is not None:
@@ -231,6 +235,22 @@ def _depends_on_matmul(a: Node) -> bool:
     return False
 
 
+def _scaled_operand(operand: Node, mm1: Node, copies: list[Node]) -> tuple[Node, float] | None:
+    """(node, factor) where `operand` is, through views, mul/div of a tensor by a number that is
+    used only on the way to the first matmul."""
+    root, _ = trace(operand)
+    if not _is(root, "mul", "div") or len(root.args) != 2 or root.kwargs:
+        return None
+    x, c = root.args
+    if not isinstance(x, Node) or isinstance(c, bool) or not isinstance(c, (int, float)) or c == 0:
+        return None
+    if shape_of(x) != shape_of(root) or x.meta["val"].dtype != root.meta["val"].dtype:
+        return None
+    if not _users_within(root, {mm1, *copies}):
+        return None
+    return root, float(c) if _is(root, "mul") else 1.0 / float(c)
+
+
 def _match_at(amax: Node, outputs: set[Node]) -> AttentionMatch | None:
     sm = _softmax_at(amax)
     if sm is None:
@@ -261,7 +281,14 @@ def _match_at(amax: Node, outputs: set[Node]) -> AttentionMatch | None:
                                                                   "convert_element_type"):
         probs = next(iter(probs.users))
         softmax.append(probs)
-    m = AttentionMatch(mm1=mm1, q=q, k=k, lead=lead, score=chain, broadcast=broadcast, x=x, softmax=softmax,
+    prescaled: list[Node] = []
+    prescale = 1.0
+    for operand in (q, k):
+        scaled = _scaled_operand(operand, mm1, copies)
+        if scaled is not None:
+            prescaled.append(scaled[0])
+            prescale *= scaled[1]
+    m = AttentionMatch(mm1=mm1, q=q, k=k, lead=lead, prescaled=prescaled, prescale=prescale, score=chain, broadcast=broadcast, x=x, softmax=softmax,
                        probs=probs, eval_shape=at, copies=copies)
     _second_matmul(m, outputs)
     return m

@@ -78,6 +78,7 @@ class ForwardWriter:
         # copies an attention kernel reads through (fusion.operand_copies): views of their source
         self.aliases = {n: n.args[0] for g in groups if g.kind == "attention" for n in g.extra
                         if ops.packet(n) == "clone"}
+        self.aliases.update((n, n.args[0]) for g in groups if g.pattern is not None for n in g.pattern.prescaled)
 
     def emit(self, line: str) -> None:
         self.lines.append("        " + line)

@@ -70,7 +70,7 @@ def _spec(group: Group) -> _Spec:
                      lead=list(shape_of(node)[:-2]), scale=p["scale"], causal=p["causal"], out=node,
                      mask=mask if isinstance(mask, Node) else None)
     order = {n: i for i, n in enumerate(m.mm1.graph.nodes)}
-    spec = _Spec(q=m.q, k=m.k, v=m.v, k_t=True, lead=list(m.lead), scale=None, causal=False, out=m.out,
+    spec = _Spec(q=m.q, k=m.k, v=m.v, k_t=True, lead=list(m.lead), scale=m.prescale if m.prescaled else None, causal=False, out=m.out,
                  zero_empty=False, mm1=m.mm1, score=m.score, eval_shape=m.eval_shape, x=m.x,
                  broadcast=sorted(m.broadcast, key=order.__getitem__))
     if m.store is not None:
