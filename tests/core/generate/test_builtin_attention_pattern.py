@@ -109,6 +109,26 @@ def get_init_inputs():
     return []
 '''
 
+# no batch dims (mm), half precision (the softmax runs in fp32 between casts), a where() against
+# full_like built from arange
+HALF_2D = HEADER + '''
+class Model(nn.Module):
+    def forward(self, q, k, v):
+        s = (q @ k.t()) * 0.2
+        i = torch.arange(q.shape[0])
+        s = torch.where(i[:, None] >= i[None, :], s, torch.full_like(s, -1e4))
+        return torch.softmax(s, -1) @ v
+
+
+def get_inputs():
+    return [torch.randn(33, 8, dtype=torch.float16), torch.randn(33, 8, dtype=torch.float16),
+            torch.randn(33, 5, dtype=torch.float16)]
+
+
+def get_init_inputs():
+    return []
+'''
+
 PROBS = HEADER + '''
 class Model(nn.Module):
     def forward(self, q, k):
@@ -175,6 +195,7 @@ CASES = {
     "causal_arange": (CAUSAL_ARANGE, 1, ["attention"]),
     "additive_mask": (ADDITIVE, 1, ["attention"]),
     "prescaled_padding_mask": (PRESCALED, 1, ["attention"]),
+    "half_2d": (HALF_2D, 1, ["attention"]),
     "sdpa_masks": (SDPA_MASKS, 3, ["attention", "attention", "pointwise"]),
     "probabilities": (PROBS, 1, ["attention"]),
     "block": (BLOCK, 3, ["matmul", "attention", "matmul"]),

@@ -127,7 +127,7 @@ def _users_within(node: Node, allowed: set[Node]) -> bool:
         if _is(u, *ops.VIEW_OPS):
             if not _users_within(u, allowed):
                 return False
-        elif u not in allowed:
+        elif u not in allowed and not _is(u, "full_like"):   # reads only the shape
             return False
     return True
 
@@ -188,7 +188,8 @@ def _score_chain(x: Node, n: int) -> tuple[Node, list[Node], list[Node], dict[No
             return None
         chain.append(root)
         for a in tensor_args(root):
-            if _depends_on_matmul(a):
+            # full_like(scores, c) reads only the shape: a constant
+            if ops.packet(trace(a)[0]) not in ops.CONST_OPS and _depends_on_matmul(a):
                 todo.append(a)
     if len(mm1) != 1:
         return None

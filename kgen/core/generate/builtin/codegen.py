@@ -17,7 +17,7 @@ from torch.fx import Node
 
 from kgen.core.generate.builtin import indexing, ops
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import arg, flat_to_coords, numel, shape_of, trace
+from kgen.core.generate.builtin.graph import arg, flat_to_coords, lowerable_tensor, numel, shape_of, trace
 from kgen.core.generate.builtin.legality import INDEXED_OPS
 
 
@@ -303,8 +303,8 @@ def stored_nodes(group: Group, outputs: set[Node]) -> list[Node]:
             if ops.packet(u) in ops.VIEW_OPS and u.op == "call_function":
                 if needed(u):
                     return True
-            elif u not in members:
-                return True
+            elif u not in members and not (ops.packet(u) == "full_like" and lowerable_tensor(u)):
+                return True   # (a full_like constant reads only the shape)
         return False
 
     out = []
