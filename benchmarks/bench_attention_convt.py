@@ -184,7 +184,8 @@ def main() -> int:
              "CPU, Triton interpreter, suite SMALL shapes (`convt2d_medium`: 2x16x12x12 -> 8 channels, k4 s2,",
              "with tanh; `convt3d_medium`: 1x8x6x6x6 -> 8 channels, k3 s2). `phased`: the kernel uses stride",
              "phases (at SMALL shapes; and as generated at the task's own full shapes). A problem that fits",
-             "a tile or two keeps the single pass: phases there would only add loop steps.",
+             "a tile or two keeps the single pass: phases there would only add loop steps, and its kernel is",
+             "the one from before (its time ratio is the machine's noise).",
              "Launches per call and traffic / minimum from the verifier; interpreter time: best of "
              f"{args.repeats} forward calls, before and after in the same process.", "",
              "| task | launches before | after | unique/min before | after | raw/min before | after "
