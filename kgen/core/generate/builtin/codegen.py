@@ -17,7 +17,7 @@ from torch.fx import Node
 
 from kgen.core.generate.builtin import indexing, ops
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import arg, flat_to_coords, numel, shape_of, trace
+from kgen.core.generate.builtin.graph import arg, flat_to_coords, lowerable_tensor, numel, shape_of, trace
 from kgen.core.generate.builtin.legality import INDEXED_OPS
 
 
@@ -218,11 +218,13 @@ class BodyWriter:
             return _block(ctx, ops.literal(got.value))
         return got[0]
 
-    def pointwise(self, ctx: Ctx, node: Any) -> None:
+    def pointwise(self, ctx: Ctx, node: Any, at: tuple | None = None) -> None:
+        """Emit `node`; `at` evaluates it at a bigger shape its own broadcasts to (its operands are
+        read there too), for a value the consumer only ever sees broadcast."""
         if ops.packet(node) in INDEXED_OPS:
             ctx.values[node] = (indexing.lower(self, ctx, node), node.meta["val"].dtype)
             return
-        shape = shape_of(node)
+        shape = shape_of(node) if at is None else tuple(at)
         registers = []
 
         def resolve(a: Any) -> Any:
@@ -325,8 +327,8 @@ def stored_nodes(group: Group, outputs: set[Node]) -> list[Node]:
             if ops.packet(u) in ops.VIEW_OPS and u.op == "call_function":
                 if needed(u):
                     return True
-            elif u not in members:
-                return True
+            elif u not in members and not (ops.packet(u) == "full_like" and lowerable_tensor(u)):
+                return True   # (a full_like constant reads only the shape)
         return False
 
     out = []

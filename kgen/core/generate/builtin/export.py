@@ -78,12 +78,18 @@ def decomposition_table() -> dict:
 
 
 def _keep_plain_attention(decompose: Any) -> Any:
-    """Attention without a mask or dropout stays one node (emit/attention.py lowers it as one
-    fused kernel); anything else decomposes into matmuls and a softmax as before."""
+    """Attention without dropout (with no mask, a boolean or an additive one) stays one node
+    (emit/attention.py lowers it as one fused kernel); anything else decomposes into matmuls and a
+    softmax as before."""
+    import torch
+
+    from kgen.core.generate.builtin.graph import broadcasts_to
 
     def sdpa(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, *, scale=None, enable_gqa=False):
-        if attn_mask is None and dropout_p == 0.0 and not enable_gqa and q.dim() >= 2 \
-                and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype:
+        if dropout_p == 0.0 and not enable_gqa and q.dim() >= 2 \
+                and q.shape[:-2] == k.shape[:-2] == v.shape[:-2] and q.dtype == k.dtype == v.dtype \
+                and (attn_mask is None or not is_causal and attn_mask.dtype in (torch.bool, q.dtype)
+                     and broadcasts_to(attn_mask.shape, tuple(q.shape[:-1]) + (k.shape[-2],))):
             return NotImplemented
         return decompose(q, k, v, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa)
 

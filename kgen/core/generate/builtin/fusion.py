@@ -14,6 +14,7 @@ from typing import Any
 from torch.fx import Graph, Node
 
 from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin.attention_match import AttentionMatch, find_attention, operand_copies
 from kgen.core.generate.builtin.graph import (
     arg,
     lowerable_tensor,
@@ -56,6 +57,8 @@ class Group:
     # scans only: an epilogue flip is stored at mirrored positions (the reversed-scan idiom
     # flip -> cumsum -> flip); nothing may join after it, as its register holds unflipped values
     sealed: bool = False
+    # attention groups made from the hand-written pattern (attention_match.py): the match
+    pattern: AttentionMatch | None = None
 
     @property
     def stages(self) -> int:
@@ -88,8 +91,30 @@ class Fuser:
         self.consts: set[Node] = set()
 
     def run(self) -> list[Group]:
+        # matmul -> elementwise -> softmax (-> matmul) patterns: one attention group each, placed
+        # where its last member is (everything it reads is computed by then)
+        pattern_of: dict[Node, AttentionMatch] = {}
+        # copies only made to give an attention node's q/k/v a layout: it reads them by strides
+        self.copies: dict[Node, Node] = {}
+        if self.fuse:
+            for m in find_attention(self.graph):
+                pattern_of.update((n, m) for n in m.members)
+            readers = {n for n in self.graph.nodes if n.op == "call_function" and attention_params(n) is not None}
+            self.copies = operand_copies(self.graph, readers)
+        order = {n: i for i, n in enumerate(self.graph.nodes)}
         for node in self.graph.nodes:
             if node.op != "call_function":
+                continue
+            pat = pattern_of.get(node)
+            if pat is not None:
+                m = pat
+                if node is max(m.members, key=order.__getitem__):
+                    out = shape_of(m.out)
+                    att = self._new("attention", shape=out, numel=numel(out), out_numel=numel(out), pattern=m)
+                    for n in sorted(m.members, key=order.__getitem__):
+                        self._add(att, n, "core")
+                continue
+            if node in self.copies:
                 continue
             name = ops.packet(node)
             if name in ops.VIEW_OPS:
@@ -216,6 +241,8 @@ class Fuser:
             out = shape_of(node)
             g = self._new("attention", shape=out, numel=numel(out), out_numel=numel(out))
             self._add(g, node, "core")
+            for c in (c for c, reader in self.copies.items() if reader is node):
+                self._add(g, c, "extra")
             return
         if conv_ok(node):
             out = shape_of(node)

@@ -22,6 +22,12 @@ def shape_of(node: Node) -> tuple:
     return tuple(int(s) for s in node.meta["val"].shape)
 
 
+def broadcasts_to(small: Any, big: Any) -> bool:
+    """Whether a tensor of shape `small` broadcasts to shape `big` (numpy rules)."""
+    small, big = tuple(int(s) for s in small), tuple(int(s) for s in big)
+    return len(small) <= len(big) and all(s in (1, b) for s, b in zip(reversed(small), reversed(big)))
+
+
 def trace(value: Any) -> tuple[Any, list[Node]]:
     """Follow a chain of view nodes back to the node that owns the storage."""
     chain = []

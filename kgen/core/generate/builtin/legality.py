@@ -12,7 +12,7 @@ from typing import Any
 from torch.fx import Node
 
 from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.graph import arg, lowerable_tensor, operand, tensor_args
+from kgen.core.generate.builtin.graph import arg, broadcasts_to, lowerable_tensor, operand, tensor_args
 
 
 def reduction_spec(node: Node) -> tuple[Any, tuple, bool] | None:
@@ -230,8 +230,9 @@ def conv_ok(node: Node) -> bool:
 
 
 def attention_params(node: Node) -> dict[str, Any] | None:
-    """{causal, scale} of a `scaled_dot_product_attention` the attention kernel lowers (no mask,
-    no dropout, same batch dims and dtype for q, k and v), else None."""
+    """{causal, scale} of a `scaled_dot_product_attention` the attention kernel lowers (no
+    dropout, same batch dims and dtype for q, k and v, a boolean or additive mask that broadcasts
+    to the scores), else None."""
     import torch
 
     if ops.packet(node) != "scaled_dot_product_attention":
@@ -239,7 +240,7 @@ def attention_params(node: Node) -> dict[str, Any] | None:
     q, k, v = arg(node, 0), arg(node, 1), arg(node, 2)
     if not all(isinstance(t, Node) for t in (q, k, v)):
         return None
-    if arg(node, 3, "attn_mask") is not None or float(arg(node, 4, "dropout_p", 0.0)) != 0.0:
+    if float(arg(node, 4, "dropout_p", 0.0)) != 0.0:
         return None
     if bool(arg(node, 7, "enable_gqa", False)):
         return None
@@ -253,9 +254,21 @@ def attention_params(node: Node) -> dict[str, Any] | None:
     if not (len(qs) == len(ks) == len(vs)) or qs[:-2] != ks[:-2] or ks[:-2] != vs[:-2] or qs[-1] != ks[-1] \
             or ks[-2] != vs[-2] or min(qs[-2], ks[-2]) < 1:
         return None
+    mask = arg(node, 3, "attn_mask")
+    if mask is not None and not attention_mask_ok(mask, qs[:-1] + ks[-2:-1], out.dtype):
+        return None
     scale = arg(node, 6, "scale")
     return {"causal": bool(arg(node, 5, "is_causal", False)),
             "scale": float(scale) if scale is not None else 1.0 / math.sqrt(qs[-1])}
+
+
+def attention_mask_ok(mask: Any, scores: tuple, dtype: Any) -> bool:
+    """An sdpa mask the kernel reads per score tile: boolean (True attends) or additive of the
+    attention's dtype, broadcasting to the score shape."""
+    import torch
+
+    val = getattr(mask, "meta", {}).get("val") if isinstance(mask, Node) else mask
+    return isinstance(val, torch.Tensor) and val.dtype in (torch.bool, dtype) and broadcasts_to(val.shape, scores)
 
 
 MAX_POOL = {"max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices"}

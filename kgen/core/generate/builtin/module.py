@@ -75,6 +75,10 @@ class ForwardWriter:
         self.lines: list[str] = []
         self.names: dict[Any, str] = {}
         self.group_of = {n: g for g in groups for n in g.members}
+        # copies an attention kernel reads through (fusion.operand_copies): views of their source
+        self.aliases = {n: n.args[0] for g in groups if g.kind == "attention" for n in g.extra
+                        if ops.packet(n) == "clone"}
+        self.aliases.update((n, n.args[0]) for g in groups if g.pattern is not None for n in g.pattern.prescaled)
 
     def emit(self, line: str) -> None:
         self.lines.append("        " + line)
@@ -82,6 +86,8 @@ class ForwardWriter:
     def pyname(self, node: Any) -> str:
         if node in self.names:
             return self.names[node]
+        if node in self.aliases:
+            return self.pyname(self.aliases[node])
         if node.op == "call_function" and ops.packet(node) in ops.VIEW_OPS:
             src = self.pyname(node.args[0])
             name = f"t_{node.name}"

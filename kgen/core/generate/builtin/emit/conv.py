@@ -49,6 +49,21 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     osp = list(out[2:])
     M = N * math.prod(osp)
     Kg = Cg * math.prod(taps)
+    phases = transposed and any(int(st) > 1 for st in stride)
+    if phases:
+        ph = _phases(stride, padding, dilation, taps, osp)
+        # rows of one phase: (batch, output positions of that phase); reduction: its taps only
+        Mp, Kp = N * math.prod(c for c, _ in ph), Cg * math.prod(j for _, j in ph)
+        # phases some tap reaches (a dilation sharing a factor with the stride leaves others out)
+        nph = math.prod(int(st) // math.gcd(int(st), int(dl)) for st, dl in zip(stride, dilation))
+        # phases whenever they issue less tile work (at any real size, by about the stride
+        # product) in no more tile steps; a problem that fits a tile or two keeps the single pass
+        wp, sp_ = _tile_work(sched, Mp, Kp)
+        w1, s1 = _tile_work(sched, M, Kg)
+        if nph * wp < w1 and nph * sp_ <= s1:
+            M, Kg = Mp, Kp
+        else:
+            phases = False
     bm = clip_block(sched["BLOCK_M"], M, floor=16)
     bn = clip_block(sched["BLOCK_N"], OCg, floor=16)
     bk = clip_block(sched["BLOCK_K"], Kg, floor=16)
@@ -63,18 +78,39 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit(f"pn = pid % tl.cdiv({OCg}, BLOCK_N)")
     k.emit("rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)   # output pixel (batch, spatial...)")
     k.emit("rn = pn * BLOCK_N + tl.arange(0, BLOCK_N)   # output channel inside the group")
-    onames = ["bn_"] + [f"o{d}" for d in range(sp)]
-    flat_to_coords(k.emit, k.var, "rm", [N] + osp, names=onames)
+    rows_ok = f"(rm[:, None] < {M})"                                   # [BLOCK_M, 1]
+    lanes_ok, taps_ok = f"(rk[None, :] < {Kg})", f"(rk[:, None] < {Kg})"   # [1, BLOCK_K], [BLOCK_K, 1]
+    if phases:
+        # one program does every phase of its rows in turn (a grid axis of phases would multiply
+        # the programs, each with the same fixed cost)
+        k.emit(f"for phase in range(0, {math.prod(int(st) for st in stride)}):")
+        k.indent += 1
+        _phase_rows(k, N, Cg, stride, padding, dilation, taps, osp, ph)
+        rows_ok = "rowok[:, None]"
+    else:
+        onames = ["bn_"] + [f"o{d}" for d in range(sp)]
+        flat_to_coords(k.emit, k.var, "rm", [N] + osp, names=onames)
     k.emit("acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)")
-    with k.block(f"for k0 in range(0, {Kg}, BLOCK_K):"):
+    # a phase no tap reaches skips the reduction (its rows get the epilogue of zero)
+    with k.block(f"for k0 in range(0, {'kend' if phases else Kg}, BLOCK_K):"):
         k.emit("rk = k0 + tl.arange(0, BLOCK_K)   # (input channel, kernel taps...)")
         tnames = ["ci"] + [f"t{d}" for d in range(sp)]
-        flat_to_coords(k.emit, k.var, "rk", [Cg] + taps, names=tnames)
-        amask = [f"(rm[:, None] < {M})", f"(rk[None, :] < {Kg})"]
+        if phases:
+            steps = [int(st) // math.gcd(int(st), int(dl)) for st, dl in zip(stride, dilation)]
+            kmask = _phase_taps(k, Cg, taps, ph, steps)
+            lanes_ok, taps_ok = f"{kmask}[None, :]", f"{kmask}[:, None]"
+        else:
+            flat_to_coords(k.emit, k.var, "rk", [Cg] + taps, names=tnames)
+        amask = [rows_ok, lanes_ok]
         aoff = ["bn_[:, None] * sx0", "(g * " + str(Cg) + " + ci)[None, :] * sx1"]
         for d in range(sp):
             pos = f"i{d}"
-            if transposed:
+            if phases:
+                # exact: every tap of this phase lands on an input position
+                k.emit(f"{pos} = (o{d}[:, None] + {int(padding[d])} - t{d}[None, :] * {int(dilation[d])}) "
+                       f"// {int(stride[d])}")
+                amask.append(f"({pos} >= 0) & ({pos} < {xs[2 + d]})")
+            elif transposed:
                 num = f"e{d}"
                 k.emit(f"{num} = o{d}[:, None] + {int(padding[d])} - t{d}[None, :] * {int(dilation[d])}")
                 k.emit(f"{pos} = {num} // {int(stride[d])}")
@@ -89,11 +125,11 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         else:           # weight is [out_channels, in_channels / groups, taps...]
             woff = [f"(g * {OCg} + rn)[None, :] * sw0", "ci[:, None] * sw1"]
         woff += [f"t{d}[:, None] * sw{2 + d}" for d in range(sp)]
-        k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask=(rk[:, None] < {Kg}) & (rn[None, :] < {OCg}), other=0.0)")
+        k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask={taps_ok} & (rn[None, :] < {OCg}), other=0.0)")
         precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
         k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
     k.emit(f"oc = g * {OCg} + rn")
-    k.emit(f"mask = (rm[:, None] < {M}) & (rn[None, :] < {OCg})")
+    k.emit(f"mask = {rows_ok} & (rn[None, :] < {OCg})")
     per_image = math.prod(osp)
     spatial_flat = " + ".join(f"o{d}[:, None] * {math.prod(osp[d + 1:])}" for d in range(sp))
     k.emit(f"flat = bn_[:, None] * {OC * per_image} + oc[None, :] * {per_image} + {spatial_flat}")
@@ -113,6 +149,71 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         ctx.values[node] = ("acc", dtype)
     writer.nodes(ctx, group.epi)
     store_all(ctx, k, group.core + group.epi, stored)
+    if phases:
+        k.indent -= 1
     finish_params(k, stored)
     grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups})"
     return Launch(k, grid, stored, {"num_warps": sched["num_warps"], "num_stages": sched["num_stages"]})
+
+
+# --- stride phases of a transposed convolution ------------------------------------------------
+# Output position o along a dim of stride s receives tap t exactly when (o + padding - t * dilation)
+# is a multiple of s. Grouping outputs by phase r = (o + padding) mod s, the taps that reach a phase
+# are t = t0(r) + j * (s / gcd(s, dilation)) (none where gcd(s, dilation) does not divide r): a
+# program takes the phases of its rows in turn and loops over their taps only, never over masked ones.
+
+
+def _tile_work(sched: dict, M: int, K: int) -> tuple[int, int]:
+    """(multiply-adds, tile steps) of the row tiles of one output-channel tile over M x K."""
+    bm = clip_block(sched["BLOCK_M"], M, floor=16)
+    bk = clip_block(sched["BLOCK_K"], K, floor=16)
+    steps = -(-M // bm) * -(-K // bk)
+    return steps * bm * bk, steps
+
+
+def _phases(stride: Any, padding: Any, dilation: Any, taps: list[int], osp: list[int]) -> list[tuple[int, int]]:
+    """Per spatial dim: (most outputs in one phase, most taps reaching one phase)."""
+    out = []
+    for d in range(len(taps)):
+        s_, dil = int(stride[d]), int(dilation[d])
+        step = s_ // math.gcd(s_, dil)
+        out.append((-(-osp[d] // s_), -(-taps[d] // step)))
+    return out
+
+
+def _phase_rows(k: Kernel, N: int, Cg: int, stride: Any, padding: Any, dilation: Any, taps: list[int], osp: list[int],
+                ph: list[tuple[int, int]]) -> None:
+    """Phase coordinates r{d}, the output coordinates o{d} of rows rm and their mask `rowok`, the
+    first tap t0_{d} of the phase and the reduction's end `kend` (0 where no tap reaches it)."""
+    sp = len(osp)
+    flat_to_coords(k.emit, k.var, "phase", [int(st) for st in stride], names=[f"r{d}" for d in range(sp)])
+    flat_to_coords(k.emit, k.var, "rm", [N] + [c for c, _ in ph], names=["bn_"] + [f"u{d}" for d in range(sp)])
+    ok = [f"(rm < {N * math.prod(c for c, _ in ph)})"]
+    Kp = Cg * math.prod(j for _, j in ph)
+    reached: list[str] = []
+    for d in range(sp):
+        s_, pad = int(stride[d]), int(padding[d])
+        # first output of the phase: (o + pad) % s == r
+        k.emit(f"f{d} = (r{d} - {pad % s_} + {s_}) % {s_}")
+        k.emit(f"o{d} = f{d} + u{d} * {s_}")
+        ok.append(f"(o{d} < {osp[d]})")
+        # first tap of the phase: t0 * dilation == r (mod s), solvable when gcd(s, dilation) | r
+        g = math.gcd(s_, int(dilation[d]))
+        step = s_ // g
+        inv = pow(int(dilation[d]) // g, -1, step) if step > 1 else 0
+        k.emit(f"t0_{d} = ((r{d} // {g}) * {inv}) % {step}")
+        if g > 1:
+            reached.append(f"(1 - (r{d} % {g} + {g - 1}) // {g})")
+    k.emit(f"rowok = {' & '.join(ok)}")
+    k.emit(f"kend = {' * '.join([str(Kp)] + reached)}")
+
+
+def _phase_taps(k: Kernel, Cg: int, taps: list[int], ph: list[tuple[int, int]], steps: list[int]) -> str:
+    """Emit the taps t{d} of this phase for reduction lanes rk; returns their mask expression."""
+    sp = len(taps)
+    flat_to_coords(k.emit, k.var, "rk", [Cg] + [j for _, j in ph], names=["ci"] + [f"j{d}" for d in range(sp)])
+    ok = [f"(rk < {Cg * math.prod(j for _, j in ph)})"]
+    for d, st in enumerate(steps):
+        k.emit(f"t{d} = t0_{d} + j{d} * {st}")
+        ok.append(f"(t{d} < {taps[d]})")
+    return "(" + " & ".join(ok) + ")"
