@@ -15,6 +15,7 @@ from typing import Any
 
 from torch.fx import Node
 
+from kgen.core.generate.builtin import schedule
 from kgen.core.generate.builtin.codegen import (
     BodyWriter,
     Ctx,
@@ -33,8 +34,6 @@ SECTION = "matmul"
 
 
 def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
-    import torch
-
     k = Kernel(name)
     node = group.core[0]
     x_node, w_node, bias = operand(node, 0), operand(node, 1), node.args[2]
@@ -90,7 +89,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
             woff = [f"(g * {OCg} + rn)[None, :] * sw0", "ci[:, None] * sw1"]
         woff += [f"t{d}[:, None] * sw{2 + d}" for d in range(sp)]
         k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask=(rk[:, None] < {Kg}) & (rn[None, :] < {OCg}), other=0.0)")
-        precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
+        precision = schedule.dot_precision(sched, node.meta["val"].dtype)
         k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
     k.emit(f"oc = g * {OCg} + rn")
     k.emit(f"mask = (rm[:, None] < {M}) & (rn[None, :] < {OCg})")
@@ -115,4 +114,5 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     store_all(ctx, k, group.core + group.epi, stored)
     finish_params(k, stored)
     grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups})"
-    return Launch(k, grid, stored, {"num_warps": sched["num_warps"], "num_stages": sched["num_stages"]})
+    fit = schedule.fit_matmul(sched, bm, bn, bk, x_node.meta["val"].element_size())
+    return Launch(k, grid, stored, {"num_warps": fit["num_warps"], "num_stages": fit["num_stages"]})

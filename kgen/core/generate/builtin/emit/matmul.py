@@ -7,7 +7,7 @@ from typing import Any
 
 from torch.fx import Node
 
-from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin import ops, schedule
 from kgen.core.generate.builtin.codegen import (
     BodyWriter,
     Ctx,
@@ -26,8 +26,6 @@ SECTION = "matmul"
 
 
 def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
-    import torch
-
     k = Kernel(name)
     node = group.core[0]
     kind = ops.packet(node)
@@ -65,7 +63,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     with k.block(f"for k0 in range(0, {Kd}, BLOCK_K):"):
         k.emit(f"ta = tl.load(a_ptrs, mask=(rm[:, None] < {M}) & (rk[None, :] + k0 < {Kd}), other=0.0)")
         k.emit(f"tb = tl.load(b_ptrs, mask=(rk[:, None] + k0 < {Kd}) & (rn[None, :] < {N}), other=0.0)")
-        precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
+        precision = schedule.dot_precision(sched, node.meta["val"].dtype)
         k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
         k.emit("a_ptrs += BLOCK_K * sak")
         k.emit("b_ptrs += BLOCK_K * sbk")
@@ -91,4 +89,5 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     store_all(ctx, k, group.core + group.epi, stored)
     finish_params(k, stored)
     grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({N}, {bn}), {B})"
-    return Launch(k, grid, stored, {"num_warps": sched["num_warps"], "num_stages": sched["num_stages"]})
+    fit = schedule.fit_matmul(sched, bm, bn, bk, a_node.meta["val"].element_size())
+    return Launch(k, grid, stored, {"num_warps": fit["num_warps"], "num_stages": fit["num_stages"]})
