@@ -20,8 +20,9 @@ Per launch l (figures from kgen.core.verify.traffic):
     resident_l = programs one SM holds at once: min(32, 64 // num_warps), and for a launch with tl.dot also
                  shared memory // (num_stages * (BM*BK + BK*BN) * operand bytes)   (pipelined operand buffers)
                  and registers // (32 * 32 * num_warps + BM*BN)                    (fp32 accumulator tile)
-    serial_l = loads_per_program, or for a launch with tl.dot (Triton software-pipelines its K loop)
-               ceil(loads_per_program / (num_stages - 1)) round trips (num_stages - 1 loads in flight)
+    serial_l = loads_per_program, less for a launch with tl.dot (Triton software-pipelines its K loop):
+               its 2 * iters A/B tile loads become 2 * ceil(iters / (num_stages - 1)) round trips, where
+               iters = dot_flops / (programs * 2*BM*BN*BK) (num_stages - 1 iterations in flight)
 
     est_us = max(sum_l t_l, launches * launch_us + flops_reference / peak_floor)
 
@@ -110,6 +111,24 @@ def stages_of(spec: GPUSpec, launch: dict[str, Any]) -> int:
     return max(1, int(launch.get("num_stages") or spec.default_stages))
 
 
+def serial_loads(spec: GPUSpec, launch: dict[str, Any], programs: int) -> int:
+    """Serial round trips to memory of one program. Without pipelining every load is one. A
+    launch with tl.dot runs a K loop of `iters` dot tiles (traced dot flops / (programs x tile
+    flops)), each fed by an A and a B tile load issued together; Triton's software pipeliner keeps
+    num_stages - 1 iterations of them in flight, so the loop costs 2 * ceil(iters / (num_stages - 1))
+    round trips instead of 2 * iters. A one-iteration loop gains nothing."""
+    loads = int(launch.get("loads_per_program") or 0)
+    tile = launch.get("dot_tile")
+    stages = stages_of(spec, launch)
+    flops = sum(float(v) for v in (launch.get("dot_flops") or {}).values())
+    if not tile or len(tile) != 3 or stages < 2 or not flops:
+        return loads
+    per_dot = 2.0 * math.prod(max(1, int(v)) for v in tile)
+    iters = max(1, round(flops / (programs * per_dot)))
+    loop = min(loads, 2 * iters)
+    return loads - loop + min(loop, 2 * math.ceil(iters / (stages - 1)))
+
+
 def launch_cost(spec: GPUSpec, launch: dict[str, Any]) -> dict[str, float]:
     """The model's terms for one launch (microseconds)."""
     raw = float(launch.get("raw") or 0)
@@ -123,14 +142,10 @@ def launch_cost(spec: GPUSpec, launch: dict[str, Any]) -> dict[str, float]:
     busy = min(1.0, warps * min(res, per_sm) / spec.subpartitions)
     t_mem = (unique / spec.hbm_bytes_per_us + (raw - unique) / spec.l2_bytes_per_us) / (used * busy)
     t_flop = 0.0
-    dotted = False
     for kind, flops in (launch.get("dot_flops") or {}).items():
         peak = spec.flops_per_us.get(str(kind), spec.flops_per_us["fp32"])
         t_flop += float(flops) / peak * quant / busy
-        dotted = dotted or bool(flops)
-    loads = int(launch.get("loads_per_program") or 0)
-    if dotted and stages_of(spec, launch) > 1:
-        loads = math.ceil(loads / (stages_of(spec, launch) - 1))
+    loads = serial_loads(spec, launch, programs)
     waves = math.ceil(programs / (spec.sms * res))
     t_lat = waves * loads * spec.mem_latency_us
     return {"memory_us": t_mem, "compute_us": t_flop, "latency_us": t_lat,

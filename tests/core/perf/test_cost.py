@@ -66,15 +66,21 @@ def test_latency_adds_to_the_larger_of_memory_and_compute():
 
 
 def test_num_stages_keeps_loads_of_a_dot_loop_in_flight():
-    dot = {"fp32": 1000}
-    serial = cost.launch_cost(H100, launch(loads_per_program=12, dot_flops=dot, num_stages=1))
-    three = cost.launch_cost(H100, launch(loads_per_program=12, dot_flops=dot, num_stages=3))
-    four = cost.launch_cost(H100, launch(loads_per_program=12, dot_flops=dot, num_stages=4))
-    assert serial["latency_us"] == pytest.approx(12 * H100.mem_latency_us)
-    assert three["latency_us"] == pytest.approx(6 * H100.mem_latency_us)
-    assert four["latency_us"] == pytest.approx(4 * H100.mem_latency_us)
-    # Triton's default (3) where the launch does not say; a launch without tl.dot is not pipelined
-    assert cost.launch_cost(H100, launch(loads_per_program=12, dot_flops=dot))["latency_us"] == three["latency_us"]
+    # one program, a K loop of 6 iterations of a 32x32x32 tile: 12 A/B loads, plus 1 bias load
+    tile = [32, 32, 32]
+    dot = {"fp32": 6 * 2 * 32 ** 3}
+    kw = dict(loads_per_program=13, dot_flops=dot, dot_tile=tile, dot_elem=4)
+    serial = cost.launch_cost(H100, launch(num_stages=1, **kw))
+    three = cost.launch_cost(H100, launch(num_stages=3, **kw))
+    four = cost.launch_cost(H100, launch(num_stages=4, **kw))
+    assert serial["latency_us"] == pytest.approx(13 * H100.mem_latency_us)
+    assert three["latency_us"] == pytest.approx((1 + 2 * 3) * H100.mem_latency_us)
+    assert four["latency_us"] == pytest.approx((1 + 2 * 2) * H100.mem_latency_us)
+    # Triton's default (3) where the launch does not say
+    assert cost.launch_cost(H100, launch(**kw))["latency_us"] == three["latency_us"]
+    # a one-iteration loop has nothing to pipeline; a launch without tl.dot is not pipelined
+    once = dict(loads_per_program=3, dot_flops={"fp32": 2 * 32 ** 3}, dot_tile=tile, dot_elem=4)
+    assert cost.launch_cost(H100, launch(num_stages=4, **once))["latency_us"] == pytest.approx(3 * H100.mem_latency_us)
     plain = cost.launch_cost(H100, launch(loads_per_program=12, num_stages=4))
     assert plain["latency_us"] == pytest.approx(12 * H100.mem_latency_us)
 
