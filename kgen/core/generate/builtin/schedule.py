@@ -113,12 +113,69 @@ def mutate(schedule: dict, rng: random.Random, strength: int = 2, sections: set[
     return out
 
 
-def distinct(base: dict, n: int, tried: set[str], seed: int, sections: set[str] | None = None) -> list[dict]:
-    """Up to n schedules near `base` not in `tried` (keys), first the base itself if new."""
+def hints(traffic: dict | None, sections: set[str] | None = None) -> list[tuple[str, str, int]]:
+    """Knob steps (section, knob, +1/-1 in CHOICES order) that the cost model says should pay,
+    read off a verdict's per-launch traffic (kgen.core.perf.cost): evolve tries them first.
+
+    - a launch whose grid is smaller than the GPU gets only that share of its bandwidth and
+      peak: smaller tiles give more programs (BLOCK_M, BLOCK_N, XBLOCK, RBLOCK down);
+    - a tl.dot K loop of several iterations pays a round trip per iteration the pipeliner does not
+      hide: fewer, larger K steps and a deeper pipeline (BLOCK_K, num_stages up);
+    - fp32 tl.dot on CUDA cores: tf32x3 runs on the tensor cores (input_precision up);
+    - a launch without tl.dot that issues several loads per program walks its rows in chunks:
+      larger chunks (KBLOCK up)."""
+    from kgen.core.perf.cost import GPUS, DEFAULT_GPU
+
+    spec = GPUS[DEFAULT_GPU]
+    out: list[tuple[str, str, int]] = []
+
+    def add(section: str, knob: str, step: int) -> None:
+        if (sections is None or section in sections) and (section, knob, step) not in out:
+            out.append((section, knob, step))
+
+    for launch in (traffic or {}).get("per_launch") or []:
+        programs = int(launch.get("programs") or 1)
+        flops = launch.get("dot_flops") or {}
+        tile = launch.get("dot_tile")
+        if flops and tile and len(tile) == 3:
+            iters = sum(float(v) for v in flops.values()) / (max(1, programs) * 2.0 * max(1, tile[0] * tile[1] * tile[2]))
+            if iters > 1.5:
+                add("matmul", "BLOCK_K", +1)
+                add("matmul", "num_stages", +1)
+            if flops.get("fp32"):
+                add("matmul", "input_precision", +1)
+        elif int(launch.get("loads_per_program") or 0) > 2:
+            add("reduction", "KBLOCK", +1)
+        if programs < spec.sms:
+            if flops:
+                add("matmul", "BLOCK_M", -1)
+                add("matmul", "BLOCK_N", -1)
+            else:
+                add("pointwise", "XBLOCK", -1)
+                add("reduction", "RBLOCK", -1)
+    return out
+
+
+def step(schedule: dict, section: str, name: str, direction: int) -> dict:
+    """`schedule` with one knob moved one place along its CHOICES (clamped at the ends)."""
+    out = copy.deepcopy(normalise(schedule))
+    allowed = CHOICES[section][name]
+    i = allowed.index(out[section][name])
+    out[section][name] = allowed[min(len(allowed) - 1, max(0, i + direction))]
+    return out
+
+
+def distinct(base: dict, n: int, tried: set[str], seed: int, sections: set[str] | None = None,
+             guided: list[tuple[str, str, int]] | None = None) -> list[dict]:
+    """Up to n schedules near `base` not in `tried` (keys): first the base itself if new, then
+    steps along the `guided` knob steps (hints()), then random mutations."""
     rng = random.Random(seed)
     out: list[dict] = []
     seen = set(tried)
-    candidates = [normalise(base)]
+    # one step along each hint, then two (a block clipped to the problem repeats its source
+    # until a step goes below the clip)
+    candidates = ([normalise(base)] + [step(base, *g) for g in guided or []]
+                  + [step(step(base, *g), *g) for g in guided or []])
     attempts = 0
     while len(out) < n and attempts < 50 * max(1, n):
         s = candidates.pop(0) if candidates else mutate(base, rng, strength=1 + attempts // 20, sections=sections)
