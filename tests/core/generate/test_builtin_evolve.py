@@ -192,10 +192,25 @@ def test_mutation_reaches_every_matmul_knob_including_precision():
 
 def test_matmul_configs_are_fitted_to_the_target():
     mm = sched.DEFAULT["matmul"]
-    assert sched.fit_matmul(mm, 64, 64, 32, 4) == mm            # the default fits sm_90 unchanged
+    fit = sched.fit_matmul(mm, 64, 64, 32, 4)
+    assert fit == {**mm, "BLOCK_K": 32}                          # the default fits sm_90 unchanged
     big = {**mm, "num_stages": 4, "num_warps": 2}
+    # fp32 128x128x64 tiles over 64 threads would need 768 registers each: 8 warps and BLOCK_K 32
     fit = sched.fit_matmul(big, 128, 128, 64, 4)
-    # 4 x (128*64 + 64*128) x 4 B = 256 KB > 227 KB of shared memory; 128*128 fp32 accumulators
-    # over 64 threads = 256 registers each
-    assert fit["num_stages"] == 3 and fit["num_warps"] == 4
-    assert sched.fit_matmul(big, 128, 128, 64, 2)["num_stages"] == 4   # fp16 buffers fit
+    assert fit["num_warps"] == 8 and fit["BLOCK_K"] == 32 and fit["num_stages"] == 4
+    # fp16: only the accumulator lives in registers; 4 x (128*64 + 64*128) x 2 B = 128 KB fits
+    fit = sched.fit_matmul(big, 128, 128, 64, 2)
+    assert fit["num_warps"] == 4 and fit["BLOCK_K"] == 64 and fit["num_stages"] == 4
+    # every point of the space, fitted, stays inside the target's shared memory and registers
+    import itertools
+
+    c = sched.CHOICES["matmul"]
+    lim = sched.TARGETS["sm_90"]
+    for bm, bn, bk, w, st, elem in itertools.product(c["BLOCK_M"], c["BLOCK_N"], c["BLOCK_K"], c["num_warps"],
+                                                     c["num_stages"], (2, 4)):
+        f = sched.fit_matmul({**mm, "num_warps": w, "num_stages": st}, bm, bn, bk, elem)
+        assert f["num_stages"] * (bm * f["BLOCK_K"] + f["BLOCK_K"] * bn) * elem <= lim["smem_per_block"]
+        if elem == 4 or f["num_warps"] < 4:
+            assert (bm * bn + bm * f["BLOCK_K"] + f["BLOCK_K"] * bn) / (32 * f["num_warps"]) <= lim["fp32_tile_regs_per_thread"]
+        else:
+            assert bm * bn / (32 * f["num_warps"]) <= lim["acc_regs_per_thread"]

@@ -33,29 +33,43 @@ CHOICES: dict[str, dict[str, list[Any]]] = {
                "input_precision": ["ieee", "tf32x3"]},
 }
 
-# Per compile target: what one program may use (vendor figures, NVIDIA H100 = sm_90: at most
-# 227 KB of shared memory per block, 255 registers per thread). A matmul/conv config is fitted to
-# them before emission (fit_matmul), so every point of the space compiles for the target.
+# Per compile target: what one program may use. NVIDIA H100 = sm_90 (vendor figure: at most 227 KB
+# of shared memory per block) and a register budget per thread calibrated against `kgen verify
+# --compile-for sm_90` (Triton 3.6): fp32 operands (FMA or tf32x3 splitting) keep their tiles in
+# registers next to the accumulator, and (BM*BN + BM*BK + BK*BN) / threads above ~112 spilled;
+# 16-bit operands feed the tensor cores from shared memory (wgmma, 4 warps or more), so only the
+# accumulator counts there (a 2-warp 64x128 fp16 tile spilled under the fp32 rule's limit). A
+# matmul/conv config is fitted to them before emission (fit_matmul).
 TARGETS: dict[str, dict[str, int]] = {
-    "sm_90": {"smem_per_block": 227 * 1024, "acc_regs_per_thread": 128},
+    "sm_90": {"smem_per_block": 227 * 1024, "fp32_tile_regs_per_thread": 112, "acc_regs_per_thread": 128},
 }
 DEFAULT_TARGET = "sm_90"
 
 
 def fit_matmul(knobs: dict, bm: int, bn: int, bk: int, elem_bytes: int, target: str = DEFAULT_TARGET) -> dict:
-    """`knobs` (a matmul section) with num_stages lowered until the pipelined operand buffers
-    (num_stages x (BM*BK + BK*BN) x operand bytes) fit the target's shared memory, and num_warps
-    raised until the fp32 accumulator tile takes at most the target's accumulator registers per
-    thread. The default config already fits sm_90 and comes back unchanged."""
+    """`knobs` (a matmul section) fitted to the target for a BM x BN x BK tile of `elem_bytes`
+    operands: num_warps raised (to 8 at most), then BLOCK_K halved (to 16 at least), until the
+    per-thread registers fit; then num_stages lowered until the pipelined operand buffers
+    (num_stages x (BM*BK + BK*BN) x operand bytes) fit the shared memory. Returns the knobs with
+    the fitted num_warps, num_stages and BLOCK_K. The default config fits sm_90 unchanged."""
     limits = TARGETS[target]
     out = dict(knobs)
+    warps = int(out["num_warps"])
+
+    def regs(w: int, k: int) -> float:
+        # below a warpgroup (4 warps) 16-bit tiles take the register path as well (no wgmma)
+        if elem_bytes >= 4 or w < 4:
+            return (bm * bn + bm * k + k * bn) / (32 * w) / limits["fp32_tile_regs_per_thread"]
+        return bm * bn / (32 * w) / limits["acc_regs_per_thread"]
+
+    while warps < 8 and regs(warps, bk) > 1:
+        warps *= 2
+    while bk > 16 and regs(warps, bk) > 1:
+        bk //= 2
     stages = int(out["num_stages"])
     while stages > 1 and stages * (bm * bk + bk * bn) * elem_bytes > limits["smem_per_block"]:
         stages -= 1
-    warps = int(out["num_warps"])
-    while warps < 8 and bm * bn > limits["acc_regs_per_thread"] * 32 * warps:
-        warps *= 2
-    out["num_stages"], out["num_warps"] = stages, warps
+    out["num_stages"], out["num_warps"], out["BLOCK_K"] = stages, warps, bk
     return out
 
 

@@ -51,6 +51,9 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     bm = clip_block(sched["BLOCK_M"], M, floor=16)
     bn = clip_block(sched["BLOCK_N"], OCg, floor=16)
     bk = clip_block(sched["BLOCK_K"], Kg, floor=16)
+    # fitted to the compile target's registers and shared memory (may lower BLOCK_K)
+    fit = schedule.fit_matmul(sched, bm, bn, bk, x_node.meta["val"].element_size())
+    bk = fit["BLOCK_K"]
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk)
     output_params(k, stored)
     px, pw = pyname(x_node), pyname(w_node)
@@ -114,5 +117,4 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     store_all(ctx, k, group.core + group.epi, stored)
     finish_params(k, stored)
     grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups})"
-    fit = schedule.fit_matmul(sched, bm, bn, bk, x_node.meta["val"].element_size())
     return Launch(k, grid, stored, {"num_warps": fit["num_warps"], "num_stages": fit["num_stages"]})
