@@ -9,7 +9,7 @@ matmul, conv, fused, norm, reduction, pooling, attention. Per task it records th
 the best per round, and the schedule and traffic ratios of both. The cost is a MODEL estimate
 from interpreter traffic, not a measured time. Results: benchmarks/results/evolve_suite.{json,md}.
 
-    .venv/bin/python benchmarks/bench_evolve_suite.py [--per-category 2] [--rounds 3] [--parallel 3]
+    .venv/bin/python benchmarks/bench_evolve_suite.py [--per-category 3] [--rounds 3] [--parallel 3]
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def changed_knobs(a: dict | None, b: dict | None) -> str:
 
 def render(summary: dict) -> str:
     rows = summary["rows"]
-    lines = [f"# Evolve on suite tasks (small shapes, CPU), fitness = roofline-h100 model cost",
+    lines = ["# Evolve on suite tasks (small shapes, CPU), fitness = roofline-h100 model cost",
              "", f"rounds={summary['rounds']}, parallel={summary['parallel']}, tasks = the first "
              f"{summary['per_category']} of each of {', '.join(CATEGORIES)} (alphabetical), "
              f"wall {summary['wall_s']:.0f} s on {summary['machine']}.",
@@ -126,7 +126,7 @@ def main() -> int:
     import platform
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--per-category", type=int, default=2)
+    ap.add_argument("--per-category", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--parallel", type=int, default=3)
     ap.add_argument("--only", nargs="*", help="category/name keys to run (default: the rule's pick)")

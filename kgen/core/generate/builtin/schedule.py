@@ -138,7 +138,7 @@ def hints(traffic: dict | None, sections: set[str] | None = None) -> list[tuple[
     - fp32 tl.dot on CUDA cores: tf32x3 runs on the tensor cores (input_precision up);
     - a launch without tl.dot that issues several loads per program walks its rows in chunks:
       larger chunks (KBLOCK up)."""
-    from kgen.core.perf.cost import GPUS, DEFAULT_GPU
+    from kgen.core.perf.cost import DEFAULT_GPU, GPUS
 
     spec = GPUS[DEFAULT_GPU]
     out: list[tuple[str, str, int]] = []
