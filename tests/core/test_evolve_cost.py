@@ -53,3 +53,33 @@ def test_a_later_round_beats_round_one_on_model_cost(tmp_path, runner_pool):
     # the job's best is the cheapest candidate by the model, found after round 1
     assert best_row["round"] > 1
     assert Verdict.from_dict(best_row["verdict"]).cost["est_us"] == min(c for cs in cost.values() for c in cs)
+
+
+SUITE = Path(__file__).parents[2] / "benchmarks" / "suite"
+
+
+def test_evolve_improves_the_model_cost_of_a_suite_task_at_small_shapes(tmp_path, runner_pool):
+    """A suite task (the `--small` variant, as `kgen bench --small` runs it): a later round's best
+    costs less by the model than round 1's best (benchmarks/bench_evolve_suite.py runs more)."""
+    from kgen.core.bench.discovery import discover
+    from kgen.core.task import task_from_source
+
+    (bt,) = discover([SUITE / "conv" / "conv2d_3x3.py"], small=True)
+    assert bt.small
+    task = task_from_source(bt.source, bt.name)
+    spec = validate_spec({"job_type": "evolve", "max_rounds": 3, "parallel_num": 3, "early_stop": False})
+    store = Store(str(tmp_path / "kgen.db"))
+    try:
+        job = run_local(store, task, spec, BuiltinGenerator(), ["cpu"], pool=runner_pool)
+        assert job["status"] == "succeeded", job["error"]
+        rows = store.candidates(job["job_id"])
+    finally:
+        store.close()
+    cost: dict[int, list[float]] = {}
+    for r in rows:
+        v = Verdict.from_dict(r["verdict"])
+        assert v.correct and v.pure, v.message
+        cost.setdefault(r["round"], []).append(v.cost["est_us"])
+    assert 1 in cost and len(cost) > 1
+    later = min(c for rnd, cs in cost.items() if rnd > 1 for c in cs)
+    assert later < min(cost[1]), cost

@@ -7,7 +7,9 @@ byte addresses and a mask, so hooks there see exactly the lanes that move data:
 - `unique`: distinct element addresses x element size, reads and writes counted apart (what a
   cache would absorb: a re-read of a byte already read in the same launch is not counted again);
 - `dot_flops`: 2*M*N*K of every `tl.dot` as executed (padded tiles included), by precision;
-- `programs` and the most loads one program issued (its serial memory steps), for the cost model.
+- `programs` and the most loads one program issued (its serial memory steps), the launch's
+  `num_warps`/`num_stages`, and the largest `tl.dot` tile (`dot_tile` [M, N, K], `dot_elem`
+  operand bytes), for the cost model (occupancy, pipelining).
 Launch boundaries come from `GridExecutor.__call__`, the interpreter's launch.
 
 The hooks run inside the candidate's own process, like the launch counter: the figures are best
@@ -23,6 +25,7 @@ growing exactly and is marked `unique_exact: false` (raw stays exact).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 COMPACT_AT = 1 << 21
@@ -78,10 +81,13 @@ class _Addresses:
 
 
 class _Launch:
-    def __init__(self, kernel: str, programs: int, num_warps: int) -> None:
+    def __init__(self, kernel: str, programs: int, num_warps: int, num_stages: int = 0) -> None:
         self.kernel = kernel
         self.programs = programs
         self.num_warps = num_warps
+        self.num_stages = num_stages      # 0: the launch did not say (Triton's default applies)
+        self.dot_tile: list[int] | None = None
+        self.dot_elem = 0
         self.read = 0
         self.write = 0
         self.reads = _Addresses()
@@ -104,6 +110,11 @@ class _Launch:
                                "raw": self.read + self.write, "unique": ur + uw, "read": self.read,
                                "write": self.write, "unique_read": ur, "unique_write": uw,
                                "loads_per_program": self.max_loads, "dot_flops": dict(self.flops)}
+        if self.num_stages:
+            out["num_stages"] = self.num_stages
+        if self.dot_tile:
+            out["dot_tile"] = list(self.dot_tile)
+            out["dot_elem"] = self.dot_elem
         if not (self.reads.exact and self.writes.exact):
             out["unique_exact"] = False
         return out
@@ -196,6 +207,11 @@ class TrafficMeter:
                 flops = 2 * int(a.data.size) * int(sb[-1]) if len(sa) >= 2 and len(sb) >= 2 else 0
                 kind = _dot_kind(a, input_precision)
                 launch.flops[kind] = launch.flops.get(kind, 0) + flops
+                if len(sa) >= 2 and len(sb) >= 2:
+                    tile = [int(sa[-2]), int(sb[-1]), int(sa[-1])]
+                    if launch.dot_tile is None or tile[0] * tile[1] * tile[2] > math.prod(launch.dot_tile):
+                        launch.dot_tile = tile
+                        launch.dot_elem = max(1, int(getattr(a.dtype, "primitive_bitwidth", 32)) // 8)
             return dot_orig(builder, a, b, d, input_precision, max_num_imprecise_acc)
 
         def atomic(orig, has_mask):
@@ -218,7 +234,8 @@ class TrafficMeter:
         def call(executor, *args, **kwargs):
             if not meter.enabled or meter.current is not None:
                 return call_orig(executor, *args, **kwargs)
-            launch = _Launch(getattr(executor.fn, "__name__", "?"), 0, int(kwargs.get("num_warps") or 4))
+            launch = _Launch(getattr(executor.fn, "__name__", "?"), 0, int(kwargs.get("num_warps") or 4),
+                             int(kwargs.get("num_stages") or 0))
             meter.current = launch
             try:
                 return call_orig(executor, *args, **kwargs)

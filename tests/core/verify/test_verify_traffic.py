@@ -106,7 +106,7 @@ class ModelNew(nn.Module):
         M, K = a.shape
         N = b.shape[1]
         c = torch.empty(M, N)
-        mm_kernel[(triton.cdiv(M, 16), triton.cdiv(N, 16))](a, b, c, M, N, K=K, BM=16, BN=16)
+        mm_kernel[(triton.cdiv(M, 16), triton.cdiv(N, 16))](a, b, c, M, N, K=K, BM=16, BN=16, num_stages=2)
         return c
 '''
 
@@ -167,6 +167,8 @@ def test_dot_flops_are_traced_with_padded_tiles(runner_pool):
     (one,) = v.traffic["per_launch"]
     # 2 x 2 programs, each a 16x16x16 dot: 20x24 outputs padded to 32x32
     assert one["programs"] == 4 and one["dot_flops"] == {"fp32": 4 * 2 * 16 * 16 * 16}
+    # the tile and the launch's pipelining depth, for the model's occupancy and round trips
+    assert one["dot_tile"] == [16, 16, 16] and one["dot_elem"] == 4 and one["num_stages"] == 2
     assert v.cost["flops_reference"] == 2 * 20 * 24 * 16 and v.cost["flops_traced"] == 4 * 2 * 16 ** 3
     assert v.traffic["minimum"] == (20 * 16 + 16 * 24 + 20 * 24) * 4
 

@@ -30,31 +30,42 @@ class BuiltinGenerator:
         self.seed = int(seed)
         self.options = options
         self._captures: dict[str, Any] = {}
+        # per task id: schedule keys and candidate shas this generator proposed (in this process)
+        self._proposed: dict[str, tuple[set[str], set[str]]] = {}
 
     # --- Generator protocol ------------------------------------------------------------------
     def initial(self, task: Task, n: int) -> list[Candidate]:
+        self._proposed.pop(task.id, None)     # a new job starts its own record
         return self._fresh(task, sched.DEFAULT, max(1, n), set(), set(), None)
 
     def mutate(self, task: Task, best: list[tuple[Candidate, Verdict]], n: int) -> list[Candidate]:
-        tried = {sched.key(sched.normalise(c.params.get("schedule"))) for c, _ in best}
-        seen = {c.sha for c, _ in best}
+        # what this generator already proposed for the task counts as tried too: evolve shows
+        # only the best few, and proposing a worse one again would only waste a slot
+        proposed_keys, proposed_shas = self._proposed.get(task.id, (set(), set()))
+        tried = {sched.key(sched.normalise(c.params.get("schedule"))) for c, _ in best} | proposed_keys
+        seen = {c.sha for c, _ in best} | proposed_shas
         ranked = sorted(best, key=_rank)
         base = ranked[0][0] if ranked else None
         start = sched.normalise(base.params.get("schedule") if base else None)
-        return self._fresh(task, start, n, tried, seen, base.sha if base else None)
+        # knob steps the cost model of the best verdict says should pay come first
+        guided = sched.hints(getattr(ranked[0][1], "traffic", None), self._sections(task)) if ranked else []
+        return self._fresh(task, start, n, tried, seen, base.sha if base else None, guided)
 
     def _fresh(self, task: Task, base: dict, n: int, tried: set[str], seen: set[str],
-               parent: str | None) -> list[Candidate]:
+               parent: str | None, guided: list | None = None) -> list[Candidate]:
         """Up to n candidates from schedules near `base` whose source is new: knobs of templates
         the task does not use, or blocks clipped to the problem size, would only repeat one."""
         sections = self._sections(task)
         out: list[Candidate] = []
         seen = set(seen)
-        for s in sched.distinct(base, 8 * n + 4, tried, self.seed + len(tried), sections):
+        keys, shas = self._proposed.setdefault(task.id, (set(), set()))
+        for s in sched.distinct(base, 8 * n + 4, tried, self.seed + len(tried), sections, guided):
+            keys.add(sched.key(s))
             cand = self.generate(task, s, parent=parent)
             if cand.sha in seen:
                 continue
             seen.add(cand.sha)
+            shas.add(cand.sha)
             out.append(cand)
             if len(out) >= n:
                 break

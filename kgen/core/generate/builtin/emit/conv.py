@@ -15,6 +15,7 @@ from typing import Any
 
 from torch.fx import Node
 
+from kgen.core.generate.builtin import schedule
 from kgen.core.generate.builtin.codegen import (
     BodyWriter,
     Ctx,
@@ -33,8 +34,6 @@ SECTION = "matmul"
 
 
 def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
-    import torch
-
     k = Kernel(name)
     node = group.core[0]
     x_node, w_node, bias = operand(node, 0), operand(node, 1), node.args[2]
@@ -67,6 +66,9 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     bm = clip_block(sched["BLOCK_M"], M, floor=16)
     bn = clip_block(sched["BLOCK_N"], OCg, floor=16)
     bk = clip_block(sched["BLOCK_K"], Kg, floor=16)
+    # fitted to the compile target's registers and shared memory (may lower BLOCK_K)
+    fit = schedule.fit_matmul(sched, bm, bn, bk, x_node.meta["val"].element_size())
+    bk = fit["BLOCK_K"]
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk)
     output_params(k, stored)
     px, pw = pyname(x_node), pyname(w_node)
@@ -126,7 +128,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
             woff = [f"(g * {OCg} + rn)[None, :] * sw0", "ci[:, None] * sw1"]
         woff += [f"t{d}[:, None] * sw{2 + d}" for d in range(sp)]
         k.emit(f"tb = tl.load(w + {' + '.join(woff)}, mask={taps_ok} & (rn[None, :] < {OCg}), other=0.0)")
-        precision = ', input_precision="ieee"' if node.meta["val"].dtype == torch.float32 else ""
+        precision = schedule.dot_precision(sched, node.meta["val"].dtype)
         k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
     k.emit(f"oc = g * {OCg} + rn")
     k.emit(f"mask = {rows_ok} & (rn[None, :] < {OCg})")
@@ -153,7 +155,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         k.indent -= 1
     finish_params(k, stored)
     grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups})"
-    return Launch(k, grid, stored, {"num_warps": sched["num_warps"], "num_stages": sched["num_stages"]})
+    return Launch(k, grid, stored, {"num_warps": fit["num_warps"], "num_stages": fit["num_stages"]})
 
 
 # --- stride phases of a transposed convolution ------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from torch.fx import Node
 
-from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin import ops, schedule
 from kgen.core.generate.builtin.codegen import (
     BodyWriter,
     Ctx,
@@ -26,8 +28,6 @@ SECTION = "matmul"
 
 
 def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
-    import torch
-
     k = Kernel(name)
     node = group.core[0]
     kind = ops.packet(node)
@@ -40,6 +40,9 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     bm = clip_block(sched["BLOCK_M"], M, floor=16)
     bn = clip_block(sched["BLOCK_N"], N, floor=16)
     bk = clip_block(sched["BLOCK_K"], Kd, floor=16)
+    # fitted to the compile target's registers and shared memory (may lower BLOCK_K)
+    fit = schedule.fit_matmul(sched, bm, bn, bk, a_node.meta["val"].element_size())
+    bk = fit["BLOCK_K"]
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=int(sched["GROUP_M"]))
     output_params(k, stored)
     pa, pb = pyname(a_node), pyname(b_node)
@@ -66,8 +69,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     with k.block(f"for k0 in range(0, {Kd}, BLOCK_K):"):
         k.emit(f"ta = tl.load(a_ptrs, mask=(rm[:, None] < {M}) & (rk[None, :] + k0 < {Kd}), other=0.0)")
         k.emit(f"tb = tl.load(b_ptrs, mask=(rk[:, None] + k0 < {Kd}) & (rn[None, :] < {N}), other=0.0)")
-        # fp32 and fp64: IEEE products (no tf32), so results meet the task's tolerance
-        precision = ', input_precision="ieee"' if node.meta["val"].dtype in (torch.float32, torch.float64) else ""
+        precision = schedule.dot_precision(sched, node.meta["val"].dtype)
         k.emit(f"acc = tl.dot(ta, tb, acc{precision})")
         k.emit("a_ptrs += BLOCK_K * sak")
         k.emit("b_ptrs += BLOCK_K * sbk")
@@ -93,4 +95,4 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     store_all(ctx, k, group.core + group.epi, stored)
     finish_params(k, stored)
     grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({N}, {bn}), {B})"
-    return Launch(k, grid, stored, {"num_warps": sched["num_warps"], "num_stages": sched["num_stages"]})
+    return Launch(k, grid, stored, {"num_warps": fit["num_warps"], "num_stages": fit["num_stages"]})
