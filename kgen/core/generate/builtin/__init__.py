@@ -67,13 +67,17 @@ class BuiltinGenerator:
         groups, _ = build_groups(self._capture(task).graph)
         return {SECTION_OF_KIND[g.kind] for g in groups if g.kind in SECTION_OF_KIND}
 
-    def _capture(self, task: Task) -> Any:
+    def _capture(self, task: Task, dynamic: bool = True) -> Any:
+        """The task's capture, shape-generic (see sizes.py) unless `dynamic` is False; cached
+        for the last task, both kinds."""
         from kgen.core.generate.builtin.export import capture
 
-        cap = self._captures.get(task.id)
+        key = (task.id, dynamic)
+        cap = self._captures.get(key)
         if cap is None:
-            cap = capture(task.source, seed=self.seed)
-            self._captures = {task.id: cap}
+            cap = capture(task.source, seed=self.seed, dynamic=dynamic)
+            self._captures = {k: v for k, v in self._captures.items() if k[0] == task.id}
+            self._captures[key] = cap
         return cap
 
     def repair(self, task: Task, candidate: Candidate, verdict: Verdict) -> Candidate | None:
@@ -89,7 +93,14 @@ class BuiltinGenerator:
 
         cap = self._capture(task)
         schedule = sched.normalise(schedule)
-        built = build_module(task.source, cap, schedule)
+        if cap.sources and not self.options.get("static_shapes"):
+            try:
+                built = build_module(task.source, cap, schedule)
+            except Exception:  # noqa: BLE001 - an emitter not ready for a symbolic size
+                # the kernels specialised on the traced shapes, as before shape-generic capture
+                built = build_module(task.source, self._capture(task, dynamic=False), schedule)
+        else:
+            built = build_module(task.source, self._capture(task, dynamic=False) if cap.sources else cap, schedule)
         # plain JSON only: candidates cross process boundaries (as JSON lines) and land in the
         # store as JSON, and must not drag torch objects along
         params = plain({"schedule": schedule, "fallback_ops": built.fallback_ops, "kernels": built.kernels,

@@ -19,6 +19,7 @@ from kgen.core.generate.builtin import indexing, ops
 from kgen.core.generate.builtin.fusion import Group
 from kgen.core.generate.builtin.graph import arg, flat_to_coords, numel, shape_of, trace
 from kgen.core.generate.builtin.legality import INDEXED_OPS
+from kgen.core.generate.builtin.sizes import is_symbolic
 
 
 def contiguous_strides(shape: tuple) -> list[int]:
@@ -367,13 +368,37 @@ def row_space(ctx: Ctx, group: Group, rows: str, dims_red: list[int], kvar: str)
     return idx
 
 
-def clip_block(knob: int, extent: int, floor: int = 1, cap: int | None = None) -> int:
+def clip_block(knob: int, extent: Any, floor: int = 1, cap: int | None = None, host: bool = False) -> Any:
     """A schedule's block size clipped to the problem: no bigger than the next power of two of
-    `extent` (or `cap`), no smaller than `floor` (tl.dot needs 16)."""
-    block = min(int(knob), next_pow2(extent))
-    if cap is not None:
-        block = min(block, cap)
-    return max(floor, block)
+    `extent` (or `cap`), no smaller than `floor` (tl.dot needs 16).
+
+    For a symbolic extent (sizes.py): with `host`, the block is chosen on the host at call time
+    (a HostBlock: the emitter only passes it as a constexpr and uses it in the grid); else the
+    trace-time block, guarded by the one range of `extent` that keeps it (a large extent keeps
+    the knob for every bigger size)."""
+    knob = int(knob)
+    if not is_symbolic(extent):
+        block = min(knob, next_pow2(extent))
+        if cap is not None:
+            block = min(block, cap)
+        return max(floor, block)
+    top = min(knob, cap) if cap is not None else knob
+    if host:
+        return HostBlock(f"max({floor}, min({top}, triton.next_power_of_2({extent})))")
+    p = next_pow2(int(extent.hint))
+    block = max(floor, min(top, p))
+    if block == max(floor, top):
+        if top > floor:
+            _ = extent > top // 2          # guard: next_pow2(extent) >= top
+    elif block == floor:
+        _ = extent <= floor                # guard: next_pow2(extent) <= floor
+    else:
+        _ = extent > p // 2 and extent <= p  # guard: next_pow2(extent) == p
+    return block
+
+
+class HostBlock(str):
+    """A constexpr block size the host computes at launch from a symbolic size (clip_block)."""
 
 
 __all__ = ["Kernel", "Ctx", "BodyWriter", "Launch", "Lit", "stored_nodes", "next_pow2", "contiguous_strides", "numel",

@@ -54,6 +54,10 @@ class Captured:
     # plain tensor attributes captured as buffers (see attributes_as_buffers): forward reads them
     # on the input's device and rebinds the ones it replaces, as the reference does
     attribute_buffers: set[str] = field(default_factory=set)
+    # shape-generic capture (sizes.py): value range of each symbolic input dim (sympy Symbol ->
+    # torch ValueRanges), and where forward reads it: Symbol -> (user input index, dim)
+    ranges: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)
 
 
 def decomposition_table() -> dict:
@@ -181,16 +185,68 @@ def _same(a: Any, b: Any) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.detach(), b))
 
 
-def _export(model: Any, inputs: list[Any]) -> Any:
+def _dynamic_spec(inputs: list[Any]) -> tuple:
+    """Every dim of every tensor input dynamic; Dim.AUTO lets export specialise on its own the
+    dims that must be static (tied to a parameter, or of size 0/1 at trace time)."""
+    import torch
+
+    auto = torch.export.Dim.AUTO
+    return tuple({d: auto for d in range(t.dim())} if isinstance(t, torch.Tensor) else None for t in inputs)
+
+
+def _export(model: Any, inputs: list[Any], dynamic: bool = False) -> Any:
     import torch
 
     with warnings.catch_warnings():
         # torch.export's own use of a deprecated pytree class; nothing the task can act on
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-        ep = torch.export.export(model, tuple(inputs), strict=False)
+        spec = _dynamic_spec(inputs) if dynamic else None
+        ep = torch.export.export(model, tuple(inputs), dynamic_shapes=spec, strict=False)
         ep = ep.run_decompositions(decomposition_table())
         splits_to_slices(ep.graph)
+        if dynamic:
+            symbolic_values_to_sizes(ep.graph)
     return ep
+
+
+def symbolic_values_to_sizes(graph: Any) -> None:
+    """Fold the graph's size arithmetic (sym_size, operator.mul, sym_float ... nodes) into the
+    arguments that use it, as sizes.Size values: the emitters and the forward writer then see a
+    size (symbolic or not) where the static graph had an int. Raises ValueError for a symbolic
+    value the generator cannot hold (a SymBool)."""
+    import torch
+    from torch.fx.node import map_arg
+
+    from kgen.core.generate.builtin.sizes import sized
+
+    for node in list(graph.nodes):
+        val = node.meta.get("val")
+        if isinstance(val, torch.SymBool):
+            raise ValueError(f"symbolic boolean {node.name}")
+        if not isinstance(val, (torch.SymInt, torch.SymFloat, int, float)) or node.op != "call_function":
+            continue
+        value = sized(val)
+        for user in list(node.users):
+            user.args = map_arg(user.args, lambda a: value if a is node else a)
+            user.kwargs = map_arg(user.kwargs, lambda a: value if a is node else a)
+        graph.erase_node(node)
+
+
+def _symbols(ep: Any, user: list[str]) -> tuple[dict, dict]:
+    """Value ranges of the symbolic input dims and, for each, the (user input, dim) it is read from."""
+    import torch
+
+    ranges = {sym: vr for sym, vr in ep.range_constraints.items()}
+    sources: dict = {}
+    placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    for i, name in enumerate(user):
+        val = placeholders[name].meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            continue
+        for d, s in enumerate(val.shape):
+            if isinstance(s, torch.SymInt) and s.node.expr.is_Symbol:
+                sources.setdefault(s.node.expr, (i, d))
+    return ranges, sources
 
 
 def load_namespace(source: str, name: str = "kgen_task") -> dict[str, Any]:
@@ -206,7 +262,20 @@ def load_namespace(source: str, name: str = "kgen_task") -> dict[str, Any]:
     return module.__dict__
 
 
-def capture(source: str, seed: int = 0) -> Captured:
+def capture(source: str, seed: int = 0, dynamic: bool = True) -> Captured:
+    """Capture the reference; with `dynamic`, shape-generic (every user-input dim symbolic where
+    export allows, see sizes.py) and, when that export fails, the static capture."""
+    if dynamic:
+        try:
+            cap = _capture(source, seed, True)
+        except KgenError:
+            return _capture(source, seed, False)
+        if cap.sources:
+            return cap
+    return _capture(source, seed, False)
+
+
+def _capture(source: str, seed: int, dynamic: bool) -> Captured:
     import torch
 
     ns = load_namespace(source)
@@ -234,14 +303,14 @@ def capture(source: str, seed: int = 0) -> Captured:
     if stateful:
         target, attribute_buffers = attributes_as_buffers(model)
     try:
-        ep = _export(target, inputs)
+        ep = _export(target, inputs, dynamic)
     except Exception as exc:  # noqa: BLE001
         error = exc
         ep = None
         clone, moved = attributes_as_buffers(model)
         if moved and not stateful:
             try:
-                ep, attribute_buffers = _export(clone, inputs), moved
+                ep, attribute_buffers = _export(clone, inputs, dynamic), moved
             except Exception:  # noqa: BLE001 - report the reference's own failure
                 ep = None
         if ep is None:
@@ -270,10 +339,11 @@ def capture(source: str, seed: int = 0) -> Captured:
     # tensors the forward builds from literals (torch.tensor([...])) become lifted constants
     constants = {t: ep.constants[t].detach().cpu() for kind, t in kinds.values()
                  if kind == "CONSTANT_TENSOR" and t is not None and t in ep.constants}
+    ranges, sources = _symbols(ep, user) if dynamic else ({}, {})
     return Captured(graph=ep.graph, input_kinds=kinds, user_inputs=user, out_spec=ep.call_spec.out_spec,
                     init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants,
                     mutations=mutations, modes=modes, input_mutations=input_mutations,
-                    attribute_buffers=attribute_buffers)
+                    attribute_buffers=attribute_buffers, ranges=ranges, sources=sources)
 
 
 def signature_text(source: str, method: str) -> tuple[str, list[str]] | None:

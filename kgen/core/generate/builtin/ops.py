@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 from torch.fx import Node
 
+from kgen.core.generate.builtin.sizes import is_symbolic
+
 VIEW_OPS = {
     "view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t", "unsqueeze", "squeeze",
     "alias", "broadcast_in_dim", "slice", "select", "as_strided", "unfold", "diagonal", "lift_fresh_copy", "detach",
@@ -98,6 +100,8 @@ def is_float(dtype: Any) -> bool:
 
 
 def literal(value: Any) -> str:
+    if is_symbolic(value):
+        return str(value)   # a symbolic size: a kernel argument the host computes (sizes.py)
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
@@ -136,6 +140,8 @@ class Operands:
             return a.meta["val"].dtype
         if isinstance(a, bool):
             return torch.bool
+        if is_symbolic(a):
+            return torch.float32 if a.is_float else torch.int64
         if isinstance(a, int):
             return torch.int64
         return torch.float32

@@ -1,0 +1,296 @@
+"""Symbolic sizes: what lets one generated kernel take other batch sizes and sequence lengths.
+
+Capture exports the reference with every user-input dim dynamic (export.py); the fake tensors'
+sizes are then SymInts. graph.shape_of() turns each into a plain int when export proved it
+static, else into a `Size`: a sympy expression over the input dims plus its value at trace time.
+
+A Size does arithmetic and comparisons like an int, but every comparison the generator makes on
+it, which the value ranges export proved (dims >= 2) do not already decide, is recorded as a
+guard of the current build (`Registry`). Whatever an emitter decided from a size is therefore
+either true for every admissible input or becomes a runtime check in ModelNew.forward (module.py):
+correct by construction, generic where the emitter never asked. Formatted into code (`f"{n}"`,
+repr), a Size becomes a name (`_d3`) that the kernel takes as an argument and forward computes on
+the host from the actual input shapes.
+
+Deliberately independent of torch's ShapeEnv: the capture is cached and built many times
+(evolve's schedules); guards recorded in the shared ShapeEnv would leak from one build into the
+next, and its specialisations would rewrite later expressions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+NAME = re.compile(r"\b_d\d+\b")
+
+
+@dataclass
+class Registry:
+    """The symbolic state of one build: names given to expressions, and the guards recorded."""
+    ranges: dict = field(default_factory=dict)                # sympy Symbol -> torch ValueRanges
+    names: dict = field(default_factory=dict)                 # sympy expr -> kernel argument name
+    floats: set = field(default_factory=set)                  # names whose host value is a float
+    guards: list = field(default_factory=list)                # sympy relations, all true at trace time
+
+    def name(self, expr: Any, is_float: bool = False) -> str:
+        got = self.names.get(expr)
+        if got is None:
+            got = self.names[expr] = f"_d{len(self.names)}"
+        if is_float:
+            self.floats.add(got)
+        return got
+
+    def guard(self, rel: Any) -> None:
+        if rel not in self.guards:
+            self.guards.append(rel)
+
+
+_CURRENT: contextvars.ContextVar[Registry | None] = contextvars.ContextVar("kgen_sizes", default=None)
+
+
+@contextlib.contextmanager
+def build(ranges: dict | None = None) -> Iterator[Registry]:
+    """The registry every Size created or compared inside the `with` reports to."""
+    reg = Registry(ranges=dict(ranges or {}))
+    token = _CURRENT.set(reg)
+    try:
+        yield reg
+    finally:
+        _CURRENT.reset(token)
+
+
+def current() -> Registry | None:
+    return _CURRENT.get()
+
+
+def _sympify(v: Any) -> Any:
+    import sympy
+
+    if isinstance(v, Size):
+        return v.expr
+    return sympy.sympify(v)
+
+
+def _hint(v: Any) -> Any:
+    return v.hint if isinstance(v, Size) else v
+
+
+def _make(expr: Any, hint: Any, is_float: bool = False) -> Any:
+    """A plain number when the expression is constant, else a Size."""
+    if expr.is_number:
+        return float(expr) if is_float else int(expr)
+    return Size(expr, hint, is_float)
+
+
+def _decide(rel: Any, value: bool) -> bool:
+    """The truth of relation `rel` (which holds `value` at trace time): static when sympy or the
+    value ranges decide it, else `value`, recorded as a guard of the current build."""
+    import sympy
+
+    if rel is sympy.true or rel is sympy.false:
+        return bool(rel)
+    reg = current()
+    if reg is not None and reg.ranges:
+        from torch.utils._sympy.value_ranges import bound_sympy
+
+        try:
+            diff = bound_sympy(rel.lhs - rel.rhs, reg.ranges)
+            lo, hi = diff.lower, diff.upper
+            op = rel.rel_op
+            decided = None
+            if op == ">":
+                decided = True if lo > 0 else (False if hi <= 0 else None)
+            elif op == ">=":
+                decided = True if lo >= 0 else (False if hi < 0 else None)
+            elif op == "<":
+                decided = True if hi < 0 else (False if lo >= 0 else None)
+            elif op == "<=":
+                decided = True if hi <= 0 else (False if lo > 0 else None)
+            elif op == "==":
+                decided = False if (lo > 0 or hi < 0) else (True if lo == hi == 0 else None)
+            elif op == "!=":
+                decided = True if (lo > 0 or hi < 0) else (False if lo == hi == 0 else None)
+            if decided is not None:
+                return bool(decided)
+        except Exception:  # noqa: BLE001 - an expression the range analysis cannot bound: guard it
+            pass
+    if reg is not None:
+        reg.guard(rel if value else rel.negated)
+    return value
+
+
+class Size:
+    """A symbolic size (see the module doc). Immutable; hashes by its expression."""
+
+    __slots__ = ("expr", "hint", "is_float")
+
+    def __init__(self, expr: Any, hint: Any, is_float: bool = False):
+        self.expr = expr
+        self.hint = hint
+        self.is_float = is_float
+
+    # --- naming -----------------------------------------------------------------------------
+    def name(self) -> str:
+        reg = current()
+        if reg is None:
+            raise RuntimeError(f"symbolic size {self.expr} formatted outside a build")
+        return reg.name(self.expr, self.is_float)
+
+    def __format__(self, spec: str) -> str:
+        return self.name() if not spec else format(self.hint, spec)
+
+    def __str__(self) -> str:
+        return self.name()
+
+    def __repr__(self) -> str:
+        return self.name() if current() is not None else f"Size({self.expr})"
+
+    def __hash__(self) -> int:
+        return hash(self.expr)
+
+    # --- concrete values: the generator relies on the trace-time value, so it becomes a guard ---
+    def __int__(self) -> int:
+        import sympy
+
+        _decide(sympy.Eq(self.expr, self.hint), True)
+        return int(self.hint)
+
+    def __index__(self) -> int:
+        return self.__int__()
+
+    def __float__(self) -> float:
+        import sympy
+
+        _decide(sympy.Eq(self.expr, self.hint), True)
+        return float(self.hint)
+
+    def __bool__(self) -> bool:
+        import sympy
+
+        return _decide(sympy.Ne(self.expr, 0), bool(self.hint))
+
+    # --- arithmetic ----------------------------------------------------------------------------
+    def _fl(self, other: Any) -> bool:
+        return self.is_float or isinstance(other, float) or (isinstance(other, Size) and other.is_float)
+
+    def __add__(self, o: Any) -> Any:
+        return _make(self.expr + _sympify(o), self.hint + _hint(o), self._fl(o))
+
+    __radd__ = __add__
+
+    def __sub__(self, o: Any) -> Any:
+        return _make(self.expr - _sympify(o), self.hint - _hint(o), self._fl(o))
+
+    def __rsub__(self, o: Any) -> Any:
+        return _make(_sympify(o) - self.expr, _hint(o) - self.hint, self._fl(o))
+
+    def __mul__(self, o: Any) -> Any:
+        return _make(self.expr * _sympify(o), self.hint * _hint(o), self._fl(o))
+
+    __rmul__ = __mul__
+
+    def __neg__(self) -> Any:
+        return _make(-self.expr, -self.hint, self.is_float)
+
+    def __floordiv__(self, o: Any) -> Any:
+        from torch.utils._sympy.functions import FloorDiv
+
+        if self._fl(o):
+            return float(self) // float(o)
+        return _make(FloorDiv(self.expr, _sympify(o)), self.hint // _hint(o))
+
+    def __rfloordiv__(self, o: Any) -> Any:
+        from torch.utils._sympy.functions import FloorDiv
+
+        if self._fl(o):
+            return float(o) // float(self)
+        return _make(FloorDiv(_sympify(o), self.expr), _hint(o) // self.hint)
+
+    def __mod__(self, o: Any) -> Any:
+        from torch.utils._sympy.functions import PythonMod
+
+        if self._fl(o):
+            return float(self) % float(o)
+        return _make(PythonMod(self.expr, _sympify(o)), self.hint % _hint(o))
+
+    def __rmod__(self, o: Any) -> Any:
+        from torch.utils._sympy.functions import PythonMod
+
+        if self._fl(o):
+            return float(o) % float(self)
+        return _make(PythonMod(_sympify(o), self.expr), _hint(o) % self.hint)
+
+    def __truediv__(self, o: Any) -> Any:
+        return _make(self.expr / _sympify(o), self.hint / _hint(o), True)
+
+    def __rtruediv__(self, o: Any) -> Any:
+        return _make(_sympify(o) / self.expr, _hint(o) / self.hint, True)
+
+    # --- comparisons (guarded) -----------------------------------------------------------------
+    def _cmp(self, o: Any, rel: Any, value: bool) -> bool:
+        if not isinstance(o, (int, float, Size)):
+            return NotImplemented  # type: ignore[return-value]
+        return _decide(rel(self.expr, _sympify(o)), value)
+
+    def __lt__(self, o: Any) -> bool:
+        import sympy
+
+        return self._cmp(o, sympy.Lt, self.hint < _hint(o))
+
+    def __le__(self, o: Any) -> bool:
+        import sympy
+
+        return self._cmp(o, sympy.Le, self.hint <= _hint(o))
+
+    def __gt__(self, o: Any) -> bool:
+        import sympy
+
+        return self._cmp(o, sympy.Gt, self.hint > _hint(o))
+
+    def __ge__(self, o: Any) -> bool:
+        import sympy
+
+        return self._cmp(o, sympy.Ge, self.hint >= _hint(o))
+
+    def __eq__(self, o: Any) -> bool:  # type: ignore[override]
+        import sympy
+
+        if isinstance(o, Size) and o.expr == self.expr:
+            return True
+        if not isinstance(o, (int, float, Size)):
+            return False
+        return _decide(sympy.Eq(self.expr, _sympify(o)), self.hint == _hint(o))
+
+    def __ne__(self, o: Any) -> bool:  # type: ignore[override]
+        return not self.__eq__(o)
+
+
+def sized(v: Any) -> Any:
+    """A plain int/float for a concrete or constant symbolic value, else a Size."""
+    import torch
+
+    if isinstance(v, (torch.SymInt, torch.SymFloat)):
+        node = v.node
+        expr = node.expr
+        is_float = isinstance(v, torch.SymFloat)
+        if expr.is_number:
+            return float(expr) if is_float else int(expr)
+        hint = node.hint if node.has_hint() else node.shape_env.size_hint(expr)
+        return Size(expr, float(hint) if is_float else int(hint), is_float)
+    return v
+
+
+def is_symbolic(v: Any) -> bool:
+    return isinstance(v, Size)
+
+
+def used_names(text: str) -> list[str]:
+    """The size names a piece of generated code uses, in first-use order."""
+    return list(dict.fromkeys(NAME.findall(text)))
+
+
+__all__ = ["Size", "Registry", "build", "current", "sized", "is_symbolic", "used_names"]
