@@ -34,8 +34,8 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     lead = list(qs[:-2])
     L, D, S, DV = qs[-2], qs[-1], ks[-2], vs[-1]
     BH = math.prod(lead)
-    bm = clip_block(sched["BLOCK_M"], L, floor=16)
-    bn = clip_block(sched["BLOCK_N"], S, floor=16)
+    bm = clip_block(sched["BLOCK_M"], L, floor=16, host=True)
+    bn = clip_block(sched["BLOCK_N"], S, floor=16, host=True)
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=max(16, next_pow2(D)), BLOCK_DV=max(16, next_pow2(DV)))
     output_params(k, stored)
     rank = len(qs)

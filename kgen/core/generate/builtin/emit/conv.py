@@ -49,7 +49,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     osp = list(out[2:])
     M = N * math.prod(osp)
     Kg = Cg * math.prod(taps)
-    bm = clip_block(sched["BLOCK_M"], M, floor=16)
+    bm = clip_block(sched["BLOCK_M"], M, floor=16, host=True)
     bn = clip_block(sched["BLOCK_N"], OCg, floor=16)
     bk = clip_block(sched["BLOCK_K"], Kg, floor=16)
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk)

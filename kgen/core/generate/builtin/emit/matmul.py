@@ -37,9 +37,9 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     B = a_shape[0] if batched else 1
     M, Kd = a_shape[-2], a_shape[-1]
     N = b_shape[-1]
-    bm = clip_block(sched["BLOCK_M"], M, floor=16)
-    bn = clip_block(sched["BLOCK_N"], N, floor=16)
-    bk = clip_block(sched["BLOCK_K"], Kd, floor=16)
+    bm = clip_block(sched["BLOCK_M"], M, floor=16, host=True)
+    bn = clip_block(sched["BLOCK_N"], N, floor=16, host=True)
+    bk = clip_block(sched["BLOCK_K"], Kd, floor=16, host=True)
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=int(sched["GROUP_M"]))
     output_params(k, stored)
     pa, pb = pyname(a_node), pyname(b_node)

@@ -250,7 +250,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k = Kernel(name)
     R, K = group.out_numel, group.numel // max(1, group.out_numel)
     kb = clip_block(sched["KBLOCK"], K)
-    rb = clip_block(sched["RBLOCK"], R, cap=max(1, int(sched["max_tile"]) // kb))
+    rb = clip_block(sched["RBLOCK"], R, cap=max(1, int(sched["max_tile"]) // kb), host=True)
     k.constexprs.update(RBLOCK=rb, KBLOCK=kb)
     output_params(k, stored)
     writer = BodyWriter(group, consts, pyname)
