@@ -24,7 +24,7 @@ from kgen.core.errors import BadInput, TaskError
 RESULT_KEYS = ("name", "category", "path", "small", "task_id", "kernel_source", "status", "message", "pure",
                "kernels_launched", "launches_per_call", "torch_ops", "max_abs_err", "timing_kind", "kernel_ms", "eager_ms",
                "compile_ms", "speedup_eager", "speedup_compile", "flagged", "compile_note", "job_id",
-               "candidate_sha", "device_name", "wall_s")
+               "candidate_sha", "device_name", "wall_s", "second_shape")
 EXTRA_STATUSES = ("missing", "error")  # no kernel file in --candidates; the task or its job failed
 
 
@@ -143,6 +143,7 @@ class Runner:
 
         started = time.monotonic()
         result = empty_result(bt)
+        self._kernel: str | None = None   # the verified kernel's source, for the second shape
         try:
             task = task_from_source(bt.source, bt.name, path=bt.path)
             result["task_id"] = task.id
@@ -154,6 +155,9 @@ class Runner:
                 self._generate(task, result)
             if result["status"] == "correct" and self.s.compile_mode != "default":
                 self._recompile_baseline(task, result)
+            if result["status"] == "correct" and self._kernel is not None and self.node_client is None \
+                    and self.gateway_client is None:
+                self._second_shape(bt, result)
         except TaskError as exc:
             result.update(status="error", message=f"task: {exc.message}"[:500])
         result["flagged"] = flagged(result)
@@ -181,6 +185,7 @@ class Runner:
             from kgen.core.verify import verify
 
             verdict = verify(task, source, device=self.devices[0], timeout_s=timeout, profile=True)
+        self._kernel = source
         fill_from_verdict(result, verdict.to_dict())
 
     # -- generated kernels --------------------------------------------------------------------
@@ -205,6 +210,8 @@ class Runner:
             job = run_local(self.store, task, spec, gen, self.devices)
         out = job_result(self.store, job["job_id"], None)
         result.update(job_id=job["job_id"], kernel_source="generated")
+        best = self.store.get_job(job["job_id"]).get("best_candidate_id")
+        self._kernel = next((r["source"] for r in self.store.candidates(job["job_id"]) if r["candidate_id"] == best), None)
         if out["best"]["verdict"] is None:
             result.update(status="error", message=f"job {job['status']}: {job.get('error') or 'no candidate verified'}"[:500])
             return
@@ -225,6 +232,14 @@ class Runner:
             result.update(status="error", message=f"job {final.get('status')}: {final.get('error') or 'no kernel'}"[:500])
             return
         fill_from_verdict(result, best["verdict"])
+
+    def _second_shape(self, bt: BenchTask, result: dict[str, Any]) -> None:
+        """The same kernel source verified at the task's SECOND shape (kgen.core.bench.second)."""
+        from kgen.core.bench.second import check_second
+
+        assert self._kernel is not None
+        result["second_shape"] = check_second(bt.source, self._kernel, name=bt.name, device=self.devices[0],
+                                              timeout_s=self.s.timeout_s)
 
     def _recompile_baseline(self, task, result: dict[str, Any]) -> None:
         from kgen.core.bench.baseline import compile_baseline
