@@ -8,6 +8,7 @@ lowering instead of needing a template of their own.
 from __future__ import annotations
 
 import ast
+import logging
 import types
 import warnings
 from dataclasses import dataclass, field
@@ -201,7 +202,14 @@ def _export(model: Any, inputs: list[Any], dynamic: bool = False) -> Any:
         # torch.export's own use of a deprecated pytree class; nothing the task can act on
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
         spec = _dynamic_spec(inputs) if dynamic else None
-        ep = torch.export.export(model, tuple(inputs), dynamic_shapes=spec, strict=False)
+        # export logs a warning per dim it specialises (size 1 at trace time): expected here
+        quiet = logging.getLogger("torch._export.non_strict_utils")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            ep = torch.export.export(model, tuple(inputs), dynamic_shapes=spec, strict=False)
+        finally:
+            quiet.setLevel(level)
         ep = ep.run_decompositions(decomposition_table())
         splits_to_slices(ep.graph)
         if dynamic:

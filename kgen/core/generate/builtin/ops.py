@@ -167,6 +167,8 @@ class Operands:
             if self.is_tensor(a):
                 v = a.meta["val"]
                 probes.append(torch.empty((1,) if v.dim() else (), dtype=v.dtype))
+            elif is_symbolic(a):
+                probes.append(1.0 if a.is_float else 1)   # promotes like its value's Python type
             else:
                 probes.append(a)
         out = probes[0]
@@ -597,6 +599,8 @@ def can_lower_pointwise(node: Any) -> bool:
             v = a.meta.get("val")
             if not isinstance(v, torch.Tensor) or str(v.dtype) not in TL_TYPES:
                 return False
+        elif is_symbolic(a):
+            continue   # a symbolic size as a scalar operand: a kernel argument
         elif isinstance(a, (list, tuple)) or (a is not None and not isinstance(a, (int, float, bool, torch.dtype,
                                                                                     torch.device, str,
                                                                                     torch.memory_format,
