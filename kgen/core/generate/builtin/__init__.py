@@ -93,13 +93,14 @@ class BuiltinGenerator:
 
         cap = self._capture(task)
         schedule = sched.normalise(schedule)
-        if cap.sources and not self.options.get("static_shapes"):
+        built = None
+        if cap.sources and not cap.tainted and not self.options.get("static_shapes"):
             try:
                 built = build_module(task.source, cap, schedule)
             except Exception:  # noqa: BLE001 - an emitter not ready for a symbolic size
-                # the kernels specialised on the traced shapes, as before shape-generic capture
-                built = build_module(task.source, self._capture(task, dynamic=False), schedule)
-        else:
+                built = None
+        if built is None:
+            # the kernels specialised on the traced shapes, as before shape-generic capture
             built = build_module(task.source, self._capture(task, dynamic=False) if cap.sources else cap, schedule)
         # plain JSON only: candidates cross process boundaries (as JSON lines) and land in the
         # store as JSON, and must not drag torch objects along

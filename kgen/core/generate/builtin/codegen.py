@@ -316,7 +316,13 @@ def stored_nodes(group: Group, outputs: set[Node]) -> list[Node]:
     return out
 
 
-def next_pow2(n: int) -> int:
+def next_pow2(n: Any) -> int:
+    if is_symbolic(n):
+        # the traced size's power of two, guarded by the one range that keeps it
+        p = next_pow2(int(n.hint))
+        _ = n > p // 2
+        _ = n <= p
+        return p
     p = 1
     while p < n:
         p *= 2
@@ -368,14 +374,14 @@ def row_space(ctx: Ctx, group: Group, rows: str, dims_red: list[int], kvar: str)
     return idx
 
 
-def clip_block(knob: int, extent: Any, floor: int = 1, cap: int | None = None, host: bool = False) -> Any:
+def clip_block(knob: int, extent: Any, floor: int = 1, cap: int | None = None, host: bool = False,
+               grow: bool = False) -> Any:
     """A schedule's block size clipped to the problem: no bigger than the next power of two of
     `extent` (or `cap`), no smaller than `floor` (tl.dot needs 16).
 
     For a symbolic extent (sizes.py): with `host`, the block is chosen on the host at call time
-    (a HostBlock: the emitter only passes it as a constexpr and uses it in the grid); else the
-    trace-time block, guarded by the one range of `extent` that keeps it (a large extent keeps
-    the knob for every bigger size)."""
+    (a HostBlock: the emitter only passes it as a constexpr and uses it in the grid); else a
+    block fixed at generation (see below)."""
     knob = int(knob)
     if not is_symbolic(extent):
         block = min(knob, next_pow2(extent))
@@ -385,16 +391,16 @@ def clip_block(knob: int, extent: Any, floor: int = 1, cap: int | None = None, h
     top = min(knob, cap) if cap is not None else knob
     if host:
         return HostBlock(f"max({floor}, min({top}, triton.next_power_of_2({extent})))")
-    p = next_pow2(int(extent.hint))
-    block = max(floor, min(top, p))
-    if block == max(floor, top):
-        if top > floor:
-            _ = extent > top // 2          # guard: next_pow2(extent) >= top
-    elif block == floor:
-        _ = extent <= floor                # guard: next_pow2(extent) <= floor
-    else:
-        _ = extent > p // 2 and extent <= p  # guard: next_pow2(extent) == p
-    return block
+    # no guard: a block only has to be a power of two >= floor; whatever the emitter then decides
+    # by comparing it with the extent (one block per row or a loop) guards itself. With `grow`,
+    # the knob itself (as large a block as the schedule allows), so that decision holds for
+    # every extent up to the knob, not only up to the traced one's next power of two
+    return max(floor, top if grow else min(top, next_pow2(int(extent.hint))))
+
+
+def as_float(v: Any) -> str:
+    """A count as a float operand in kernel code: a literal, or a symbolic size's argument name."""
+    return str(v) if is_symbolic(v) else repr(float(v))
 
 
 class HostBlock(str):
@@ -402,4 +408,4 @@ class HostBlock(str):
 
 
 __all__ = ["Kernel", "Ctx", "BodyWriter", "Launch", "Lit", "stored_nodes", "next_pow2", "contiguous_strides", "numel",
-           "store_all", "output_params", "finish_params", "row_space", "clip_block"]
+           "store_all", "output_params", "finish_params", "row_space", "clip_block", "as_float"]

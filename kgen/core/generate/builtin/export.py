@@ -59,6 +59,9 @@ class Captured:
     # torch ValueRanges), and where forward reads it: Symbol -> (user input index, dim)
     ranges: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
+    # set when a build specialised a size behind sizes.py's back (a guard in torch's ShapeEnv):
+    # the generator then builds from the static capture
+    tainted: bool = False
 
 
 def decomposition_table() -> dict:
@@ -238,6 +241,12 @@ def symbolic_values_to_sizes(graph: Any) -> None:
             user.args = map_arg(user.args, lambda a: value if a is node else a)
             user.kwargs = map_arg(user.kwargs, lambda a: value if a is node else a)
         graph.erase_node(node)
+    # SymInts held directly in arguments (a rewrite's slice bounds)
+    symbolic = (torch.SymInt, torch.SymFloat)
+    for node in graph.nodes:
+        if any(isinstance(a, symbolic) for a in torch.utils._pytree.tree_leaves((node.args, node.kwargs))):
+            node.args, node.kwargs = torch.utils._pytree.tree_map(
+                lambda a: sized(a) if isinstance(a, symbolic) else a, (node.args, node.kwargs))
 
 
 def _symbols(ep: Any, user: list[str]) -> tuple[dict, dict]:

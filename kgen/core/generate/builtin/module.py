@@ -165,8 +165,28 @@ def _out_expr(fw: ForwardWriter, cap: Captured, out_node: Any) -> tuple[str, str
 
 def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     """The ModelNew module for `cap` under `schedule`; shape-generic where `cap` is (sizes.py)."""
+    env = _shape_env(cap)
+    before = len(env.guards) if env is not None else 0
     with sizes.build(cap.ranges) as reg:
-        return _build_module(source, cap, schedule, reg)
+        built = _build_module(source, cap, schedule, reg)
+    if env is not None and len(env.guards) > before:
+        # something read a SymInt as a number directly (torch recorded the guard, not sizes.py):
+        # the kernel would silently assume the traced size, so this capture is not used generically
+        cap.tainted = True
+        raise KgenError(f"a size was specialised outside the symbolic-size layer: {env.guards[before].expr}",
+                        code="unsupported")
+    return built
+
+
+def _shape_env(cap: Captured) -> Any:
+    import torch
+
+    for node in cap.graph.nodes:
+        val = node.meta.get("val") if node.op == "placeholder" else None
+        for s in getattr(val, "shape", ()):
+            if isinstance(s, torch.SymInt):
+                return s.node.shape_env
+    return None
 
 
 def _build_module(source: str, cap: Captured, schedule: dict, reg: sizes.Registry) -> Built:

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -120,6 +122,11 @@ def _decide(rel: Any, value: bool) -> bool:
             pass
     if reg is not None:
         reg.guard(rel if value else rel.negated)
+        if os.environ.get("KGEN_SIZES_DEBUG"):   # where a guard comes from, when a kernel is less generic than hoped
+            import traceback
+
+            print(f"kgen guard {rel if value else rel.negated}:", "".join(traceback.format_stack(limit=8)[:-1]),
+                  file=sys.stderr)
     return value
 
 
