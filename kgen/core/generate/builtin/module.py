@@ -384,7 +384,7 @@ def shape_guards(cap: Captured, reg: sizes.Registry, input_names: list[str]) -> 
 
     printer = PythonPrinter()
     used = set()
-    for expr in list(reg.names) + list(reg.guards):
+    for expr in [e for e, _ in reg.names] + list(reg.guards):
         used |= set(expr.free_symbols)
     missing = [s for s in used if s not in cap.sources]
     if missing:
@@ -408,7 +408,7 @@ def shape_guards(cap: Captured, reg: sizes.Registry, input_names: list[str]) -> 
         got = ", ".join(f"{where[s]}={{{local[s]}}}" for s in sorted(rel.free_symbols, key=lambda s: cap.sources[s]))
         lines.append(f"if not ({cond}):")
         lines.append(f"    raise ValueError(f'ModelNew was generated for {what}; got {got}')")
-    for expr, name in reg.names.items():
+    for (expr, _), name in reg.names.items():
         text = printer.doprint(expr.xreplace(local))
         lines.append(f"{name} = float({text})" if name in reg.floats else f"{name} = int({text})")
     return lines

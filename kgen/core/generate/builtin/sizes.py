@@ -34,14 +34,14 @@ NAME = re.compile(r"\b_d\d+\b")
 class Registry:
     """The symbolic state of one build: names given to expressions, and the guards recorded."""
     ranges: dict = field(default_factory=dict)                # sympy Symbol -> torch ValueRanges
-    names: dict = field(default_factory=dict)                 # sympy expr -> kernel argument name
+    names: dict = field(default_factory=dict)                 # (sympy expr, is float) -> argument name
     floats: set = field(default_factory=set)                  # names whose host value is a float
     guards: list = field(default_factory=list)                # sympy relations, all true at trace time
 
     def name(self, expr: Any, is_float: bool = False) -> str:
-        got = self.names.get(expr)
+        got = self.names.get((expr, is_float))
         if got is None:
-            got = self.names[expr] = f"_d{len(self.names)}"
+            got = self.names[(expr, is_float)] = f"_d{len(self.names)}"
         if is_float:
             self.floats.add(got)
         return got
