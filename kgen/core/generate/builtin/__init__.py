@@ -29,7 +29,7 @@ class BuiltinGenerator:
     def __init__(self, seed: int = 0, **options: Any):
         self.seed = int(seed)
         self.options = options
-        self._captures: dict[str, Any] = {}
+        self._captures: dict[tuple[str, bool], Any] = {}
 
     # --- Generator protocol ------------------------------------------------------------------
     def initial(self, task: Task, n: int) -> list[Candidate]:

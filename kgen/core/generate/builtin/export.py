@@ -237,9 +237,10 @@ def symbolic_values_to_sizes(graph: Any) -> None:
         if not isinstance(val, (torch.SymInt, torch.SymFloat, int, float)) or node.op != "call_function":
             continue
         value = sized(val)
+        swap = _replacer(node, value)
         for user in list(node.users):
-            user.args = map_arg(user.args, lambda a: value if a is node else a)
-            user.kwargs = map_arg(user.kwargs, lambda a: value if a is node else a)
+            user.args = map_arg(user.args, swap)
+            user.kwargs = map_arg(user.kwargs, swap)
         graph.erase_node(node)
     # SymInts held directly in arguments (a rewrite's slice bounds)
     symbolic = (torch.SymInt, torch.SymFloat)
@@ -247,6 +248,13 @@ def symbolic_values_to_sizes(graph: Any) -> None:
         if any(isinstance(a, symbolic) for a in torch.utils._pytree.tree_leaves((node.args, node.kwargs))):
             node.args, node.kwargs = torch.utils._pytree.tree_map(
                 lambda a: sized(a) if isinstance(a, symbolic) else a, (node.args, node.kwargs))
+
+
+def _replacer(node: Any, value: Any) -> Any:
+    def swap(a: Any) -> Any:
+        return value if a is node else a
+
+    return swap
 
 
 def _symbols(ep: Any, user: list[str]) -> tuple[dict, dict]:

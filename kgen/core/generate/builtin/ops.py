@@ -162,7 +162,7 @@ class Operands:
         """The dtype torch promotes these operands to (tensors beat scalars of the same category)."""
         import torch
 
-        probes = []
+        probes: list[Any] = []
         for a in args:
             if self.is_tensor(a):
                 v = a.meta["val"]
