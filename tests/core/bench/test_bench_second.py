@@ -48,3 +48,23 @@ def test_reports_count_and_explain_second_shape_failures():
     assert "## Not passing at the second shape" in md and "c/b: fail: ModelNew was generated for x.shape[0] == 1" in md
     rows = list(csv.DictReader(io.StringIO(render_csv(d))))
     assert [r["second_shape"] for r in rows][:1] == ["pass"]
+
+
+def test_every_suite_task_has_a_second_shape_with_the_same_constructor_arguments():
+    from pathlib import Path
+
+    from kgen.core.bench.discovery import small_variant
+
+    suite = Path(__file__).resolve().parents[3] / "benchmarks" / "suite"
+    files = sorted(suite.glob("*/*.py"))
+    assert len(files) >= 100
+    for f in files:
+        small = small_variant(f.read_text())
+        assert small is not None and has_second(small), f
+        at_small: dict = {}
+        exec(compile(small, str(f), "exec"), at_small)
+        at_second: dict = {}
+        exec(compile(second_variant(small), str(f), "exec"), at_second)
+        assert at_second["get_init_inputs"]() == at_small["get_init_inputs"](), f
+        changed = {k for k in at_second["SECOND"] if at_second[k] != at_small[k]}
+        assert changed, f"{f}: SECOND changes nothing"

@@ -1,7 +1,8 @@
 """The builtin offline generator: a lowering of the reference's ATen graph to Triton.
 
 Layers, each importing only the ones before it:
-ops (op tables) -> graph (typed node helpers; export.py/rewrite.py capture the graph) ->
+sizes (symbolic sizes and their guards) -> ops (op tables) -> graph (typed node helpers;
+export.py/rewrite.py capture the graph, shape-generic where export allows) ->
 legality (what each group kind can lower) -> schedule (knobs) -> fusion (the plan: groups) ->
 indexing, codegen (the kernel writer) -> emit/ (one emitter per group kind, a registry) ->
 module (the ModelNew assembly) -> this generator.

@@ -2,9 +2,9 @@
 
 Every emitter (emit/) builds its kernel with these; nothing here knows a group kind.
 
-Shapes are compile-time constants (the module is specialised on the traced shapes and says so
-in a guard); strides are runtime arguments, so any input layout, broadcast (stride 0) or
-view works without a copy.
+Static sizes are compile-time constants; symbolic ones (sizes.py) print as argument names the
+module writer adds to the kernel's signature, computed on the host. Strides are runtime
+arguments, so any input layout, broadcast (stride 0) or view works without a copy.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 ModelNew inherits the reference class (renamed), so the constructor signature, the parameter
 and buffer names and their initialisation are the reference's own; only forward is replaced.
-The kernels are specialised on the traced shapes, dtypes and constructor arguments, and the
-module checks all three instead of computing garbage for inputs it was not built for.
+The kernels are specialised on dtypes, constructor arguments and the sizes export proved static;
+the other sizes (sizes.py) are runtime arguments forward computes from the inputs, and every
+decision the generator took from one is a guard forward checks. The module refuses, with one
+sentence, any input it was not built for instead of computing garbage.
 """
 
 from __future__ import annotations
