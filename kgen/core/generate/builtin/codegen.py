@@ -19,7 +19,7 @@ from kgen.core.generate.builtin import indexing, ops
 from kgen.core.generate.builtin.fusion import Group
 from kgen.core.generate.builtin.graph import arg, flat_to_coords, numel, shape_of, trace
 from kgen.core.generate.builtin.legality import INDEXED_OPS
-from kgen.core.generate.builtin.sizes import is_symbolic
+from kgen.core.generate.builtin.sizes import guard_range, is_symbolic
 
 
 def contiguous_strides(shape: tuple) -> list[int]:
@@ -320,8 +320,7 @@ def next_pow2(n: Any) -> int:
     if is_symbolic(n):
         # the traced size's power of two, guarded by the one range that keeps it
         p = next_pow2(int(n.hint))
-        _ = n > p // 2
-        _ = n <= p
+        guard_range(n, p // 2, p)
         return p
     p = 1
     while p < n:

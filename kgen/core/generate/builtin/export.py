@@ -59,6 +59,7 @@ class Captured:
     # torch ValueRanges), and where forward reads it: Symbol -> (user input index, dim)
     ranges: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
+    hints: dict = field(default_factory=dict)        # Symbol -> its value at trace time
     # set when a build specialised a size behind sizes.py's back (a guard in torch's ShapeEnv):
     # the generator then builds from the static capture
     tainted: bool = False
@@ -210,7 +211,12 @@ def _export(model: Any, inputs: list[Any], dynamic: bool = False) -> Any:
         level = quiet.level
         quiet.setLevel(logging.ERROR)
         try:
-            ep = torch.export.export(model, tuple(inputs), dynamic_shapes=spec, strict=False)
+            # size-oblivious: a dim of size 1 at trace time stays symbolic instead of being
+            # specialised to 1 (sizes._decide treats it the same way)
+            import torch.fx.experimental._config as fx_config
+
+            with fx_config.patch(backed_size_oblivious=bool(dynamic)):
+                ep = torch.export.export(model, tuple(inputs), dynamic_shapes=spec, strict=False)
         finally:
             quiet.setLevel(level)
         ep = ep.run_decompositions(decomposition_table())
@@ -257,7 +263,7 @@ def _replacer(node: Any, value: Any) -> Any:
     return swap
 
 
-def _symbols(ep: Any, user: list[str]) -> tuple[dict, dict]:
+def _symbols(ep: Any, user: list[str], inputs: list[Any]) -> tuple[dict, dict, dict]:
     """Value ranges of the symbolic input dims and, for each, the (user input, dim) it is read from."""
     import torch
 
@@ -271,7 +277,7 @@ def _symbols(ep: Any, user: list[str]) -> tuple[dict, dict]:
         for d, s in enumerate(val.shape):
             if isinstance(s, torch.SymInt) and s.node.expr.is_Symbol:
                 sources.setdefault(s.node.expr, (i, d))
-    return ranges, sources
+    return ranges, sources, {sym: int(inputs[i].shape[d]) for sym, (i, d) in sources.items()}
 
 
 def load_namespace(source: str, name: str = "kgen_task") -> dict[str, Any]:
@@ -364,11 +370,11 @@ def _capture(source: str, seed: int, dynamic: bool) -> Captured:
     # tensors the forward builds from literals (torch.tensor([...])) become lifted constants
     constants = {t: ep.constants[t].detach().cpu() for kind, t in kinds.values()
                  if kind == "CONSTANT_TENSOR" and t is not None and t in ep.constants}
-    ranges, sources = _symbols(ep, user) if dynamic else ({}, {})
+    ranges, sources, hints = _symbols(ep, user, inputs) if dynamic else ({}, {}, {})
     return Captured(graph=ep.graph, input_kinds=kinds, user_inputs=user, out_spec=ep.call_spec.out_spec,
                     init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants,
                     mutations=mutations, modes=modes, input_mutations=input_mutations,
-                    attribute_buffers=attribute_buffers, ranges=ranges, sources=sources)
+                    attribute_buffers=attribute_buffers, ranges=ranges, sources=sources, hints=hints)
 
 
 def signature_text(source: str, method: str) -> tuple[str, list[str]] | None:

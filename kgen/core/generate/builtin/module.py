@@ -169,7 +169,7 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     """The ModelNew module for `cap` under `schedule`; shape-generic where `cap` is (sizes.py)."""
     env = _shape_env(cap)
     before = len(env.guards) if env is not None else 0
-    with sizes.build(cap.ranges) as reg:
+    with sizes.build(cap.ranges, cap.hints) as reg:
         built = _build_module(source, cap, schedule, reg)
     if env is not None and len(env.guards) > before:
         # something read a SymInt as a number directly (torch recorded the guard, not sizes.py):
@@ -399,10 +399,12 @@ def shape_guards(cap: Captured, reg: sizes.Registry, input_names: list[str]) -> 
         vr = cap.ranges.get(sym)
         if vr is not None:
             if vr.lower.is_Integer:
-                checks.append(sympy.Ge(sym, int(vr.lower)))
+                checks.append(sympy.Ge(sym, max(1, int(vr.lower))))   # an empty input is refused
             if vr.upper.is_Integer:
                 checks.append(sympy.Le(sym, int(vr.upper)))
     for rel in checks + list(reg.guards):
+        if rel is sympy.true:
+            continue
         cond = printer.doprint(rel.xreplace(local))
         what = printer.doprint(rel).replace("'", "")
         for sym, text in where.items():

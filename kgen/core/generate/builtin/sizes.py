@@ -37,6 +37,9 @@ class Registry:
     names: dict = field(default_factory=dict)                 # (sympy expr, is float) -> argument name
     floats: set = field(default_factory=set)                  # names whose host value is a float
     guards: list = field(default_factory=list)                # sympy relations, all true at trace time
+    # trace-time value of every input-dim symbol, and those that were 1 (see _decide)
+    hints: dict = field(default_factory=dict)
+    ones: set = field(default_factory=set)
 
     def name(self, expr: Any, is_float: bool = False) -> str:
         got = self.names.get((expr, is_float))
@@ -55,9 +58,10 @@ _CURRENT: contextvars.ContextVar[Registry | None] = contextvars.ContextVar("kgen
 
 
 @contextlib.contextmanager
-def build(ranges: dict | None = None) -> Iterator[Registry]:
+def build(ranges: dict | None = None, hints: dict | None = None) -> Iterator[Registry]:
     """The registry every Size created or compared inside the `with` reports to."""
-    reg = Registry(ranges=dict(ranges or {}))
+    hints = dict(hints or {})
+    reg = Registry(ranges=dict(ranges or {}), hints=hints, ones={s for s, v in hints.items() if v == 1})
     token = _CURRENT.set(reg)
     try:
         yield reg
@@ -88,9 +92,14 @@ def _make(expr: Any, hint: Any, is_float: bool = False) -> Any:
     return Size(expr, hint, is_float)
 
 
-def _decide(rel: Any, value: bool) -> bool:
+def _decide(rel: Any, value: bool, strict: bool = False) -> bool:
     """The truth of relation `rel` (which holds `value` at trace time): static when sympy or the
-    value ranges decide it, else `value`, recorded as a guard of the current build."""
+    value ranges decide it, else `value`, recorded as a guard of the current build.
+
+    A dim that was 1 at trace time is taken size-obliviously (as torch's export does with
+    backed_size_oblivious): a comparison is decided as if it were 2 or more, so the kernel is the
+    general one, and its guard also admits the traced 1 (`rel or s == 1`), where the verifier
+    checked that very kernel. Not with `strict` (a value the generator uses as a number)."""
     import sympy
 
     if rel is sympy.true or rel is sympy.false:
@@ -120,6 +129,15 @@ def _decide(rel: Any, value: bool) -> bool:
                 return bool(decided)
         except Exception:  # noqa: BLE001 - an expression the range analysis cannot bound: guard it
             pass
+    if reg is not None and not strict and reg.ones and rel.free_symbols & reg.ones:
+        ones = rel.free_symbols & reg.ones
+        at = {s: (2 if s in ones else reg.hints.get(s)) for s in rel.free_symbols}
+        if None not in at.values():
+            general = bool(rel.xreplace(at))
+            if general != value:
+                kept = rel if general else rel.negated
+                reg.guard(sympy.Or(kept, sympy.And(*[sympy.Eq(s, 1) for s in sorted(ones, key=str)])))
+                return general
     if reg is not None:
         reg.guard(rel if value else rel.negated)
         if os.environ.get("KGEN_SIZES_DEBUG"):   # where a guard comes from, when a kernel is less generic than hoped
@@ -163,7 +181,7 @@ class Size:
     def __int__(self) -> int:
         import sympy
 
-        _decide(sympy.Eq(self.expr, self.hint), True)
+        _decide(sympy.Eq(self.expr, self.hint), True, strict=True)
         return int(self.hint)
 
     def __index__(self) -> int:
@@ -172,7 +190,7 @@ class Size:
     def __float__(self) -> float:
         import sympy
 
-        _decide(sympy.Eq(self.expr, self.hint), True)
+        _decide(sympy.Eq(self.expr, self.hint), True, strict=True)
         return float(self.hint)
 
     def __bool__(self) -> bool:
@@ -276,6 +294,15 @@ class Size:
         return not self.__eq__(o)
 
 
+def guard_range(n: Any, lo: int, hi: int) -> None:
+    """Guard lo < n <= hi exactly (a block size computed from n's trace-time value)."""
+    import sympy
+
+    if isinstance(n, Size):
+        _decide(sympy.Gt(n.expr, lo), n.hint > lo, strict=True)
+        _decide(sympy.Le(n.expr, hi), n.hint <= hi, strict=True)
+
+
 def sized(v: Any) -> Any:
     """A plain int/float for a concrete or constant symbolic value, else a Size."""
     import torch
@@ -300,4 +327,4 @@ def used_names(text: str) -> list[str]:
     return list(dict.fromkeys(NAME.findall(text)))
 
 
-__all__ = ["Size", "Registry", "build", "current", "sized", "is_symbolic", "used_names"]
+__all__ = ["Size", "Registry", "build", "current", "sized", "is_symbolic", "used_names", "guard_range"]
