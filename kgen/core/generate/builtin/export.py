@@ -215,7 +215,7 @@ def _export(model: Any, inputs: list[Any], dynamic: bool = False) -> Any:
             # specialised to 1 (sizes._decide treats it the same way)
             import torch.fx.experimental._config as fx_config
 
-            with fx_config.patch(backed_size_oblivious=bool(dynamic)):
+            with fx_config.patch(backed_size_oblivious=bool(dynamic)):  # type: ignore[attr-defined]
                 ep = torch.export.export(model, tuple(inputs), dynamic_shapes=spec, strict=False)
         finally:
             quiet.setLevel(level)
