@@ -60,6 +60,10 @@ class Captured:
     ranges: dict = field(default_factory=dict)
     sources: dict = field(default_factory=dict)
     hints: dict = field(default_factory=dict)        # Symbol -> its value at trace time
+    # what export itself assumed about the symbolic dims (its ShapeEnv's guards): relations
+    # forward checks, and the (user input, dim) pairs it pinned to their traced value
+    export_guards: list = field(default_factory=list)
+    pinned: set = field(default_factory=set)
     # set when a build specialised a size behind sizes.py's back (a guard in torch's ShapeEnv):
     # the generator then builds from the static capture
     tainted: bool = False
@@ -190,22 +194,23 @@ def _same(a: Any, b: Any) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.detach(), b))
 
 
-def _dynamic_spec(inputs: list[Any]) -> tuple:
+def _dynamic_spec(inputs: list[Any], static: frozenset = frozenset()) -> tuple:
     """Every dim of every tensor input dynamic; Dim.AUTO lets export specialise on its own the
     dims that must be static (tied to a parameter, or of size 0/1 at trace time)."""
     import torch
 
     auto = torch.export.Dim.AUTO
-    return tuple({d: auto for d in range(t.dim())} if isinstance(t, torch.Tensor) else None for t in inputs)
+    return tuple({d: auto for d in range(t.dim()) if (i, d) not in static} if isinstance(t, torch.Tensor) else None
+                 for i, t in enumerate(inputs))
 
 
-def _export(model: Any, inputs: list[Any], dynamic: bool = False) -> Any:
+def _export(model: Any, inputs: list[Any], dynamic: bool = False, static: frozenset = frozenset()) -> Any:
     import torch
 
     with warnings.catch_warnings():
         # torch.export's own use of a deprecated pytree class; nothing the task can act on
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-        spec = _dynamic_spec(inputs) if dynamic else None
+        spec = _dynamic_spec(inputs, static) if dynamic else None
         # export logs a warning per dim it specialises (size 1 at trace time): expected here
         quiet = logging.getLogger("torch._export.non_strict_utils")
         level = quiet.level
@@ -256,6 +261,32 @@ def symbolic_values_to_sizes(graph: Any) -> None:
                 lambda a: sized(a) if isinstance(a, symbolic) else a, (node.args, node.kwargs))
 
 
+def _export_guards(ep: Any, sources: dict) -> tuple[list, set]:
+    """The guards export's ShapeEnv recorded over the input dims: (relations to check at run
+    time, input dims pinned to one value by an equality)."""
+    import sympy
+    import torch
+
+    env = None
+    for node in ep.graph.nodes:
+        for s in getattr(node.meta.get("val"), "shape", ()) if node.op == "placeholder" else ():
+            if isinstance(s, torch.SymInt):
+                env = s.node.shape_env
+    if env is None:
+        return [], set()
+    rels, pinned = [], set()
+    for g in env.guards:
+        expr = g.expr
+        syms = expr.free_symbols
+        if not syms or not syms <= set(sources):
+            continue
+        if isinstance(expr, sympy.Eq) and len(syms) == 1 and (expr.lhs.is_number or expr.rhs.is_number):
+            pinned.add(sources[next(iter(syms))])
+        if expr not in rels:
+            rels.append(expr)
+    return rels, pinned
+
+
 def _replacer(node: Any, value: Any) -> Any:
     def swap(a: Any) -> Any:
         return value if a is node else a
@@ -299,14 +330,18 @@ def capture(source: str, seed: int = 0, dynamic: bool = True) -> Captured:
     if dynamic:
         try:
             cap = _capture(source, seed, True)
+            if cap.pinned:
+                # export assumed some input dims equal to their traced value (a guard, not a
+                # specialisation in the graph's shapes): capture again with those dims static
+                cap = _capture(source, seed, True, frozenset(cap.pinned))
         except KgenError:
             return _capture(source, seed, False)
-        if cap.sources:
+        if cap.sources and not cap.pinned:
             return cap
     return _capture(source, seed, False)
 
 
-def _capture(source: str, seed: int, dynamic: bool) -> Captured:
+def _capture(source: str, seed: int, dynamic: bool, static: frozenset = frozenset()) -> Captured:
     import torch
 
     ns = load_namespace(source)
@@ -334,14 +369,14 @@ def _capture(source: str, seed: int, dynamic: bool) -> Captured:
     if stateful:
         target, attribute_buffers = attributes_as_buffers(model)
     try:
-        ep = _export(target, inputs, dynamic)
+        ep = _export(target, inputs, dynamic, static)
     except Exception as exc:  # noqa: BLE001
         error = exc
         ep = None
         clone, moved = attributes_as_buffers(model)
         if moved and not stateful:
             try:
-                ep, attribute_buffers = _export(clone, inputs, dynamic), moved
+                ep, attribute_buffers = _export(clone, inputs, dynamic, static), moved
             except Exception:  # noqa: BLE001 - report the reference's own failure
                 ep = None
         if ep is None:
@@ -371,10 +406,12 @@ def _capture(source: str, seed: int, dynamic: bool) -> Captured:
     constants = {t: ep.constants[t].detach().cpu() for kind, t in kinds.values()
                  if kind == "CONSTANT_TENSOR" and t is not None and t in ep.constants}
     ranges, sources, hints = _symbols(ep, user, inputs) if dynamic else ({}, {}, {})
+    export_guards, pinned = _export_guards(ep, sources) if dynamic else ([], set())
     return Captured(graph=ep.graph, input_kinds=kinds, user_inputs=user, out_spec=ep.call_spec.out_spec,
                     init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants,
                     mutations=mutations, modes=modes, input_mutations=input_mutations,
-                    attribute_buffers=attribute_buffers, ranges=ranges, sources=sources, hints=hints)
+                    attribute_buffers=attribute_buffers, ranges=ranges, sources=sources, hints=hints,
+                    export_guards=export_guards, pinned=pinned)
 
 
 def signature_text(source: str, method: str) -> tuple[str, list[str]] | None:

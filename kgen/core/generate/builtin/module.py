@@ -386,7 +386,7 @@ def shape_guards(cap: Captured, reg: sizes.Registry, input_names: list[str]) -> 
 
     printer = PythonPrinter()
     used = set()
-    for expr in [e for e, _ in reg.names] + list(reg.guards):
+    for expr in [e for e, _ in reg.names] + list(reg.guards) + list(cap.export_guards):
         used |= set(expr.free_symbols)
     missing = [s for s in used if s not in cap.sources]
     if missing:
@@ -402,7 +402,7 @@ def shape_guards(cap: Captured, reg: sizes.Registry, input_names: list[str]) -> 
                 checks.append(sympy.Ge(sym, max(1, int(vr.lower))))   # an empty input is refused
             if vr.upper.is_Integer:
                 checks.append(sympy.Le(sym, int(vr.upper)))
-    for rel in checks + list(reg.guards):
+    for rel in checks + list(cap.export_guards) + list(reg.guards):
         if rel is sympy.true:
             continue
         cond = printer.doprint(rel.xreplace(local))

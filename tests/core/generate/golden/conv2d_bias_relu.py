@@ -90,12 +90,24 @@ class ModelNew(_KgenReference):
         _s77 = x.shape[0]
         _s53 = x.shape[2]
         _s0 = x.shape[3]
-        if not (_s77 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[0] >= 2; got x.shape[0]={_s77}')
-        if not (_s53 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[2] >= 2; got x.shape[2]={_s53}')
-        if not (_s0 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[3] >= 2; got x.shape[3]={_s0}')
+        if not (1 < 3*_s0*_s53):
+            raise ValueError(f'ModelNew was generated for 1 < 3*x.shape[3]*x.shape[2]; got x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not ((1 + (((-1) + _s0) // 2)) != 1):
+            raise ValueError(f'ModelNew was generated for (1 + (((-1) + x.shape[3]) // 2)) != 1; got x.shape[3]={_s0}')
+        if not ((1 + (((-1) + _s53) // 2)) != 1):
+            raise ValueError(f'ModelNew was generated for (1 + (((-1) + x.shape[2]) // 2)) != 1; got x.shape[2]={_s53}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (((1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2))) != 1):
+            raise ValueError(f'ModelNew was generated for ((1 + (((-1) + x.shape[3]) // 2))*(1 + (((-1) + x.shape[2]) // 2))) != 1; got x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (3*_s0*_s53*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for 3*x.shape[3]*x.shape[2]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s0 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[3] != 1; got x.shape[3]={_s0}')
+        if not (_s53 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] != 1; got x.shape[2]={_s53}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
         if not (1 + (((-1) + _s53) // 2) > 1):
             raise ValueError(f'ModelNew was generated for 1 + (((-1) + x.shape[2]) // 2) > 1; got x.shape[2]={_s53}')
         if not (1 + (((-1) + _s0) // 2) > 1):
@@ -112,7 +124,7 @@ class ModelNew(_KgenReference):
         p_conv_bias = _kgen_attr(self, 'conv.bias')
         dev = x.device
         # conv group 0 fuses: aten.convolution.default, aten.relu.default, aten.mul.Tensor
-        t_mul_9 = torch.empty((_d7, 6, _d2, _d1), dtype=torch.float32, device=dev)
+        t_mul_10 = torch.empty((_d7, 6, _d2, _d1), dtype=torch.float32, device=dev)
         k0_conv[(triton.cdiv(_d0, max(16, min(64, triton.next_power_of_2(_d0)))) * triton.cdiv(6, 16), 1)](
-            x, p_conv_weight, x.stride(0), x.stride(1), x.stride(2), x.stride(3), p_conv_weight.stride(0), p_conv_weight.stride(1), p_conv_weight.stride(2), p_conv_weight.stride(3), p_conv_bias, p_conv_bias.stride(0), t_mul_9, _d1, _d2, _d0, _d3, _d4, _d5, _d6, BLOCK_M=max(16, min(64, triton.next_power_of_2(_d0))), BLOCK_N=16, BLOCK_K=32, num_warps=4, num_stages=3)
-        return t_mul_9
+            x, p_conv_weight, x.stride(0), x.stride(1), x.stride(2), x.stride(3), p_conv_weight.stride(0), p_conv_weight.stride(1), p_conv_weight.stride(2), p_conv_weight.stride(3), p_conv_bias, p_conv_bias.stride(0), t_mul_10, _d1, _d2, _d0, _d3, _d4, _d5, _d6, BLOCK_M=max(16, min(64, triton.next_power_of_2(_d0))), BLOCK_N=16, BLOCK_K=32, num_warps=4, num_stages=3)
+        return t_mul_10

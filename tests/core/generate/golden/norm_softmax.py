@@ -77,18 +77,26 @@ class ModelNew(_KgenReference):
         _kgen_check_dims('x', x, (None, None), torch.float32)
         _s77 = x.shape[0]
         _s27 = x.shape[1]
+        if not (_s27*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
         if not (_s77 >= 2):
             raise ValueError(f'ModelNew was generated for x.shape[0] >= 2; got x.shape[0]={_s77}')
-        if not (_s27 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[1] >= 2; got x.shape[1]={_s27}')
         if not (_s77 != (_s27*_s77)):
             raise ValueError(f'ModelNew was generated for x.shape[0] != (x.shape[1]*x.shape[0]); got x.shape[0]={_s77}, x.shape[1]={_s27}')
         if not ((_s27*_s77) != _s77):
             raise ValueError(f'ModelNew was generated for (x.shape[1]*x.shape[0]) != x.shape[0]; got x.shape[0]={_s77}, x.shape[1]={_s27}')
-        if not (_s27 > 64):
-            raise ValueError(f'ModelNew was generated for x.shape[1] > 64; got x.shape[1]={_s27}')
-        if not (_s27 <= 128):
-            raise ValueError(f'ModelNew was generated for x.shape[1] <= 128; got x.shape[1]={_s27}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 <= 512):
+            raise ValueError(f'ModelNew was generated for x.shape[1] <= 512; got x.shape[1]={_s27}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
         _d0 = int(_s77)
         _d1 = int(_s27)
         dev = x.device
@@ -96,5 +104,5 @@ class ModelNew(_KgenReference):
         t_div = torch.empty((_d0, _d1), dtype=torch.float32, device=dev)
         in0_st = _kgen_strides(x, (_d0, _d1))
         k0_reduction[(triton.cdiv(_d0, max(1, min(8, triton.next_power_of_2(_d0)))),)](
-            x, in0_st[0], in0_st[1], t_div, _d0, _d1, RBLOCK=max(1, min(8, triton.next_power_of_2(_d0))), KBLOCK=128, num_warps=4)
+            x, in0_st[0], in0_st[1], t_div, _d0, _d1, RBLOCK=max(1, min(8, triton.next_power_of_2(_d0))), KBLOCK=512, num_warps=4)
         return t_div

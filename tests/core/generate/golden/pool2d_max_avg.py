@@ -270,16 +270,50 @@ class ModelNew(_KgenReference):
         _s27 = x.shape[1]
         _s53 = x.shape[2]
         _s0 = x.shape[3]
-        if not (_s77 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[0] >= 2; got x.shape[0]={_s77}')
-        if not (_s27 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[1] >= 2; got x.shape[1]={_s27}')
         if not (_s53 >= 3):
             raise ValueError(f'ModelNew was generated for x.shape[2] >= 3; got x.shape[2]={_s53}')
         if not (_s0 >= 3):
             raise ValueError(f'ModelNew was generated for x.shape[3] >= 3; got x.shape[3]={_s0}')
+        if not (2*((1 + _s53) // 2) >= 1 + _s53):
+            raise ValueError(f'ModelNew was generated for 2*((1 + x.shape[2]) // 2) >= 1 + x.shape[2]; got x.shape[2]={_s53}')
+        if not (2*((1 + _s0) // 2) >= 1 + _s0):
+            raise ValueError(f'ModelNew was generated for 2*((1 + x.shape[3]) // 2) >= 1 + x.shape[3]; got x.shape[3]={_s0}')
+        if not (((1 + _s0) // 2) >= 1 and ((1 + _s53) // 2) >= 1):
+            raise ValueError(f'ModelNew was generated for ((1 + x.shape[3]) // 2) >= 1 and ((1 + x.shape[2]) // 2) >= 1; got x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not ((-2) + _s0 >= 1 and (-2) + _s53 >= 1):
+            raise ValueError(f'ModelNew was generated for (-2) + x.shape[3] >= 1 and (-2) + x.shape[2] >= 1; got x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s0*_s27*_s53 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[3]*x.shape[1]*x.shape[2] > 1; got x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s27*(1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2)) > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*(1 + (((-1) + x.shape[3]) // 2))*(1 + (((-1) + x.shape[2]) // 2)) > 1; got x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27*_s77*(1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2)) >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0]*(1 + (((-1) + x.shape[3]) // 2))*(1 + (((-1) + x.shape[2]) // 2)) >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s0*_s27*_s53*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[3]*x.shape[1]*x.shape[2]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s27*_s77*((1 + _s0) // 2)*((1 + _s53) // 2) >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0]*((1 + x.shape[3]) // 2)*((1 + x.shape[2]) // 2) >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (max(1, (1 + _s0) // 2) == ((1 + _s0) // 2)):
+            raise ValueError(f'ModelNew was generated for max(1, (1 + x.shape[3]) // 2) == ((1 + x.shape[3]) // 2); got x.shape[3]={_s0}')
+        if not ((max(1, (1 + _s0) // 2)*max(1, (1 + _s53) // 2)) == (((1 + _s0) // 2)*((1 + _s53) // 2))):
+            raise ValueError(f'ModelNew was generated for (max(1, (1 + x.shape[3]) // 2)*max(1, (1 + x.shape[2]) // 2)) == (((1 + x.shape[3]) // 2)*((1 + x.shape[2]) // 2)); got x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not ((_s27*max(1, (1 + _s0) // 2)*max(1, (1 + _s53) // 2)) == (_s27*((1 + _s0) // 2)*((1 + _s53) // 2))):
+            raise ValueError(f'ModelNew was generated for (x.shape[1]*max(1, (1 + x.shape[3]) // 2)*max(1, (1 + x.shape[2]) // 2)) == (x.shape[1]*((1 + x.shape[3]) // 2)*((1 + x.shape[2]) // 2)); got x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s27*_s77*((-2) + _s0)*((-2) + _s53) >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0]*((-2) + x.shape[3])*((-2) + x.shape[2]) >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (((-2) + _s0) != 1):
+            raise ValueError(f'ModelNew was generated for ((-2) + x.shape[3]) != 1; got x.shape[3]={_s0}')
+        if not (((-2) + _s53) != 1):
+            raise ValueError(f'ModelNew was generated for ((-2) + x.shape[2]) != 1; got x.shape[2]={_s53}')
         if not ((_s27*_s77*(1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2))) != (_s27*_s77*((-2) + _s0)*((-2) + _s53))):
             raise ValueError(f'ModelNew was generated for (x.shape[1]*x.shape[0]*(1 + (((-1) + x.shape[3]) // 2))*(1 + (((-1) + x.shape[2]) // 2))) != (x.shape[1]*x.shape[0]*((-2) + x.shape[3])*((-2) + x.shape[2])); got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
         if not ((-2) + _s53 > 1):
             raise ValueError(f'ModelNew was generated for (-2) + x.shape[2] > 1; got x.shape[2]={_s53}')
         if not ((-2) + _s0 > 1):
@@ -308,9 +342,9 @@ class ModelNew(_KgenReference):
         k0_pool[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
             x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_getitem, t_getitem_1, _d0, _d1, _d2, _d3, _d4, _d5, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
         # pool group 1 fuses: aten.avg_pool2d.default, aten.mul.Tensor
-        t_mul_15 = torch.empty((_d6, _d3, _d2, _d1), dtype=torch.float32, device=dev)
+        t_mul_14 = torch.empty((_d6, _d3, _d2, _d1), dtype=torch.float32, device=dev)
         k1_pool[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
-            x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_mul_15, _d0, _d1, _d2, _d3, _d4, _d5, _d7, _d8, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
+            x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_mul_14, _d0, _d1, _d2, _d3, _d4, _d5, _d7, _d8, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
         # pool group 2 fuses: aten.avg_pool2d.default
         t_avg_pool2d_1 = torch.empty((_d6, _d3, _d11, _d10), dtype=torch.float32, device=dev)
         k2_pool[(triton.cdiv(_d9, max(1, min(1024, triton.next_power_of_2(_d9)))),)](
@@ -324,4 +358,4 @@ class ModelNew(_KgenReference):
         in0_st = _kgen_strides(t_getitem, (_d6, _d3, _d2, _d1))
         k4_pointwise[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
             t_getitem, in0_st[0], in0_st[1], in0_st[2], in0_st[3], t_relu, _d0, _d1, _d2, _d3, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
-        return (t_relu, t_getitem_1, t_mul_15, t_avg_pool2d_1, t_getitem_2)
+        return (t_relu, t_getitem_1, t_mul_14, t_avg_pool2d_1, t_getitem_2)

@@ -96,12 +96,18 @@ class ModelNew(_KgenReference):
         _kgen_check_dims('x', x, (None, None), torch.float32)
         _s77 = x.shape[0]
         _s27 = x.shape[1]
-        if not (_s77 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[0] >= 2; got x.shape[0]={_s77}')
-        if not (_s27 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[1] >= 2; got x.shape[1]={_s27}')
+        if not (_s27*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
         if not (_s27*_s77 < 2147483648):
             raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] < 2147483648; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
         _d0 = int(_s27*_s77)
         _d1 = int(_s77)
         _d2 = int(_s27)

@@ -153,37 +153,37 @@ def k5_pointwise(in0, in0_s0, in0_s1, in1, in1_s0, in1_s1, out0, out1, _d7, _d8,
 
 
 @triton.jit
-def k6_pointwise(in0, in0_s0, in0_s1, out0, _d10, XBLOCK: tl.constexpr):
+def k6_pointwise(in0, in0_s0, in0_s1, out0, _d10, _d11, XBLOCK: tl.constexpr):
     # pointwise group 6 fuses: aten.remainder.Scalar
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
     xmask = xi < _d10
-    i1 = xi % 2
-    q2 = xi // 2
+    i1 = xi % _d11
+    q2 = xi // _d11
     x4 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1, mask=xmask, other=0).to(tl.int64)
     v5 = (_kgen_mod(x4, 3)).to(tl.int64)
     tl.store(out0 + xi, (v5).to(tl.int64), mask=xmask)
 
 
 @triton.jit
-def k7_pointwise(in0, in0_s0, in0_s1, in1, in1_s0, in1_s1, out0, _d10, _d5, XBLOCK: tl.constexpr):
+def k7_pointwise(in0, in0_s0, in0_s1, in1, in1_s0, in1_s1, out0, _d10, _d11, _d5, XBLOCK: tl.constexpr):
     # pointwise group 7 fuses: aten.gather.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
     xmask = xi < _d10
-    i1 = xi % 2
-    q2 = xi // 2
+    i1 = xi % _d11
+    q2 = xi // _d11
     g4 = tl.load(in0 + (q2) * in0_s0 + (i1) * in0_s1, mask=xmask, other=0).to(tl.int64)
     g5 = tl.load(in1 + (q2) * in1_s0 + (g4) * in1_s1, mask=xmask & ((g4 >= 0) & (g4 < _d5)), other=0).to(tl.float32)
     tl.store(out0 + xi, (g5).to(tl.float32), mask=xmask)
 
 
 @triton.jit
-def k8_pointwise(in0, in0_s0, in0_s1, out0, _d6, _d5, _d11, XBLOCK: tl.constexpr):
+def k8_pointwise(in0, in0_s0, in0_s1, out0, _d6, _d5, _d12, XBLOCK: tl.constexpr):
     # pointwise group 8 fuses: aten.flip.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
     xmask = xi < _d6
     i1 = xi % _d5
     q2 = xi // _d5
-    g4 = tl.load(in0 + (q2) * in0_s0 + ((_d11 - i1)) * in0_s1, mask=xmask, other=0).to(tl.float32)
+    g4 = tl.load(in0 + (q2) * in0_s0 + ((_d12 - i1)) * in0_s1, mask=xmask, other=0).to(tl.float32)
     tl.store(out0 + xi, (g4).to(tl.float32), mask=xmask)
 
 
@@ -198,14 +198,38 @@ class ModelNew(_KgenReference):
         _s75 = idx.shape[1]
         _s77 = x.shape[0]
         _s27 = x.shape[1]
-        if not (_s95 >= 2):
-            raise ValueError(f'ModelNew was generated for idx.shape[0] >= 2; got idx.shape[0]={_s95}')
+        if not (_s95 <= _s77):
+            raise ValueError(f'ModelNew was generated for idx.shape[0] <= x.shape[0]; got idx.shape[0]={_s95}, x.shape[0]={_s77}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s75 != 1):
+            raise ValueError(f'ModelNew was generated for idx.shape[1] != 1; got idx.shape[1]={_s75}')
+        if not (_s95 != 1):
+            raise ValueError(f'ModelNew was generated for idx.shape[0] != 1; got idx.shape[0]={_s95}')
+        if not (((-1) + min(3, _s27)) != 0):
+            raise ValueError(f'ModelNew was generated for ((-1) + min(3, x.shape[1])) != 0; got x.shape[1]={_s27}')
+        if not (_s27*_s75 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*idx.shape[1] >= 2; got idx.shape[1]={_s75}, x.shape[1]={_s27}')
+        if not (_s75*_s95 >= 2):
+            raise ValueError(f'ModelNew was generated for idx.shape[1]*idx.shape[0] >= 2; got idx.shape[0]={_s95}, idx.shape[1]={_s75}')
         if not (_s75 >= 2):
             raise ValueError(f'ModelNew was generated for idx.shape[1] >= 2; got idx.shape[1]={_s75}')
-        if not (_s77 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[0] >= 2; got x.shape[0]={_s77}')
-        if not (_s27 >= 3):
-            raise ValueError(f'ModelNew was generated for x.shape[1] >= 3; got x.shape[1]={_s27}')
+        if not (_s77*((-1) + min(3, _s27)) >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[0]*((-1) + min(3, x.shape[1])) >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (((-1) + min(3, _s27)) != 1):
+            raise ValueError(f'ModelNew was generated for ((-1) + min(3, x.shape[1])) != 1; got x.shape[1]={_s27}')
+        if not (_s27 != ((-1) + min(3, _s27))):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != ((-1) + min(3, x.shape[1])); got x.shape[1]={_s27}')
+        if not (_s27 != max(1, (-1) + min(3, _s27))):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != max(1, (-1) + min(3, x.shape[1])); got x.shape[1]={_s27}')
+        if not (_s95*min(2, _s75) >= 2):
+            raise ValueError(f'ModelNew was generated for idx.shape[0]*min(2, idx.shape[1]) >= 2; got idx.shape[0]={_s95}, idx.shape[1]={_s75}')
+        if not (_s75 != min(2, _s75)):
+            raise ValueError(f'ModelNew was generated for idx.shape[1] != min(2, idx.shape[1]); got idx.shape[1]={_s75}')
         if not ((_s27*_s77) != (6*_s75*_s95)):
             raise ValueError(f'ModelNew was generated for (x.shape[1]*x.shape[0]) != (6*idx.shape[1]*idx.shape[0]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[0]={_s77}, x.shape[1]={_s27}')
         if not (_s75 != (_s27*_s77)):
@@ -216,22 +240,32 @@ class ModelNew(_KgenReference):
             raise ValueError(f'ModelNew was generated for (6*idx.shape[1]*idx.shape[0]) != (x.shape[1]*idx.shape[1]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[1]={_s27}')
         if not ((6*_s75*_s95) != (2*_s27*_s77)):
             raise ValueError(f'ModelNew was generated for (6*idx.shape[1]*idx.shape[0]) != (2*x.shape[1]*x.shape[0]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[0]={_s77}, x.shape[1]={_s27}')
-        if not ((2*_s95) != (2*_s27*_s77)):
-            raise ValueError(f'ModelNew was generated for (2*idx.shape[0]) != (2*x.shape[1]*x.shape[0]); got idx.shape[0]={_s95}, x.shape[0]={_s77}, x.shape[1]={_s27}')
-        if not ((2*_s95) != (_s27*_s75)):
-            raise ValueError(f'ModelNew was generated for (2*idx.shape[0]) != (x.shape[1]*idx.shape[1]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[1]={_s27}')
+        if not ((_s95*min(2, _s75)) != (2*_s27*_s77)):
+            raise ValueError(f'ModelNew was generated for (idx.shape[0]*min(2, idx.shape[1])) != (2*x.shape[1]*x.shape[0]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not ((_s95*min(2, _s75)) != (_s27*_s75)):
+            raise ValueError(f'ModelNew was generated for (idx.shape[0]*min(2, idx.shape[1])) != (x.shape[1]*idx.shape[1]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[1]={_s27}')
         if not (6*_s75*_s95 < 2147483648):
             raise ValueError(f'ModelNew was generated for 6*idx.shape[1]*idx.shape[0] < 2147483648; got idx.shape[0]={_s95}, idx.shape[1]={_s75}')
+        if not (_s95 > 1):
+            raise ValueError(f'ModelNew was generated for idx.shape[0] > 1; got idx.shape[0]={_s95}')
+        if not (_s75 > 1):
+            raise ValueError(f'ModelNew was generated for idx.shape[1] > 1; got idx.shape[1]={_s75}')
         if not (_s27*_s77 < 2147483648):
             raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] < 2147483648; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
         if not (_s75 < 2147483648):
             raise ValueError(f'ModelNew was generated for idx.shape[1] < 2147483648; got idx.shape[1]={_s75}')
         if not (_s27*_s75 < 2147483648):
             raise ValueError(f'ModelNew was generated for x.shape[1]*idx.shape[1] < 2147483648; got idx.shape[1]={_s75}, x.shape[1]={_s27}')
         if not (2*_s27*_s77 < 2147483648):
             raise ValueError(f'ModelNew was generated for 2*x.shape[1]*x.shape[0] < 2147483648; got x.shape[0]={_s77}, x.shape[1]={_s27}')
-        if not (2*_s95 < 2147483648):
-            raise ValueError(f'ModelNew was generated for 2*idx.shape[0] < 2147483648; got idx.shape[0]={_s95}')
+        if not (_s95*min(2, _s75) < 2147483648):
+            raise ValueError(f'ModelNew was generated for idx.shape[0]*min(2, idx.shape[1]) < 2147483648; got idx.shape[0]={_s95}, idx.shape[1]={_s75}')
+        if not (min(2, _s75) > 1):
+            raise ValueError(f'ModelNew was generated for min(2, idx.shape[1]) > 1; got idx.shape[1]={_s75}')
         _d0 = int(6*_s75*_s95)
         _d1 = int(_s75)
         _d2 = int(_s95)
@@ -242,8 +276,9 @@ class ModelNew(_KgenReference):
         _d7 = int(2*_s27*_s77)
         _d8 = int(2*_s27)
         _d9 = int(2*_s77)
-        _d10 = int(2*_s95)
-        _d11 = int((-1) + _s27)
+        _d10 = int(_s95*min(2, _s75))
+        _d11 = int(min(2, _s75))
+        _d12 = int((-1) + _s27)
         p_emb_weight = _kgen_attr(self, 'emb.weight')
         dev = idx.device
         # pointwise group 0 fuses: aten.embedding.default
@@ -284,21 +319,21 @@ class ModelNew(_KgenReference):
         t_slice_3 = torch.ops.aten.slice.Tensor(idx, 0, 0, 9223372036854775807)
         t_slice_4 = torch.ops.aten.slice.Tensor(t_slice_3, 1, 0, 2)
         # pointwise group 6 fuses: aten.remainder.Scalar
-        t_remainder_1 = torch.empty((_d2, 2), dtype=torch.int64, device=dev)
-        in0_st = _kgen_strides(t_slice_4, (_d2, 2))
+        t_remainder_1 = torch.empty((_d2, _d11), dtype=torch.int64, device=dev)
+        in0_st = _kgen_strides(t_slice_4, (_d2, _d11))
         k6_pointwise[(triton.cdiv(_d10, max(1, min(1024, triton.next_power_of_2(_d10)))),)](
-            t_slice_4, in0_st[0], in0_st[1], t_remainder_1, _d10, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d10))), num_warps=4)
+            t_slice_4, in0_st[0], in0_st[1], t_remainder_1, _d10, _d11, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d10))), num_warps=4)
         # pointwise group 7 fuses: aten.gather.default
-        t_gather = torch.empty((_d2, 2), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(t_remainder_1, (_d2, 2))
+        t_gather = torch.empty((_d2, _d11), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(t_remainder_1, (_d2, _d11))
         in1_st = _kgen_strides(x, (_d4, _d5))
         k7_pointwise[(triton.cdiv(_d10, max(1, min(1024, triton.next_power_of_2(_d10)))),)](
-            t_remainder_1, in0_st[0], in0_st[1], x, in1_st[0], in1_st[1], t_gather, _d10, _d5, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d10))), num_warps=4)
+            t_remainder_1, in0_st[0], in0_st[1], x, in1_st[0], in1_st[1], t_gather, _d10, _d11, _d5, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d10))), num_warps=4)
         # pointwise group 8 fuses: aten.flip.default
         t_flip = torch.empty((_d1, _d5), dtype=torch.float32, device=dev)
         in0_st = _kgen_strides(t_index_select, (_d1, _d5))
         k8_pointwise[(triton.cdiv(_d6, max(1, min(1024, triton.next_power_of_2(_d6)))),)](
-            t_index_select, in0_st[0], in0_st[1], t_flip, _d6, _d5, _d11, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d6))), num_warps=4)
+            t_index_select, in0_st[0], in0_st[1], t_flip, _d6, _d5, _d12, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d6))), num_warps=4)
         t_view = t_cat_1.reshape([2, _d4, _d5])
         t_slice_1 = torch.ops.aten.slice.Tensor(x, 0, 0, 9223372036854775807)
         t_slice_2 = torch.ops.aten.slice.Tensor(t_slice_1, 1, 1, 3)

@@ -44,7 +44,7 @@ def _kgen_check_dims(name, value, shape, dtype):
 
 
 @triton.jit
-def k0_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d0, _d1, _d2, _d3, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
+def k0_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d0, _d1, _d2, _d3, _d5, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
     # reduction group 0 fuses: aten.var.dim
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
     rmask = rows < _d0
@@ -59,17 +59,17 @@ def k0_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d0, _d1, _d2, _d3, RBLOCK: 
     x10 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
     r11 = tl.where(mask, x10.to(tl.float32), 0)
     acc5 += r11
-    mean7 = tl.sum(acc5, 1) / 130.0
+    mean7 = tl.sum(acc5, 1) / _d1
     acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
     r12 = tl.where(mask, x10.to(tl.float32), 0)
     r12 = tl.where(mask, r12 - mean7[:, None], 0)
     acc5 += r12 * r12
-    red13 = tl.sum(acc5, 1) / 129.0
+    red13 = tl.sum(acc5, 1) / _d5
     tl.store(out0 + rows1, (red13).to(tl.float32), mask=rmask1)
 
 
 @triton.jit
-def k1_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d1, _d0, _d2, _d3, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
+def k1_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d1, _d0, _d2, _d3, _d6, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
     # reduction group 1 fuses: aten.var.correction, aten.sqrt.default
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
     rmask = rows < _d1
@@ -84,23 +84,23 @@ def k1_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d1, _d0, _d2, _d3, RBLOCK: 
     x10 = tl.load(in0 + q3 * in0_s0 + i2 * in0_s1 + rows * in0_s2, mask=mask, other=0).to(tl.float32)
     r11 = tl.where(mask, x10.to(tl.float32), 0)
     acc5 += r11
-    mean7 = tl.sum(acc5, 1) / 36.0
+    mean7 = tl.sum(acc5, 1) / _d0
     acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
     r12 = tl.where(mask, x10.to(tl.float32), 0)
     r12 = tl.where(mask, r12 - mean7[:, None], 0)
     acc5 += r12 * r12
-    red13 = tl.sum(acc5, 1) / 36.0
+    red13 = tl.sum(acc5, 1) / _d6
     v14 = (tl.sqrt(red13)).to(tl.float32)
     tl.store(out0 + rows1, (v14).to(tl.float32), mask=rmask1)
 
 
 @triton.jit
-def k2_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d5, _d2, _d1, _d3, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
+def k2_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d7, _d2, _d1, _d3, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
     # reduction group 2 fuses: aten.var.correction
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
-    rmask = rows < _d5
+    rmask = rows < _d7
     rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
-    rmask1 = rows1 < _d5
+    rmask1 = rows1 < _d7
     ks = tl.arange(0, KBLOCK)[None, :]
     kmask = ks < _d2
     mask = rmask & kmask
@@ -110,12 +110,12 @@ def k2_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d5, _d2, _d1, _d3, RBLOCK: 
     x10 = tl.load(in0 + q2 * in0_s0 + ks * in0_s1 + i1 * in0_s2, mask=mask, other=0).to(tl.float32)
     r11 = tl.where(mask, x10.to(tl.float32), 0)
     acc5 += r11
-    mean7 = tl.sum(acc5, 1) / 9.0
+    mean7 = tl.sum(acc5, 1) / _d2
     acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
     r12 = tl.where(mask, x10.to(tl.float32), 0)
     r12 = tl.where(mask, r12 - mean7[:, None], 0)
     acc5 += r12 * r12
-    red13 = tl.sum(acc5, 1) / 9.0
+    red13 = tl.sum(acc5, 1) / _d2
     tl.store(out0 + rows1, (red13).to(tl.float32), mask=rmask1)
 
 
@@ -125,54 +125,62 @@ class ModelNew(_KgenReference):
         _s77 = x.shape[0]
         _s27 = x.shape[1]
         _s53 = x.shape[2]
-        if not (_s77 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[0] >= 2; got x.shape[0]={_s77}')
-        if not (_s27 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[1] >= 2; got x.shape[1]={_s27}')
+        if not (_s27*_s53*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[2]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s53 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] != 1; got x.shape[2]={_s53}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
         if not (_s53 >= 2):
             raise ValueError(f'ModelNew was generated for x.shape[2] >= 2; got x.shape[2]={_s53}')
-        if not (_s53 > 128):
-            raise ValueError(f'ModelNew was generated for x.shape[2] > 128; got x.shape[2]={_s53}')
-        if not (_s53 <= 256):
-            raise ValueError(f'ModelNew was generated for x.shape[2] <= 256; got x.shape[2]={_s53}')
-        if not (_s53 == 130):
-            raise ValueError(f'ModelNew was generated for x.shape[2] == 130; got x.shape[2]={_s53}')
-        if not (((-1) + _s53) == 129):
-            raise ValueError(f'ModelNew was generated for ((-1) + x.shape[2]) == 129; got x.shape[2]={_s53}')
-        if not (_s27*_s77 > 32):
-            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] > 32; got x.shape[0]={_s77}, x.shape[1]={_s27}')
-        if not (_s27*_s77 <= 64):
-            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] <= 64; got x.shape[0]={_s77}, x.shape[1]={_s27}')
-        if not ((_s27*_s77) == 36):
-            raise ValueError(f'ModelNew was generated for (x.shape[1]*x.shape[0]) == 36; got x.shape[0]={_s77}, x.shape[1]={_s27}')
-        if not ((_s27*_s77) == 36.000000000000000):
-            raise ValueError(f'ModelNew was generated for (x.shape[1]*x.shape[0]) == 36.000000000000000; got x.shape[0]={_s77}, x.shape[1]={_s27}')
-        if not (_s27 > 8):
-            raise ValueError(f'ModelNew was generated for x.shape[1] > 8; got x.shape[1]={_s27}')
-        if not (_s27 <= 16):
-            raise ValueError(f'ModelNew was generated for x.shape[1] <= 16; got x.shape[1]={_s27}')
-        if not (_s27 == 9):
-            raise ValueError(f'ModelNew was generated for x.shape[1] == 9; got x.shape[1]={_s27}')
+        if not (_s53*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[2]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[2]={_s53}')
+        if not (_s27*_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] > 1; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s53 <= 512):
+            raise ValueError(f'ModelNew was generated for x.shape[2] <= 512; got x.shape[2]={_s53}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
+        if not (_s53 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] > 1; got x.shape[2]={_s53}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27*_s77 <= 512):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] <= 512; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s53 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] != 1; got x.shape[2]={_s53}')
+        if not (_s53*_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2]*x.shape[0] > 1; got x.shape[0]={_s77}, x.shape[2]={_s53}')
+        if not (_s27 <= 512):
+            raise ValueError(f'ModelNew was generated for x.shape[1] <= 512; got x.shape[1]={_s27}')
         _d0 = int(_s27*_s77)
         _d1 = int(_s53)
         _d2 = int(_s27)
         _d3 = int(_s27*_s53)
         _d4 = int(_s77)
-        _d5 = int(_s53*_s77)
+        _d5 = int((-1) + _s53)
+        _d6 = float(_s27*_s77)
+        _d7 = int(_s53*_s77)
         dev = x.device
         # reduction group 0 fuses: aten.var.dim
         t_var = torch.empty((_d4, _d2), dtype=torch.float32, device=dev)
         in0_st = _kgen_strides(x, (_d4, _d2, _d1))
         k0_reduction[(triton.cdiv(_d0, max(1, min(8, triton.next_power_of_2(_d0)))),)](
-            x, in0_st[0], in0_st[1], in0_st[2], t_var, _d0, _d1, _d2, _d3, RBLOCK=max(1, min(8, triton.next_power_of_2(_d0))), KBLOCK=256, num_warps=4)
+            x, in0_st[0], in0_st[1], in0_st[2], t_var, _d0, _d1, _d2, _d3, _d5, RBLOCK=max(1, min(8, triton.next_power_of_2(_d0))), KBLOCK=512, num_warps=4)
         # reduction group 1 fuses: aten.var.correction, aten.sqrt.default
         t_sqrt = torch.empty((_d1,), dtype=torch.float32, device=dev)
         in0_st = _kgen_strides(x, (_d4, _d2, _d1))
         k1_reduction[(triton.cdiv(_d1, max(1, min(8, triton.next_power_of_2(_d1)))),)](
-            x, in0_st[0], in0_st[1], in0_st[2], t_sqrt, _d1, _d0, _d2, _d3, RBLOCK=max(1, min(8, triton.next_power_of_2(_d1))), KBLOCK=64, num_warps=4)
+            x, in0_st[0], in0_st[1], in0_st[2], t_sqrt, _d1, _d0, _d2, _d3, _d6, RBLOCK=max(1, min(8, triton.next_power_of_2(_d1))), KBLOCK=512, num_warps=4)
         # reduction group 2 fuses: aten.var.correction
         t_var_2 = torch.empty((_d4, 1, _d1), dtype=torch.float32, device=dev)
         in0_st = _kgen_strides(x, (_d4, _d2, _d1))
-        k2_reduction[(triton.cdiv(_d5, max(1, min(8, triton.next_power_of_2(_d5)))),)](
-            x, in0_st[0], in0_st[1], in0_st[2], t_var_2, _d5, _d2, _d1, _d3, RBLOCK=max(1, min(8, triton.next_power_of_2(_d5))), KBLOCK=16, num_warps=4)
+        k2_reduction[(triton.cdiv(_d7, max(1, min(8, triton.next_power_of_2(_d7)))),)](
+            x, in0_st[0], in0_st[1], in0_st[2], t_var_2, _d7, _d2, _d1, _d3, RBLOCK=max(1, min(8, triton.next_power_of_2(_d7))), KBLOCK=512, num_warps=4)
         return (t_var, t_sqrt, t_var_2)

@@ -88,24 +88,40 @@ class ModelNew(_KgenReference):
         _s53 = x.shape[2]
         _s72 = n.shape[0]
         _s7 = n.shape[1]
-        if not (_s77 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[0] >= 2; got x.shape[0]={_s77}')
-        if not (_s27 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[1] >= 2; got x.shape[1]={_s27}')
-        if not (_s53 >= 2):
-            raise ValueError(f'ModelNew was generated for x.shape[2] >= 2; got x.shape[2]={_s53}')
-        if not (_s72 >= 2):
-            raise ValueError(f'ModelNew was generated for n.shape[0] >= 2; got n.shape[0]={_s72}')
-        if not (_s7 >= 2):
-            raise ValueError(f'ModelNew was generated for n.shape[1] >= 2; got n.shape[1]={_s7}')
-        if not (_s27 > 64):
-            raise ValueError(f'ModelNew was generated for x.shape[1] > 64; got x.shape[1]={_s27}')
-        if not (_s27 <= 128):
-            raise ValueError(f'ModelNew was generated for x.shape[1] <= 128; got x.shape[1]={_s27}')
-        if not (_s7 > 8):
-            raise ValueError(f'ModelNew was generated for n.shape[1] > 8; got n.shape[1]={_s7}')
-        if not (_s7 <= 16):
-            raise ValueError(f'ModelNew was generated for n.shape[1] <= 16; got n.shape[1]={_s7}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s53 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] != 1; got x.shape[2]={_s53}')
+        if not (_s27*_s53 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[2] > 1; got x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s53*_s77*_s27*_s27 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[2]*x.shape[0]*x.shape[1]*x.shape[1] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s53 != (_s27*_s53)):
+            raise ValueError(f'ModelNew was generated for x.shape[2] != (x.shape[1]*x.shape[2]); got x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s27*_s53 >= _s53):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[2] >= x.shape[2]; got x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s53*_s27*_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2]*x.shape[1]*x.shape[1] > 1; got x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s27*_s53*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[2]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s7*_s72 >= 2):
+            raise ValueError(f'ModelNew was generated for n.shape[1]*n.shape[0] >= 2; got n.shape[0]={_s72}, n.shape[1]={_s7}')
+        if not (_s7 != 1):
+            raise ValueError(f'ModelNew was generated for n.shape[1] != 1; got n.shape[1]={_s7}')
+        if not (_s72 != 1):
+            raise ValueError(f'ModelNew was generated for n.shape[0] != 1; got n.shape[0]={_s72}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s53 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] > 1; got x.shape[2]={_s53}')
+        if not (_s7 > 1):
+            raise ValueError(f'ModelNew was generated for n.shape[1] > 1; got n.shape[1]={_s7}')
+        if not (_s72 > 1):
+            raise ValueError(f'ModelNew was generated for n.shape[0] > 1; got n.shape[0]={_s72}')
         _d0 = int(_s53*_s77)
         _d1 = int(_s27)
         _d2 = int(_s53)
