@@ -402,10 +402,12 @@ def shape_guards(cap: Captured, reg: sizes.Registry, input_names: list[str]) -> 
                 checks.append(sympy.Ge(sym, max(1, int(vr.lower))))   # an empty input is refused
             if vr.upper.is_Integer:
                 checks.append(sympy.Le(sym, int(vr.upper)))
+    seen = set()
     for rel in checks + list(cap.export_guards) + list(reg.guards):
-        if rel is sympy.true:
-            continue
         cond = printer.doprint(rel.xreplace(local))
+        if rel is sympy.true or cond in seen:
+            continue
+        seen.add(cond)
         what = printer.doprint(rel).replace("'", "")
         for sym, text in where.items():
             what = re.sub(rf"\b{sym.name}\b", text, what)

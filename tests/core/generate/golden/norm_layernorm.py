@@ -115,8 +115,6 @@ class ModelNew(_KgenReference):
             raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
         if not (_s27 > 1):
             raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
-        if not (_s77 != 1):
-            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
         _d0 = int(_s27*_s77)
         _d1 = int(_s27)
         _d2 = int(64*_s27)

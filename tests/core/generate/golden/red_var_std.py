@@ -149,12 +149,8 @@ class ModelNew(_KgenReference):
             raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
         if not (_s53 > 1):
             raise ValueError(f'ModelNew was generated for x.shape[2] > 1; got x.shape[2]={_s53}')
-        if not (_s77 != 1):
-            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
         if not (_s27*_s77 <= 512):
             raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] <= 512; got x.shape[0]={_s77}, x.shape[1]={_s27}')
-        if not (_s53 != 1):
-            raise ValueError(f'ModelNew was generated for x.shape[2] != 1; got x.shape[2]={_s53}')
         if not (_s53*_s77 > 1):
             raise ValueError(f'ModelNew was generated for x.shape[2]*x.shape[0] > 1; got x.shape[0]={_s77}, x.shape[2]={_s53}')
         if not (_s27 <= 512):
