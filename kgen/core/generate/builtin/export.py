@@ -330,10 +330,14 @@ def capture(source: str, seed: int = 0, dynamic: bool = True) -> Captured:
     if dynamic:
         try:
             cap = _capture(source, seed, True)
-            if cap.pinned:
+            static: set = set()
+            for _ in range(3):
+                if not cap.pinned:
+                    break
                 # export assumed some input dims equal to their traced value (a guard, not a
                 # specialisation in the graph's shapes): capture again with those dims static
-                cap = _capture(source, seed, True, frozenset(cap.pinned))
+                static |= cap.pinned
+                cap = _capture(source, seed, True, frozenset(static))
         except KgenError:
             return _capture(source, seed, False)
         if cap.sources and not cap.pinned:
