@@ -334,7 +334,9 @@ def _build_module(source: str, cap: Captured, schedule: dict, reg: sizes.Registr
     parts = [_header(kernel_names, kernel_docs, fallback, prelude.doc, generic=bool(reg.names or reg.guards))]
     if prelude.future:
         parts.append("\n".join(prelude.future) + "\n")
-    parts += ["import torch\nimport triton\nimport triton.language as tl\n",
+    # the host's size arithmetic may print math.floor/ceil (sympy's printer)
+    parts += [("import math\n" if re.search(r"\bmath\.", forward) else "")
+              + "import torch\nimport triton\nimport triton.language as tl\n",
               "# ---- the reference: ModelNew inherits its constructor and parameters ----",
               prelude.text, "\n# ---- generated kernels ----\n"]
     parts += [h + "\n" for h in helpers] + [h + "\n" for h in host] + [extra_top] + [k + "\n" for k in kernels]
