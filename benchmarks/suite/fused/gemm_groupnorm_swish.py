@@ -10,6 +10,9 @@ out_features = 2048
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"batch_size": 5, "in_features": 12, "out_features": 16}
+# Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
+# --small): other batch/sequence/spatial sizes, same get_init_inputs().
+SECOND = {"batch_size": 6}
 
 
 class Model(nn.Module):

@@ -10,6 +10,9 @@ experts = 64
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"batch_size": 6, "dim": 8, "experts": 12}
+# Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
+# --small): other batch/sequence/spatial sizes, same get_init_inputs().
+SECOND = {"batch_size": 7}
 
 
 class Model(nn.Module):

@@ -11,6 +11,9 @@ N = 512
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"B": 3, "M": 8, "K": 12, "N": 10}
+# Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
+# --small): other batch/sequence/spatial sizes, same get_init_inputs().
+SECOND = {"B": 4, "M": 10}
 
 
 class Model(nn.Module):

@@ -12,6 +12,9 @@ N = 256
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"B": 2, "H": 2, "M": 5, "K": 8, "N": 6}
+# Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
+# --small): other batch/sequence/spatial sizes, same get_init_inputs().
+SECOND = {"B": 3, "M": 7}
 
 
 class Model(nn.Module):

@@ -10,6 +10,9 @@ N = 3072
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"M": 12, "K": 20, "N": 16}
+# Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
+# --small): other batch/sequence/spatial sizes, same get_init_inputs().
+SECOND = {"M": 14}
 
 
 class Model(nn.Module):

@@ -11,6 +11,9 @@ w = 128
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"batch_size": 2, "features": 3, "h": 5, "w": 7}
+# Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
+# --small): other batch/sequence/spatial sizes, same get_init_inputs().
+SECOND = {"batch_size": 3, "h": 7, "w": 9}
 
 
 class Model(nn.Module):

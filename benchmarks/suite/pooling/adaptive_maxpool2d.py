@@ -12,6 +12,9 @@ out_size = 5
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"batch_size": 2, "channels": 3, "h": 11, "w": 11, "out_size": 3}
+# Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
+# --small): other batch/sequence/spatial sizes, same get_init_inputs().
+SECOND = {"batch_size": 3, "h": 13, "w": 13}
 
 
 class Model(nn.Module):

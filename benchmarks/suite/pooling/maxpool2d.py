@@ -13,6 +13,9 @@ stride = 2
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"batch_size": 2, "channels": 3, "h": 8, "w": 8}
+# Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
+# --small): other batch/sequence/spatial sizes, same get_init_inputs().
+SECOND = {"batch_size": 3, "h": 10, "w": 10}
 
 
 class Model(nn.Module):

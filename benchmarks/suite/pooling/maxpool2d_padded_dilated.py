@@ -15,6 +15,9 @@ dilation = 2
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"batch_size": 2, "channels": 3, "h": 9, "w": 10}
+# Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
+# --small): other batch/sequence/spatial sizes, same get_init_inputs().
+SECOND = {"batch_size": 3, "h": 11, "w": 12}
 
 
 class Model(nn.Module):

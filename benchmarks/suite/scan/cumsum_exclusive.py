@@ -9,6 +9,9 @@ length = 32768
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
 SMALL = {"batch_size": 3, "length": 50}
+# Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
+# --small): other batch/sequence/spatial sizes, same get_init_inputs().
+SECOND = {"batch_size": 4, "length": 52}
 
 
 class Model(nn.Module):

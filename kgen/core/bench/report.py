@@ -52,7 +52,7 @@ def _num(v: Any, spec: str = ".3g") -> str:
 def summary_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The summary table (header, rows): one row per category and an `all` row."""
     gpu = doc["gpu"]
-    head = ["category", "tasks", "correct", "pure", "launches/call"]
+    head = ["category", "tasks", "correct", "pure", "launches/call", "second shape"]
     traffic = any(s.get("traffic_tasks") for s in doc["summary"]["categories"].values())
     if traffic:
         head += ["unique/min", "raw/min (memory-bound)", "re-read (matmul/conv)"]
@@ -64,7 +64,8 @@ def summary_rows(doc: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     cats["all"] = doc["summary"]["overall"]
     for name, s in cats.items():
         row = [name if name != "all" else "**all**", str(s["tasks"]), _pct(s["correct_pct"]), _pct(s["pure_pct"]),
-               _num(s["launches_mean"], ".1f")]
+               _num(s["launches_mean"], ".1f"),
+               f"{s.get('second_shape_pass', 0)}/{s.get('second_shape_checked', 0)}" if s.get("second_shape_checked") else "-"]
         if traffic:
             row += [_num(s.get(k), ".3f") for k in ("geomean_unique_ratio", "geomean_raw_ratio_memory_bound",
                                                      "geomean_operand_reread")]
@@ -114,13 +115,14 @@ def render_markdown(doc: dict[str, Any]) -> str:
                   f"vs compile {_num(t['speedup_compile'], '.1f')}x" for t in flagged]
         lines.append("")
     lines += ["## Tasks", ""]
-    thead = ["task", "status", "pure", "launches/call", "max err", "unique/min", "raw/min", "re-read", "est us"]
+    thead = ["task", "status", "pure", "launches/call", "max err", "unique/min", "raw/min", "re-read", "est us", "second shape"]
     thead += ["kernel ms", "eager ms", "compile ms", "vs eager", "vs compile"] if doc["gpu"] else ["interp ms"]
     trows = []
     for t in doc["tasks"]:
         row = [f"{t['category']}/{t['name']}", t["status"] or "-", "yes" if t["pure"] else "no",
                _num(t["launches_per_call"], ".3g"), _num(t["max_abs_err"], ".2g"), _num(t.get("unique_ratio"), ".3g"),
-               _num(t.get("raw_ratio"), ".3g"), _num(t.get("operand_reread"), ".3g"), _num(t.get("est_us"), ".3g")]
+               _num(t.get("raw_ratio"), ".3g"), _num(t.get("operand_reread"), ".3g"), _num(t.get("est_us"), ".3g"),
+               (t.get("second_shape") or "-").split(":")[0]]
         if doc["gpu"]:
             row += [_num(t["kernel_ms"], ".4f"), _num(t["eager_ms"], ".4f"), _num(t["compile_ms"], ".4f"),
                     _num(t["speedup_eager"], ".2f"), _num(t["speedup_compile"], ".2f")]
@@ -128,6 +130,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
             row.append(_num(t["kernel_ms"], ".1f"))
         trows.append(row)
     lines += [_md_table(thead, trows), ""]
+    second = [t for t in doc["tasks"] if (t.get("second_shape") or "pass") != "pass"]
+    if second:
+        lines += ["## Not passing at the second shape", ""]
+        lines += [f"- {t['category']}/{t['name']}: {t['second_shape'][:200]}" for t in second]
+        lines.append("")
     failed = [t for t in doc["tasks"] if t["status"] != "correct"]
     if failed:
         lines += ["## Not correct", ""]

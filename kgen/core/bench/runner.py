@@ -27,7 +27,8 @@ RESULT_KEYS = ("name", "category", "path", "small", "task_id", "kernel_source", 
                "candidate_sha", "device_name", "wall_s",
                # traffic of one forward on the interpreter (verdict.traffic) and the cost model's estimate
                "traffic_raw", "traffic_unique", "traffic_minimum", "unique_ratio", "raw_ratio", "traffic_launches",
-               "operand_reread", "memory_bound", "est_us", "cost_model")
+               "operand_reread", "memory_bound", "est_us", "cost_model",
+               "second_shape")
 EXTRA_STATUSES = ("missing", "error")  # no kernel file in --candidates; the task or its job failed
 
 
@@ -162,6 +163,7 @@ class Runner:
 
         started = time.monotonic()
         result = empty_result(bt)
+        self._kernel: str | None = None   # the verified kernel's source, for the second shape
         try:
             task = task_from_source(bt.source, bt.name, path=bt.path)
             result["task_id"] = task.id
@@ -173,6 +175,9 @@ class Runner:
                 self._generate(task, result)
             if result["status"] == "correct" and self.s.compile_mode != "default":
                 self._recompile_baseline(task, result)
+            if result["status"] == "correct" and self._kernel is not None and self.node_client is None \
+                    and self.gateway_client is None:
+                self._second_shape(bt, result)
         except TaskError as exc:
             result.update(status="error", message=f"task: {exc.message}"[:500])
         result["flagged"] = flagged(result)
@@ -200,6 +205,7 @@ class Runner:
             from kgen.core.verify import verify
 
             verdict = verify(task, source, device=self.devices[0], timeout_s=timeout, profile=True)
+        self._kernel = source
         fill_from_verdict(result, verdict.to_dict())
 
     # -- generated kernels --------------------------------------------------------------------
@@ -224,6 +230,8 @@ class Runner:
             job = run_local(self.store, task, spec, gen, self.devices)
         out = job_result(self.store, job["job_id"], None)
         result.update(job_id=job["job_id"], kernel_source="generated")
+        best = self.store.get_job(job["job_id"]).get("best_candidate_id")
+        self._kernel = next((r["source"] for r in self.store.candidates(job["job_id"]) if r["candidate_id"] == best), None)
         if out["best"]["verdict"] is None:
             result.update(status="error", message=f"job {job['status']}: {job.get('error') or 'no candidate verified'}"[:500])
             return
@@ -244,6 +252,14 @@ class Runner:
             result.update(status="error", message=f"job {final.get('status')}: {final.get('error') or 'no kernel'}"[:500])
             return
         fill_from_verdict(result, best["verdict"])
+
+    def _second_shape(self, bt: BenchTask, result: dict[str, Any]) -> None:
+        """The same kernel source verified at the task's SECOND shape (kgen.core.bench.second)."""
+        from kgen.core.bench.second import check_second
+
+        assert self._kernel is not None
+        result["second_shape"] = check_second(bt.source, self._kernel, name=bt.name, device=self.devices[0],
+                                              timeout_s=self.s.timeout_s)
 
     def _recompile_baseline(self, task, result: dict[str, Any]) -> None:
         from kgen.core.bench.baseline import compile_baseline

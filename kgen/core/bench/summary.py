@@ -69,6 +69,9 @@ def _group(results: list[dict[str, Any]], gpu: bool) -> dict[str, Any]:
         "pure_pct": 100.0 * len(pure) / n if n else None,
         "launches_mean": sum(launches) / len(launches) if launches else None,
         "statuses": dict(sorted(statuses.items())),
+        # the same kernel at the task's SECOND shape: checked (correct kernels of tasks with one), passed
+        "second_shape_checked": sum(1 for r in correct if r.get("second_shape")),
+        "second_shape_pass": sum(1 for r in correct if r.get("second_shape") == "pass"),
     }
     measured = [r for r in correct if r.get("unique_ratio")]
     out["traffic_tasks"] = len(measured)

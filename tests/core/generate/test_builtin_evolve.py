@@ -85,7 +85,7 @@ def test_generated_module_guards_shapes_and_constructor_args():
     ns = _load(BuiltinGenerator().initial(task, 1)[0].source)
     model = ns["ModelNew"](1.7)
     with pytest.raises(ValueError, match="generated for x of shape"):
-        model(torch.randn(3, 3), torch.randn(3))
+        model(torch.randn(2, 3, 3), torch.randn(3))   # another rank (other sizes are taken: sizes.py)
     with pytest.raises(ValueError, match="scale=1.7"):
         ns["ModelNew"](2.0)
 

@@ -1,7 +1,8 @@
 """The builtin offline generator: a lowering of the reference's ATen graph to Triton.
 
 Layers, each importing only the ones before it:
-ops (op tables) -> graph (typed node helpers; export.py/rewrite.py capture the graph) ->
+sizes (symbolic sizes and their guards) -> ops (op tables) -> graph (typed node helpers;
+export.py/rewrite.py capture the graph, shape-generic where export allows) ->
 legality (what each group kind can lower) -> schedule (knobs) -> fusion (the plan: groups) ->
 indexing, codegen (the kernel writer) -> emit/ (one emitter per group kind, a registry) ->
 module (the ModelNew assembly) -> this generator.
@@ -29,7 +30,7 @@ class BuiltinGenerator:
     def __init__(self, seed: int = 0, **options: Any):
         self.seed = int(seed)
         self.options = options
-        self._captures: dict[str, Any] = {}
+        self._captures: dict[tuple[str, bool], Any] = {}
         # per task id: schedule keys and candidate shas this generator proposed (in this process)
         self._proposed: dict[str, tuple[set[str], set[str]]] = {}
 
@@ -78,13 +79,17 @@ class BuiltinGenerator:
         groups, _ = build_groups(self._capture(task).graph)
         return {SECTION_OF_KIND[g.kind] for g in groups if g.kind in SECTION_OF_KIND}
 
-    def _capture(self, task: Task) -> Any:
+    def _capture(self, task: Task, dynamic: bool = True) -> Any:
+        """The task's capture, shape-generic (see sizes.py) unless `dynamic` is False; cached
+        for the last task, both kinds."""
         from kgen.core.generate.builtin.export import capture
 
-        cap = self._captures.get(task.id)
+        key = (task.id, dynamic)
+        cap = self._captures.get(key)
         if cap is None:
-            cap = capture(task.source, seed=self.seed)
-            self._captures = {task.id: cap}
+            cap = capture(task.source, seed=self.seed, dynamic=dynamic)
+            self._captures = {k: v for k, v in self._captures.items() if k[0] == task.id}
+            self._captures[key] = cap
         return cap
 
     def repair(self, task: Task, candidate: Candidate, verdict: Verdict) -> Candidate | None:
@@ -100,7 +105,15 @@ class BuiltinGenerator:
 
         cap = self._capture(task)
         schedule = sched.normalise(schedule)
-        built = build_module(task.source, cap, schedule)
+        built = None
+        if cap.sources and not cap.tainted and not self.options.get("static_shapes"):
+            try:
+                built = build_module(task.source, cap, schedule)
+            except Exception:  # noqa: BLE001 - an emitter not ready for a symbolic size
+                built = None
+        if built is None:
+            # the kernels specialised on the traced shapes, as before shape-generic capture
+            built = build_module(task.source, self._capture(task, dynamic=False) if cap.sources else cap, schedule)
         # plain JSON only: candidates cross process boundaries (as JSON lines) and land in the
         # store as JSON, and must not drag torch objects along
         params = plain({"schedule": schedule, "fallback_ops": built.fallback_ops, "kernels": built.kernels,

@@ -2,9 +2,9 @@
 
 Every emitter (emit/) builds its kernel with these; nothing here knows a group kind.
 
-Shapes are compile-time constants (the module is specialised on the traced shapes and says so
-in a guard); strides are runtime arguments, so any input layout, broadcast (stride 0) or
-view works without a copy.
+Static sizes are compile-time constants; symbolic ones (sizes.py) print as argument names the
+module writer adds to the kernel's signature, computed on the host. Strides are runtime
+arguments, so any input layout, broadcast (stride 0) or view works without a copy.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from kgen.core.generate.builtin import indexing, ops
 from kgen.core.generate.builtin.fusion import Group
 from kgen.core.generate.builtin.graph import arg, flat_to_coords, lowerable_tensor, numel, shape_of, trace
 from kgen.core.generate.builtin.legality import INDEXED_OPS
+from kgen.core.generate.builtin.sizes import guard_range, is_symbolic
 
 
 def contiguous_strides(shape: tuple) -> list[int]:
@@ -341,7 +342,12 @@ def stored_nodes(group: Group, outputs: set[Node]) -> list[Node]:
     return out
 
 
-def next_pow2(n: int) -> int:
+def next_pow2(n: Any) -> int:
+    if is_symbolic(n):
+        # the traced size's power of two, guarded by the one range that keeps it
+        p = next_pow2(int(n.hint))
+        guard_range(n, p // 2, p)
+        return p
     p = 1
     while p < n:
         p *= 2
@@ -393,14 +399,59 @@ def row_space(ctx: Ctx, group: Group, rows: str, dims_red: list[int], kvar: str)
     return idx
 
 
-def clip_block(knob: int, extent: int, floor: int = 1, cap: int | None = None) -> int:
+def clip_block(knob: int, extent: Any, floor: int = 1, cap: int | None = None, host: bool = False,
+               grow: bool = False) -> Any:
     """A schedule's block size clipped to the problem: no bigger than the next power of two of
-    `extent` (or `cap`), no smaller than `floor` (tl.dot needs 16)."""
-    block = min(int(knob), next_pow2(extent))
-    if cap is not None:
-        block = min(block, cap)
-    return max(floor, block)
+    `extent` (or `cap`), no smaller than `floor` (tl.dot needs 16).
+
+    For a symbolic extent (sizes.py): with `host`, the block is chosen on the host at call time
+    (a HostBlock: the emitter only passes it as a constexpr and uses it in the grid); else a
+    block fixed at generation (see below)."""
+    knob = int(knob)
+    if not is_symbolic(extent):
+        block = min(knob, next_pow2(extent))
+        if cap is not None:
+            block = min(block, cap)
+        return max(floor, block)
+    top = min(knob, cap) if cap is not None else knob
+    if host:
+        return HostBlock(f"max({floor}, min({top}, triton.next_power_of_2({extent})))")
+    # no guard: a block only has to be a power of two >= floor; whatever the emitter then decides
+    # by comparing it with the extent (one block per row or a loop) guards itself. With `grow`,
+    # the knob itself (as large a block as the schedule allows), so that decision holds for
+    # every extent up to the knob, not only up to the traced one's next power of two
+    return max(floor, top if grow else min(top, next_pow2(int(extent.hint))))
+
+
+def as_float(v: Any) -> str:
+    """A count as a float operand in kernel code: a literal, or a symbolic size's argument name."""
+    return str(v) if is_symbolic(v) else repr(float(v))
+
+
+class HostBlock(str):
+    """A constexpr block size the host computes at launch from a symbolic size (clip_block)."""
+
+
+def dot_blocks(sched: dict, M: Any, N: Any, K: Any, elem_bytes: int) -> tuple[Any, Any, Any, dict]:
+    """BLOCK_M/N/K of a tl.dot tile over M x N x K, clipped to the problem (host-chosen where a
+    size is symbolic), and the schedule fitted to the compile target (schedule.fit_matmul, which
+    may lower num_warps' partner BLOCK_K). A host-chosen block is fitted at its largest value,
+    the schedule's knob, so the fit holds for every size it may take."""
+    from kgen.core.generate.builtin import schedule
+
+    bm = clip_block(sched["BLOCK_M"], M, floor=16, host=True)
+    bn = clip_block(sched["BLOCK_N"], N, floor=16, host=True)
+    bk = clip_block(sched["BLOCK_K"], K, floor=16, host=True)
+
+    def upper(block: Any, knob: Any) -> int:
+        return int(knob) if isinstance(block, HostBlock) else int(block)
+
+    fit = schedule.fit_matmul(sched, upper(bm, sched["BLOCK_M"]), upper(bn, sched["BLOCK_N"]),
+                              upper(bk, sched["BLOCK_K"]), elem_bytes)
+    if fit["BLOCK_K"] != upper(bk, sched["BLOCK_K"]):
+        bk = clip_block(fit["BLOCK_K"], K, floor=16, host=True)
+    return bm, bn, bk, fit
 
 
 __all__ = ["Kernel", "Ctx", "BodyWriter", "Launch", "Lit", "stored_nodes", "next_pow2", "contiguous_strides", "numel",
-           "store_all", "output_params", "finish_params", "row_space", "clip_block"]
+           "store_all", "output_params", "finish_params", "row_space", "clip_block", "as_float", "dot_blocks"]

@@ -8,6 +8,7 @@ lowering instead of needing a template of their own.
 from __future__ import annotations
 
 import ast
+import logging
 import types
 import warnings
 from dataclasses import dataclass, field
@@ -54,6 +55,18 @@ class Captured:
     # plain tensor attributes captured as buffers (see attributes_as_buffers): forward reads them
     # on the input's device and rebinds the ones it replaces, as the reference does
     attribute_buffers: set[str] = field(default_factory=set)
+    # shape-generic capture (sizes.py): value range of each symbolic input dim (sympy Symbol ->
+    # torch ValueRanges), and where forward reads it: Symbol -> (user input index, dim)
+    ranges: dict = field(default_factory=dict)
+    sources: dict = field(default_factory=dict)
+    hints: dict = field(default_factory=dict)        # Symbol -> its value at trace time
+    # what export itself assumed about the symbolic dims (its ShapeEnv's guards): relations
+    # forward checks, and the (user input, dim) pairs it pinned to their traced value
+    export_guards: list = field(default_factory=list)
+    pinned: set = field(default_factory=set)
+    # set when a build specialised a size behind sizes.py's back (a guard in torch's ShapeEnv):
+    # the generator then builds from the static capture
+    tainted: bool = False
 
 
 def decomposition_table() -> dict:
@@ -187,16 +200,121 @@ def _same(a: Any, b: Any) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and bool(torch.equal(a.detach(), b))
 
 
-def _export(model: Any, inputs: list[Any]) -> Any:
+def _dynamic_spec(inputs: list[Any], static: frozenset = frozenset()) -> tuple:
+    """Every dim of every tensor input dynamic; Dim.AUTO lets export specialise on its own the
+    dims that must be static (tied to a parameter, or of size 0/1 at trace time)."""
+    import torch
+
+    auto = torch.export.Dim.AUTO
+    return tuple({d: auto for d in range(t.dim()) if (i, d) not in static} if isinstance(t, torch.Tensor) else None
+                 for i, t in enumerate(inputs))
+
+
+def _export(model: Any, inputs: list[Any], dynamic: bool = False, static: frozenset = frozenset()) -> Any:
     import torch
 
     with warnings.catch_warnings():
         # torch.export's own use of a deprecated pytree class; nothing the task can act on
         warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)
-        ep = torch.export.export(model, tuple(inputs), strict=False)
+        spec = _dynamic_spec(inputs, static) if dynamic else None
+        # export logs a warning per dim it specialises (size 1 at trace time): expected here
+        quiet = logging.getLogger("torch._export.non_strict_utils")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)
+        try:
+            # size-oblivious: a dim of size 1 at trace time stays symbolic instead of being
+            # specialised to 1 (sizes._decide treats it the same way)
+            import torch.fx.experimental._config as fx_config
+
+            with fx_config.patch(backed_size_oblivious=bool(dynamic)):  # type: ignore[attr-defined]
+                ep = torch.export.export(model, tuple(inputs), dynamic_shapes=spec, strict=False)
+        finally:
+            quiet.setLevel(level)
         ep = ep.run_decompositions(decomposition_table())
         splits_to_slices(ep.graph)
+        if dynamic:
+            symbolic_values_to_sizes(ep.graph)
     return ep
+
+
+def symbolic_values_to_sizes(graph: Any) -> None:
+    """Fold the graph's size arithmetic (sym_size, operator.mul, sym_float ... nodes) into the
+    arguments that use it, as sizes.Size values: the emitters and the forward writer then see a
+    size (symbolic or not) where the static graph had an int. Raises ValueError for a symbolic
+    value the generator cannot hold (a SymBool)."""
+    import torch
+    from torch.fx.node import map_arg
+
+    from kgen.core.generate.builtin.sizes import sized
+
+    for node in list(graph.nodes):
+        val = node.meta.get("val")
+        if isinstance(val, torch.SymBool):
+            raise ValueError(f"symbolic boolean {node.name}")
+        if not isinstance(val, (torch.SymInt, torch.SymFloat, int, float)) or node.op != "call_function":
+            continue
+        value = sized(val)
+        swap = _replacer(node, value)
+        for user in list(node.users):
+            user.args = map_arg(user.args, swap)
+            user.kwargs = map_arg(user.kwargs, swap)
+        graph.erase_node(node)
+    # SymInts held directly in arguments (a rewrite's slice bounds)
+    symbolic = (torch.SymInt, torch.SymFloat)
+    for node in graph.nodes:
+        if any(isinstance(a, symbolic) for a in torch.utils._pytree.tree_leaves((node.args, node.kwargs))):
+            node.args, node.kwargs = torch.utils._pytree.tree_map(
+                lambda a: sized(a) if isinstance(a, symbolic) else a, (node.args, node.kwargs))
+
+
+def _export_guards(ep: Any, sources: dict) -> tuple[list, set]:
+    """The guards export's ShapeEnv recorded over the input dims: (relations to check at run
+    time, input dims pinned to one value by an equality)."""
+    import sympy
+    import torch
+
+    env = None
+    for node in ep.graph.nodes:
+        for s in getattr(node.meta.get("val"), "shape", ()) if node.op == "placeholder" else ():
+            if isinstance(s, torch.SymInt):
+                env = s.node.shape_env
+    if env is None:
+        return [], set()
+    rels, pinned = [], set()
+    for g in env.guards:
+        expr = g.expr
+        syms = expr.free_symbols
+        if not syms or not syms <= set(sources):
+            continue
+        if isinstance(expr, sympy.Eq) and len(syms) == 1 and (expr.lhs.is_number or expr.rhs.is_number):
+            pinned.add(sources[next(iter(syms))])
+        if expr not in rels:
+            rels.append(expr)
+    return rels, pinned
+
+
+def _replacer(node: Any, value: Any) -> Any:
+    def swap(a: Any) -> Any:
+        return value if a is node else a
+
+    return swap
+
+
+def _symbols(ep: Any, user: list[str], inputs: list[Any]) -> tuple[dict, dict, dict]:
+    """Value ranges of the symbolic input dims and, for each, the (user input, dim) it is read from."""
+    import torch
+
+    ranges = {sym: vr for sym, vr in ep.range_constraints.items()}
+    sources: dict = {}
+    placeholders = {n.name: n for n in ep.graph.nodes if n.op == "placeholder"}
+    for i, name in enumerate(user):
+        val = placeholders[name].meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            continue
+        for d, s in enumerate(val.shape):
+            if isinstance(s, torch.SymInt) and s.node.expr.is_Symbol:
+                sources.setdefault(s.node.expr, (i, d))
+    return ranges, sources, {sym: int(inputs[i].shape[d]) for sym, (i, d) in sources.items()}
 
 
 def load_namespace(source: str, name: str = "kgen_task") -> dict[str, Any]:
@@ -212,7 +330,28 @@ def load_namespace(source: str, name: str = "kgen_task") -> dict[str, Any]:
     return module.__dict__
 
 
-def capture(source: str, seed: int = 0) -> Captured:
+def capture(source: str, seed: int = 0, dynamic: bool = True) -> Captured:
+    """Capture the reference; with `dynamic`, shape-generic (every user-input dim symbolic where
+    export allows, see sizes.py) and, when that export fails, the static capture."""
+    if dynamic:
+        try:
+            cap = _capture(source, seed, True)
+            static: set = set()
+            for _ in range(3):
+                if not cap.pinned:
+                    break
+                # export assumed some input dims equal to their traced value (a guard, not a
+                # specialisation in the graph's shapes): capture again with those dims static
+                static |= cap.pinned
+                cap = _capture(source, seed, True, frozenset(static))
+        except KgenError:
+            return _capture(source, seed, False)
+        if cap.sources and not cap.pinned:
+            return cap
+    return _capture(source, seed, False)
+
+
+def _capture(source: str, seed: int, dynamic: bool, static: frozenset = frozenset()) -> Captured:
     import torch
 
     ns = load_namespace(source)
@@ -240,14 +379,14 @@ def capture(source: str, seed: int = 0) -> Captured:
     if stateful:
         target, attribute_buffers = attributes_as_buffers(model)
     try:
-        ep = _export(target, inputs)
+        ep = _export(target, inputs, dynamic, static)
     except Exception as exc:  # noqa: BLE001
         error = exc
         ep = None
         clone, moved = attributes_as_buffers(model)
         if moved and not stateful:
             try:
-                ep, attribute_buffers = _export(clone, inputs), moved
+                ep, attribute_buffers = _export(clone, inputs, dynamic, static), moved
             except Exception:  # noqa: BLE001 - report the reference's own failure
                 ep = None
         if ep is None:
@@ -276,10 +415,13 @@ def capture(source: str, seed: int = 0) -> Captured:
     # tensors the forward builds from literals (torch.tensor([...])) become lifted constants
     constants = {t: ep.constants[t].detach().cpu() for kind, t in kinds.values()
                  if kind == "CONSTANT_TENSOR" and t is not None and t in ep.constants}
+    ranges, sources, hints = _symbols(ep, user, inputs) if dynamic else ({}, {}, {})
+    export_guards, pinned = _export_guards(ep, sources) if dynamic else ([], set())
     return Captured(graph=ep.graph, input_kinds=kinds, user_inputs=user, out_spec=ep.call_spec.out_spec,
                     init_inputs=init_inputs, example_inputs=inputs, module_ns=ns, constants=constants,
                     mutations=mutations, modes=modes, input_mutations=input_mutations,
-                    attribute_buffers=attribute_buffers)
+                    attribute_buffers=attribute_buffers, ranges=ranges, sources=sources, hints=hints,
+                    export_guards=export_guards, pinned=pinned)
 
 
 def signature_text(source: str, method: str) -> tuple[str, list[str]] | None:

@@ -36,6 +36,7 @@ from kgen.core.generate.builtin.legality import (
     scatter_spec,
     sort_spec,
 )
+from kgen.core.generate.builtin.sizes import sized
 
 
 @dataclass
@@ -233,7 +234,7 @@ class Fuser:
             return
         if pool_params(node) is not None:
             val = node.meta["val"]
-            out = tuple(int(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
+            out = tuple(sized(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
             g = self._new("pool", shape=out, numel=numel(out), out_numel=numel(out))
             self._add(g, node, "core")
             return

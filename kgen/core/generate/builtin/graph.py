@@ -12,14 +12,17 @@ from typing import Any
 from torch.fx import Node
 
 from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin.sizes import sized
 
 
-def numel(shape: Any) -> int:
-    return int(math.prod(int(s) for s in shape))
+def numel(shape: Any) -> Any:
+    """The element count: an int, or a symbolic Size (sizes.py) when a dim is symbolic."""
+    return math.prod(sized(s) for s in shape)
 
 
 def shape_of(node: Node) -> tuple:
-    return tuple(int(s) for s in node.meta["val"].shape)
+    """The node's shape: ints where export proved a dim static, symbolic Sizes elsewhere."""
+    return tuple(sized(s) for s in node.meta["val"].shape)
 
 
 def broadcasts_to(small: Any, big: Any) -> bool:

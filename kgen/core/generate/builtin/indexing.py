@@ -16,6 +16,7 @@ from typing import Any
 
 from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.graph import shape_of, trace
+from kgen.core.generate.builtin.sizes import sized
 
 
 def _idx(dims: list[str | None], d: int) -> str:
@@ -144,7 +145,7 @@ def _advanced_index(writer: Any, ctx: Any, node: Any, out: tuple, dims: list, dt
     shape = shape_of(src)
     indices = list(node.args[1]) + [None] * (len(shape) - len(node.args[1]))
     given = [d for d, i in enumerate(indices) if i is not None]
-    bshape = tuple(torch.broadcast_shapes(*[tuple(i.meta["val"].shape) for i in indices if i is not None]))
+    bshape = tuple(sized(s) for s in torch.broadcast_shapes(*[tuple(i.meta["val"].shape) for i in indices if i is not None]))
     adjacent = given == list(range(given[0], given[-1] + 1))
     b_at = given[0] if adjacent else 0
     bdims = list(range(b_at, b_at + len(bshape)))

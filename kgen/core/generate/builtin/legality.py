@@ -13,6 +13,7 @@ from torch.fx import Node
 
 from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.graph import arg, broadcasts_to, lowerable_tensor, operand, tensor_args
+from kgen.core.generate.builtin.sizes import sized
 
 
 def reduction_spec(node: Node) -> tuple[Any, tuple, bool] | None:
@@ -250,7 +251,7 @@ def attention_params(node: Node) -> dict[str, Any] | None:
         return None
     if out.dtype not in (torch.float32, torch.float16, torch.bfloat16) or vals[0].dim() < 2:
         return None
-    qs, ks, vs = (tuple(x.shape) for x in vals)
+    qs, ks, vs = (tuple(sized(s) for s in x.shape) for x in vals)
     if not (len(qs) == len(ks) == len(vs)) or qs[:-2] != ks[:-2] or ks[:-2] != vs[:-2] or qs[-1] != ks[-1] \
             or ks[-2] != vs[-2] or min(qs[-2], ks[-2]) < 1:
         return None
@@ -306,7 +307,7 @@ def pool_params(node: Node) -> dict[str, Any] | None:
     if name in ADAPTIVE_MAX_POOL | ADAPTIVE_AVG_POOL:
         # windows of varying width: unrolled to the widest, each tap masked by its own window's end
         out = [int(s) for s in arg(node, 1)]
-        sizes = [int(s) for s in x.meta["val"].shape[-len(out):]]
+        sizes = [int(sized(s)) for s in x.meta["val"].shape[-len(out):]]
         if not out or x.meta["val"].dim() < len(out) + 1 or min(out) < 1:
             return None
         kernel = [adaptive_window(i, o) for i, o in zip(sizes, out)]

@@ -2,21 +2,24 @@
 
 ModelNew inherits the reference class (renamed), so the constructor signature, the parameter
 and buffer names and their initialisation are the reference's own; only forward is replaced.
-The kernels are specialised on the traced shapes, dtypes and constructor arguments, and the
-module checks all three instead of computing garbage for inputs it was not built for.
+The kernels are specialised on dtypes, constructor arguments and the sizes export proved static;
+the other sizes (sizes.py) are runtime arguments forward computes from the inputs, and every
+decision the generator took from one is a guard forward checks. The module refuses, with one
+sentence, any input it was not built for instead of computing garbage.
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch.fx import Node
 
 from kgen.core.errors import KgenError
-from kgen.core.generate.builtin import ops, tidy
+from kgen.core.generate.builtin import ops, sizes, tidy
 from kgen.core.generate.builtin.codegen import stored_nodes
 from kgen.core.generate.builtin.emit import EMITTERS, SECTION_OF_KIND
 from kgen.core.generate.builtin.export import Captured, signature_text
@@ -42,6 +45,15 @@ def _kgen_attr(obj, path):
     for part in path.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
+                         f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 def _kgen_check(name, value, shape, dtype):
@@ -119,7 +131,7 @@ class ForwardWriter:
             name = f"t_{node.name}"
             val = node.meta["val"]
             fill = ops.const_fill(node)
-            self.emit(f"{name} = torch.full({tuple(val.shape)!r}, {fill!r}, dtype={val.dtype}, device=dev)")
+            self.emit(f"{name} = torch.full({shape_of(node)!r}, {fill!r}, dtype={val.dtype}, device=dev)")
             self.names[node] = name
             return name
         raise KeyError(f"value {node.name} is not available in forward")
@@ -160,6 +172,32 @@ def _out_expr(fw: ForwardWriter, cap: Captured, out_node: Any) -> tuple[str, str
 
 
 def build_module(source: str, cap: Captured, schedule: dict) -> Built:
+    """The ModelNew module for `cap` under `schedule`; shape-generic where `cap` is (sizes.py)."""
+    env = _shape_env(cap)
+    before = len(env.guards) if env is not None else 0
+    with sizes.build(cap.ranges, cap.hints) as reg:
+        built = _build_module(source, cap, schedule, reg)
+    if env is not None and len(env.guards) > before:
+        # something read a SymInt as a number directly (torch recorded the guard, not sizes.py):
+        # the kernel would silently assume the traced size, so this capture is not used generically
+        cap.tainted = True
+        raise KgenError(f"a size was specialised outside the symbolic-size layer: {env.guards[before].expr}",
+                        code="unsupported")
+    return built
+
+
+def _shape_env(cap: Captured) -> Any:
+    import torch
+
+    for node in cap.graph.nodes:
+        val = node.meta.get("val") if node.op == "placeholder" else None
+        for s in getattr(val, "shape", ()):
+            if isinstance(s, torch.SymInt):
+                return s.node.shape_env
+    return None
+
+
+def _build_module(source: str, cap: Captured, schedule: dict, reg: sizes.Registry) -> Built:
     groups, consts = build_groups(cap.graph, fuse=bool(schedule.get("fuse", True)),
                                   row_fusion=bool(schedule.get("row_fusion", True)))
     fw = ForwardWriter(cap, consts, groups)
@@ -182,11 +220,17 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
         val = ph.meta.get("val")
         fw.names[ph] = name
         if hasattr(val, "shape"):
-            fw.emit(f"_kgen_check({name!r}, {name}, {tuple(int(s) for s in val.shape)!r}, {val.dtype})")
+            shape = shape_of(ph)
+            if any(sizes.is_symbolic(s) for s in shape):
+                pattern = tuple(None if sizes.is_symbolic(s) else s for s in shape)
+                fw.emit(f"_kgen_check_dims({name!r}, {name}, {pattern!r}, {val.dtype})")
+            else:
+                fw.emit(f"_kgen_check({name!r}, {name}, {shape!r}, {val.dtype})")
             dev_src = dev_src or name
         elif _simple(val):
             fw.emit(f"if {name} != {val!r}:")
             fw.emit(f"    raise ValueError('ModelNew was generated for {name}={val!r}')")
+    size_at = len(fw.lines)   # the host's size arithmetic goes here, once the kernels are written
     for n in graph_nodes:
         if n.op == "placeholder" and n not in fw.names:
             kind, target = cap.input_kinds.get(n.name, ("", None))
@@ -245,6 +289,10 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
         stored = stored_nodes(g, outputs)
         kname = f"k{g.index}_{g.kind}"
         launch = EMITTERS[g.kind].emit(g, kname, schedule[SECTION_OF_KIND[g.kind]], consts, fw.pyname, stored)
+        for size_name in sizes.used_names("\n".join(launch.kernel.body)):
+            # a symbolic size the body reads: a runtime argument, computed on the host
+            launch.kernel.params.append(size_name)
+            launch.kernel.launch.append(size_name)
         doc = f"{g.kind} group {g.index} fuses: {', '.join(g.ops())}"
         kernels.append(launch.kernel.source(doc))
         kernel_names.append(kname)
@@ -252,7 +300,7 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
         fw.emit(f"# {doc}")
         for n in stored:
             val = n.meta["val"]
-            fw.emit(f"t_{n.name} = torch.empty({tuple(int(s) for s in val.shape)!r}, dtype={val.dtype}, device=dev)")
+            fw.emit(f"t_{n.name} = torch.empty({shape_of(n)!r}, dtype={val.dtype}, device=dev)")
             fw.names[n] = f"t_{n.name}"
         for line in launch.kernel.prelude:
             fw.emit(line)
@@ -277,6 +325,9 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
         fw.emit(f"{fw.names[placeholders[name]]}.copy_({fw.arg(new) if hasattr(new, 'op') else repr(new)})")
     ret, extra_top = _out_expr(fw, cap, out_node)
     fw.emit(f"return {ret}")
+    if reg.names or reg.guards:
+        host = shape_guards(cap, reg, [fw.names[ph] for ph in user_ph])
+        fw.lines[size_at:size_at] = ["        " + line for line in host]
 
     init_block = _init_block(source, cap, [_constant_buffer(buffer, cap.constants[target])
                                            for target, buffer in constant_buffers.items()])
@@ -286,10 +337,12 @@ def build_module(source: str, cap: Captured, schedule: dict) -> Built:
     helpers = tidy.used_definitions(kernel_code, tidy.definitions(ops.HELPERS))
     host = tidy.used_definitions(forward + init_block + extra_top, tidy.definitions(RUNTIME))
     prelude = reference_prelude(source, BASE)
-    parts = [_header(kernel_names, kernel_docs, fallback, prelude.doc)]
+    parts = [_header(kernel_names, kernel_docs, fallback, prelude.doc, generic=bool(reg.names or reg.guards))]
     if prelude.future:
         parts.append("\n".join(prelude.future) + "\n")
-    parts += ["import torch\nimport triton\nimport triton.language as tl\n",
+    # the host's size arithmetic may print math.floor/ceil (sympy's printer)
+    parts += [("import math\n" if re.search(r"\bmath\.", forward) else "")
+              + "import torch\nimport triton\nimport triton.language as tl\n",
               "# ---- the reference: ModelNew inherits its constructor and parameters ----",
               prelude.text, "\n# ---- generated kernels ----\n"]
     parts += [h + "\n" for h in helpers] + [h + "\n" for h in host] + [extra_top] + [k + "\n" for k in kernels]
@@ -304,7 +357,8 @@ def _short(op: str) -> str:
     return parts[1] if len(parts) >= 2 and parts[0] in ("aten", "prims") else op
 
 
-def _header(names: list[str], fused: list[list[str]], fallback: list[str], doc: str | None) -> str:
+def _header(names: list[str], fused: list[list[str]], fallback: list[str], doc: str | None,
+            generic: bool = False) -> str:
     n = len(names)
     lines = [f"Generated by kgen (builtin generator): {n} Triton kernel{'s' if n != 1 else ''}"
              + (f", torch fallback for {', '.join(sorted(set(fallback)))}." if fallback else ", no torch fallback.")]
@@ -317,11 +371,61 @@ def _header(names: list[str], fused: list[list[str]], fallback: list[str], doc: 
         lines.append(f"  {name.ljust(width)}  fuses {', '.join(seen)}")
     if names:
         lines.append("")
-    lines += ["ModelNew inherits the reference class for its constructor and parameters and replaces",
-              "forward with these kernels. Specialised on the traced shapes, dtypes and constructor",
-              "arguments; forward raises ValueError for anything else."]
+    if generic:
+        lines += ["ModelNew inherits the reference class for its constructor and parameters and replaces",
+                  "forward with these kernels. Generic in the input sizes forward reads into _s* (the",
+                  "kernels take them, and the _d* sizes computed from them, as arguments); specialised",
+                  "on ranks, dtypes, the other sizes and constructor arguments, and forward raises",
+                  "ValueError for inputs these kernels cannot take."]
+    else:
+        lines += ["ModelNew inherits the reference class for its constructor and parameters and replaces",
+                  "forward with these kernels. Specialised on the traced shapes, dtypes and constructor",
+                  "arguments; forward raises ValueError for anything else."]
     body = "\n".join(lines).replace("\\", "\\\\").replace('"""', "'''")
     return f'"""{body}"""\n'
+
+
+def shape_guards(cap: Captured, reg: sizes.Registry, input_names: list[str]) -> list[str]:
+    """Host lines at the top of forward: read the symbolic input dims, check every guard the
+    build recorded (and export's value ranges) with a one-sentence ValueError, then compute each
+    size the kernels take (`_dN`) from them."""
+    import sympy
+    from torch.utils._sympy.printers import PythonPrinter
+
+    printer = PythonPrinter()
+    used = set()
+    for expr in [e for e, _ in reg.names] + list(reg.guards) + list(cap.export_guards):
+        used |= set(expr.free_symbols)
+    missing = [s for s in used if s not in cap.sources]
+    if missing:
+        raise KgenError(f"symbolic sizes {missing} are not input dims", code="unsupported")
+    local = {sym: sympy.Symbol(f"_{sym.name}", integer=True, positive=True) for sym in cap.sources}
+    where = {sym: f"{input_names[i]}.shape[{d}]" for sym, (i, d) in cap.sources.items()}
+    lines = [f"{local[sym]} = {where[sym]}" for sym in sorted(cap.sources, key=lambda s: cap.sources[s])]
+    checks = []
+    for sym in sorted(used, key=lambda s: cap.sources[s]):
+        vr = cap.ranges.get(sym)
+        if vr is not None:
+            if vr.lower.is_Integer:
+                checks.append(sympy.Ge(sym, max(1, int(vr.lower))))   # an empty input is refused
+            if vr.upper.is_Integer:
+                checks.append(sympy.Le(sym, int(vr.upper)))
+    seen = set()
+    for rel in checks + list(cap.export_guards) + list(reg.guards):
+        cond = printer.doprint(rel.xreplace(local))
+        if rel is sympy.true or cond in seen:
+            continue
+        seen.add(cond)
+        what = printer.doprint(rel).replace("'", "")
+        for sym, text in where.items():
+            what = re.sub(rf"\b{sym.name}\b", text, what)
+        got = ", ".join(f"{where[s]}={{{local[s]}}}" for s in sorted(rel.free_symbols, key=lambda s: cap.sources[s]))
+        lines.append(f"if not ({cond}):")
+        lines.append(f"    raise ValueError(f'ModelNew was generated for {what}; got {got}')")
+    for (expr, _), name in reg.names.items():
+        text = printer.doprint(expr.xreplace(local))
+        lines.append(f"{name} = float({text})" if name in reg.floats else f"{name} = int({text})")
+    return lines
 
 
 def _constant_buffer(name: str, value: Any) -> str:

@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 from torch.fx import Node
 
+from kgen.core.generate.builtin.sizes import is_symbolic
+
 VIEW_OPS = {
     "view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t", "unsqueeze", "squeeze",
     "alias", "broadcast_in_dim", "slice", "select", "as_strided", "unfold", "diagonal", "lift_fresh_copy", "detach",
@@ -98,6 +100,8 @@ def is_float(dtype: Any) -> bool:
 
 
 def literal(value: Any) -> str:
+    if is_symbolic(value):
+        return str(value)   # a symbolic size: a kernel argument the host computes (sizes.py)
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
@@ -136,6 +140,8 @@ class Operands:
             return a.meta["val"].dtype
         if isinstance(a, bool):
             return torch.bool
+        if is_symbolic(a):
+            return torch.float32 if a.is_float else torch.int64
         if isinstance(a, int):
             return torch.int64
         return torch.float32
@@ -156,11 +162,13 @@ class Operands:
         """The dtype torch promotes these operands to (tensors beat scalars of the same category)."""
         import torch
 
-        probes = []
+        probes: list[Any] = []
         for a in args:
             if self.is_tensor(a):
                 v = a.meta["val"]
                 probes.append(torch.empty((1,) if v.dim() else (), dtype=v.dtype))
+            elif is_symbolic(a):
+                probes.append(1.0 if a.is_float else 1)   # promotes like its value's Python type
             else:
                 probes.append(a)
         out = probes[0]
@@ -605,6 +613,8 @@ def can_lower_pointwise(node: Any) -> bool:
             v = a.meta.get("val")
             if not isinstance(v, torch.Tensor) or str(v.dtype) not in TL_TYPES:
                 return False
+        elif is_symbolic(a):
+            continue   # a symbolic size as a scalar operand: a kernel argument
         elif isinstance(a, (list, tuple)) or (a is not None and not isinstance(a, (int, float, bool, torch.dtype,
                                                                                     torch.device, str,
                                                                                     torch.memory_format,

@@ -36,7 +36,7 @@ def splits_to_slices(graph: Any) -> int:
         starts, at = [], 0
         for p in pieces:
             starts.append(at)
-            at += int(p.shape[dim])
+            at = at + p.shape[dim]   # a SymInt stays symbolic (export.symbolic_values_to_sizes)
         users = list(node.users)
         if not all(u.op == "call_function" and u.target.__name__ == "getitem" for u in users):
             continue

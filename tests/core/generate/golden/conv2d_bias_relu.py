@@ -3,8 +3,10 @@
   k0_conv  fuses convolution, relu, mul
 
 ModelNew inherits the reference class for its constructor and parameters and replaces
-forward with these kernels. Specialised on the traced shapes, dtypes and constructor
-arguments; forward raises ValueError for anything else."""
+forward with these kernels. Generic in the input sizes forward reads into _s* (the
+kernels take them, and the _d* sizes computed from them, as arguments); specialised
+on ranks, dtypes, the other sizes and constructor arguments, and forward raises
+ValueError for inputs these kernels cannot take."""
 
 import torch
 import triton
@@ -30,14 +32,17 @@ def _kgen_attr(obj, path):
     return obj
 
 
-def _kgen_check(name, value, shape, dtype):
-    if tuple(value.shape) != shape or value.dtype != dtype:
-        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
                          f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 @triton.jit
-def k0_conv(x, w, sx0, sx1, sx2, sx3, sw0, sw1, sw2, sw3, bias, sbias, out0, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
+def k0_conv(x, w, sx0, sx1, sx2, sx3, sw0, sw1, sw2, sw3, bias, sbias, out0, _d1, _d2, _d0, _d3, _d4, _d5, _d6, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr):
     # conv group 0 fuses: aten.convolution.default, aten.relu.default, aten.mul.Tensor
     pid = tl.program_id(0)
     g = tl.program_id(1)
@@ -45,10 +50,10 @@ def k0_conv(x, w, sx0, sx1, sx2, sx3, sw0, sw1, sw2, sw3, bias, sbias, out0, BLO
     pn = pid % tl.cdiv(6, BLOCK_N)
     rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)   # output pixel (batch, spatial...)
     rn = pn * BLOCK_N + tl.arange(0, BLOCK_N)   # output channel inside the group
-    o1 = rm % 4
-    q1 = rm // 4
-    o0 = q1 % 5
-    q2 = q1 // 5
+    o1 = rm % _d1
+    q1 = rm // _d1
+    o0 = q1 % _d2
+    q2 = q1 // _d2
     acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
     for k0 in range(0, 27, BLOCK_K):
         rk = k0 + tl.arange(0, BLOCK_K)   # (input channel, kernel taps...)
@@ -58,12 +63,12 @@ def k0_conv(x, w, sx0, sx1, sx2, sx3, sw0, sw1, sw2, sw3, bias, sbias, out0, BLO
         q4 = q3 // 3
         i0 = o0[:, None] * 2 - 1 + t0[None, :] * 1
         i1 = o1[:, None] * 2 - 1 + t1[None, :] * 1
-        ta = tl.load(x + q2[:, None] * sx0 + (g * 3 + q4)[None, :] * sx1 + i0 * sx2 + i1 * sx3, mask=(rm[:, None] < 40) & (rk[None, :] < 27) & (i0 >= 0) & (i0 < 9) & (i1 >= 0) & (i1 < 8), other=0.0)
+        ta = tl.load(x + q2[:, None] * sx0 + (g * 3 + q4)[None, :] * sx1 + i0 * sx2 + i1 * sx3, mask=(rm[:, None] < _d0) & (rk[None, :] < 27) & (i0 >= 0) & (i0 < _d3) & (i1 >= 0) & (i1 < _d4), other=0.0)
         tb = tl.load(w + (g * 6 + rn)[None, :] * sw0 + q4[:, None] * sw1 + t0[:, None] * sw2 + t1[:, None] * sw3, mask=(rk[:, None] < 27) & (rn[None, :] < 6), other=0.0)
         acc = tl.dot(ta, tb, acc, input_precision="ieee")
     oc = g * 6 + rn
-    mask = (rm[:, None] < 40) & (rn[None, :] < 6)
-    flat = q2[:, None] * 120 + oc[None, :] * 20 + o0[:, None] * 4 + o1[:, None] * 1
+    mask = (rm[:, None] < _d0) & (rn[None, :] < 6)
+    flat = q2[:, None] * _d5 + oc[None, :] * _d6 + o0[:, None] * _d1 + o1[:, None] * 1
     conv = acc + tl.load(bias + oc[None, :] * sbias, mask=rn[None, :] < 6, other=0.0).to(tl.float32)
     v5 = (tl.maximum(conv, 0, propagate_nan=tl.PropagateNan.ALL)).to(tl.float32)
     v6 = ((v5 * 0.5)).to(tl.float32)
@@ -81,12 +86,45 @@ class ModelNew(_KgenReference):
                                  'generate again for these constructor arguments')
 
     def forward(self, x):
-        _kgen_check('x', x, (2, 3, 9, 8), torch.float32)
+        _kgen_check_dims('x', x, (None, 3, None, None), torch.float32)
+        _s77 = x.shape[0]
+        _s53 = x.shape[2]
+        _s0 = x.shape[3]
+        if not (1 < 3*_s0*_s53):
+            raise ValueError(f'ModelNew was generated for 1 < 3*x.shape[3]*x.shape[2]; got x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not ((1 + (((-1) + _s0) // 2)) != 1):
+            raise ValueError(f'ModelNew was generated for (1 + (((-1) + x.shape[3]) // 2)) != 1; got x.shape[3]={_s0}')
+        if not ((1 + (((-1) + _s53) // 2)) != 1):
+            raise ValueError(f'ModelNew was generated for (1 + (((-1) + x.shape[2]) // 2)) != 1; got x.shape[2]={_s53}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (((1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2))) != 1):
+            raise ValueError(f'ModelNew was generated for ((1 + (((-1) + x.shape[3]) // 2))*(1 + (((-1) + x.shape[2]) // 2))) != 1; got x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (3*_s0*_s53*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for 3*x.shape[3]*x.shape[2]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s0 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[3] != 1; got x.shape[3]={_s0}')
+        if not (_s53 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] != 1; got x.shape[2]={_s53}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (1 + (((-1) + _s53) // 2) > 1):
+            raise ValueError(f'ModelNew was generated for 1 + (((-1) + x.shape[2]) // 2) > 1; got x.shape[2]={_s53}')
+        if not (1 + (((-1) + _s0) // 2) > 1):
+            raise ValueError(f'ModelNew was generated for 1 + (((-1) + x.shape[3]) // 2) > 1; got x.shape[3]={_s0}')
+        _d0 = int(_s77*(1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2)))
+        _d1 = int(1 + (((-1) + _s0) // 2))
+        _d2 = int(1 + (((-1) + _s53) // 2))
+        _d3 = int(_s53)
+        _d4 = int(_s0)
+        _d5 = int(6*(1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2)))
+        _d6 = int((1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2)))
+        _d7 = int(_s77)
         p_conv_weight = _kgen_attr(self, 'conv.weight')
         p_conv_bias = _kgen_attr(self, 'conv.bias')
         dev = x.device
         # conv group 0 fuses: aten.convolution.default, aten.relu.default, aten.mul.Tensor
-        t_mul = torch.empty((2, 6, 5, 4), dtype=torch.float32, device=dev)
-        k0_conv[(triton.cdiv(40, 64) * triton.cdiv(6, 16), 1)](
-            x, p_conv_weight, x.stride(0), x.stride(1), x.stride(2), x.stride(3), p_conv_weight.stride(0), p_conv_weight.stride(1), p_conv_weight.stride(2), p_conv_weight.stride(3), p_conv_bias, p_conv_bias.stride(0), t_mul, BLOCK_M=64, BLOCK_N=16, BLOCK_K=32, num_warps=4, num_stages=3)
-        return t_mul
+        t_mul_10 = torch.empty((_d7, 6, _d2, _d1), dtype=torch.float32, device=dev)
+        k0_conv[(triton.cdiv(_d0, max(16, min(64, triton.next_power_of_2(_d0)))) * triton.cdiv(6, 16), 1)](
+            x, p_conv_weight, x.stride(0), x.stride(1), x.stride(2), x.stride(3), p_conv_weight.stride(0), p_conv_weight.stride(1), p_conv_weight.stride(2), p_conv_weight.stride(3), p_conv_bias, p_conv_bias.stride(0), t_mul_10, _d1, _d2, _d0, _d3, _d4, _d5, _d6, BLOCK_M=max(16, min(64, triton.next_power_of_2(_d0))), BLOCK_N=16, BLOCK_K=32, num_warps=4, num_stages=3)
+        return t_mul_10

@@ -4,8 +4,10 @@
   k2_pointwise  fuses add
 
 ModelNew inherits the reference class for its constructor and parameters and replaces
-forward with these kernels. Specialised on the traced shapes, dtypes and constructor
-arguments; forward raises ValueError for anything else."""
+forward with these kernels. Generic in the input sizes forward reads into _s* (the
+kernels take them, and the _d* sizes computed from them, as arguments); specialised
+on ranks, dtypes, the other sizes and constructor arguments, and forward raises
+ValueError for inputs these kernels cannot take."""
 
 import torch
 import triton
@@ -32,17 +34,20 @@ def _kgen_strides(t, shape):
     return out
 
 
-def _kgen_check(name, value, shape, dtype):
-    if tuple(value.shape) != shape or value.dtype != dtype:
-        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
                          f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 @triton.jit
-def k0_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
+def k0_pointwise(in0, in0_s0, in0_s1, out0, _d0, XBLOCK: tl.constexpr):
     # pointwise group 0 fuses: aten.mul.Tensor
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 4200
+    xmask = xi < _d0
     i1 = xi % 2100
     q2 = xi // 2100
     x4 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1, mask=xmask, other=0).to(tl.float32)
@@ -51,10 +56,10 @@ def k0_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
 
 
 @triton.jit
-def k2_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
+def k2_pointwise(in0, in0_s0, in0_s1, out0, _d0, XBLOCK: tl.constexpr):
     # pointwise group 2 fuses: aten.add.Tensor
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 4200
+    xmask = xi < _d0
     i1 = xi % 2100
     q2 = xi // 2100
     x4 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1, mask=xmask, other=0).to(tl.float32)
@@ -64,19 +69,33 @@ def k2_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
 
 class ModelNew(_KgenReference):
     def forward(self, x):
-        _kgen_check('x', x, (2, 2100), torch.float32)
+        _kgen_check_dims('x', x, (None, 2100), torch.float32)
+        _s77 = x.shape[0]
+        _s27 = x.shape[1]
+        if not (_s27*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (2100*_s77 < 2147483648):
+            raise ValueError(f'ModelNew was generated for 2100*x.shape[0] < 2147483648; got x.shape[0]={_s77}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        _d0 = int(2100*_s77)
+        _d1 = int(_s77)
         dev = x.device
         # pointwise group 0 fuses: aten.mul.Tensor
-        t_mul = torch.empty((2, 2100), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(x, (2, 2100))
-        k0_pointwise[(triton.cdiv(4200, 1024),)](
-            x, in0_st[0], in0_st[1], t_mul, XBLOCK=1024, num_warps=4)
+        t_mul = torch.empty((_d1, 2100), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(x, (_d1, 2100))
+        k0_pointwise[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
+            x, in0_st[0], in0_st[1], t_mul, _d0, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
         # torch fallback: aten.sort.default has no Triton lowering yet
         t_sort = torch.ops.aten.sort.default(t_mul)
         t_getitem = t_sort[0]
         # pointwise group 2 fuses: aten.add.Tensor
-        t_add = torch.empty((2, 2100), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(t_getitem, (2, 2100))
-        k2_pointwise[(triton.cdiv(4200, 1024),)](
-            t_getitem, in0_st[0], in0_st[1], t_add, XBLOCK=1024, num_warps=4)
-        return t_add
+        t_add_9 = torch.empty((_d1, 2100), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(t_getitem, (_d1, 2100))
+        k2_pointwise[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
+            t_getitem, in0_st[0], in0_st[1], t_add_9, _d0, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
+        return t_add_9

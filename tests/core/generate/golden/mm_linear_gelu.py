@@ -3,8 +3,10 @@
   k0_matmul  fuses addmm, mul, erf, add
 
 ModelNew inherits the reference class for its constructor and parameters and replaces
-forward with these kernels. Specialised on the traced shapes, dtypes and constructor
-arguments; forward raises ValueError for anything else."""
+forward with these kernels. Generic in the input sizes forward reads into _s* (the
+kernels take them, and the _d* sizes computed from them, as arguments); specialised
+on ranks, dtypes, the other sizes and constructor arguments, and forward raises
+ValueError for inputs these kernels cannot take."""
 
 import torch
 import triton
@@ -40,18 +42,21 @@ def _kgen_attr(obj, path):
     return obj
 
 
-def _kgen_check(name, value, shape, dtype):
-    if tuple(value.shape) != shape or value.dtype != dtype:
-        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
                          f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 @triton.jit
-def k0_matmul(a, b, sab, sam, sak, sbb, sbk, sbn, in0, in0_s0, in0_s1, out0, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
+def k0_matmul(a, b, sab, sam, sak, sbb, sbk, sbn, in0, in0_s0, in0_s1, out0, _d0, _d1, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr):
     # matmul group 0 fuses: aten.addmm.default, aten.mul.Tensor, aten.mul.Tensor, aten.erf.default, aten.add.Tensor, aten.mul.Tensor
     pid = tl.program_id(0)
     bid = tl.program_id(1)
-    num_m = tl.cdiv(10, BLOCK_M)
+    num_m = tl.cdiv(_d0, BLOCK_M)
     num_n = tl.cdiv(40, BLOCK_N)
     # grouped ordering so neighbouring programs share rows of A in cache
     width = GROUP_M * num_n
@@ -66,13 +71,13 @@ def k0_matmul(a, b, sab, sam, sak, sbb, sbk, sbn, in0, in0_s0, in0_s1, out0, BLO
     b_ptrs = b + bid * sbb + rk[:, None] * sbk + rn[None, :] * sbn
     acc = tl.zeros([BLOCK_M, BLOCK_N], tl.float32)
     for k0 in range(0, 24, BLOCK_K):
-        ta = tl.load(a_ptrs, mask=(rm[:, None] < 10) & (rk[None, :] + k0 < 24), other=0.0)
+        ta = tl.load(a_ptrs, mask=(rm[:, None] < _d0) & (rk[None, :] + k0 < 24), other=0.0)
         tb = tl.load(b_ptrs, mask=(rk[:, None] + k0 < 24) & (rn[None, :] < 40), other=0.0)
         acc = tl.dot(ta, tb, acc, input_precision="ieee")
         a_ptrs += BLOCK_K * sak
         b_ptrs += BLOCK_K * sbk
-    mask = (rm[:, None] < 10) & (rn[None, :] < 40)
-    flat = bid * 400 + rm[:, None] * 40 + rn[None, :]
+    mask = (rm[:, None] < _d0) & (rn[None, :] < 40)
+    flat = bid * _d1 + rm[:, None] * 40 + rn[None, :]
     x1 = tl.load(in0 + rm[:, None] * in0_s0 + rn[None, :] * in0_s1, mask=mask, other=0).to(tl.float32)
     mm = acc + x1
     v2 = ((mm * 0.5)).to(tl.float32)
@@ -94,15 +99,33 @@ class ModelNew(_KgenReference):
                                  'generate again for these constructor arguments')
 
     def forward(self, x):
-        _kgen_check('x', x, (2, 5, 24), torch.float32)
+        _kgen_check_dims('x', x, (None, None, 24), torch.float32)
+        _s77 = x.shape[0]
+        _s27 = x.shape[1]
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not ((_s27*_s77) != _s77):
+            raise ValueError(f'ModelNew was generated for (x.shape[1]*x.shape[0]) != x.shape[0]; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not ((_s77 % (_s27*_s77)) != 0):
+            raise ValueError(f'ModelNew was generated for (x.shape[0] % (x.shape[1]*x.shape[0])) != 0; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not ((_s27*_s77) != 1):
+            raise ValueError(f'ModelNew was generated for (x.shape[1]*x.shape[0]) != 1; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s27*_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] > 1; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        _d0 = int(_s27*_s77)
+        _d1 = int(40*_s27*_s77)
+        _d2 = int(_s77)
+        _d3 = int(_s27)
         p_fc_weight = _kgen_attr(self, 'fc.weight')
         p_fc_bias = _kgen_attr(self, 'fc.bias')
         dev = x.device
-        t_view = x.reshape([10, 24])
+        t_view = x.reshape([_d0, 24])
         t_permute = torch.ops.aten.permute.default(p_fc_weight, [1, 0])
         # matmul group 0 fuses: aten.addmm.default, aten.mul.Tensor, aten.mul.Tensor, aten.erf.default, aten.add.Tensor, aten.mul.Tensor
-        t_mul_2 = torch.empty((2, 5, 40), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(p_fc_bias, (10, 40))
-        k0_matmul[(triton.cdiv(10, 16) * triton.cdiv(40, 64), 1)](
-            t_view, t_permute, 0, t_view.stride(-2), t_view.stride(-1), 0, t_permute.stride(-2), t_permute.stride(-1), p_fc_bias, in0_st[0], in0_st[1], t_mul_2, BLOCK_M=16, BLOCK_N=64, BLOCK_K=32, GROUP_M=8, num_warps=4, num_stages=3)
-        return t_mul_2
+        t_mul_16 = torch.empty((_d2, _d3, 40), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(p_fc_bias, (_d0, 40))
+        k0_matmul[(triton.cdiv(_d0, max(16, min(64, triton.next_power_of_2(_d0)))) * triton.cdiv(40, 64), 1)](
+            t_view, t_permute, 0, t_view.stride(-2), t_view.stride(-1), 0, t_permute.stride(-2), t_permute.stride(-1), p_fc_bias, in0_st[0], in0_st[1], t_mul_16, _d0, _d1, BLOCK_M=max(16, min(64, triton.next_power_of_2(_d0))), BLOCK_N=64, BLOCK_K=32, GROUP_M=8, num_warps=4, num_stages=3)
+        return t_mul_16

@@ -3,8 +3,10 @@
   k0_reduction  fuses var, sum, div, add, rsqrt, sub, mul
 
 ModelNew inherits the reference class for its constructor and parameters and replaces
-forward with these kernels. Specialised on the traced shapes, dtypes and constructor
-arguments; forward raises ValueError for anything else."""
+forward with these kernels. Generic in the input sizes forward reads into _s* (the
+kernels take them, and the _d* sizes computed from them, as arguments); specialised
+on ranks, dtypes, the other sizes and constructor arguments, and forward raises
+ValueError for inputs these kernels cannot take."""
 
 import torch
 import triton
@@ -40,23 +42,26 @@ def _kgen_attr(obj, path):
     return obj
 
 
-def _kgen_check(name, value, shape, dtype):
-    if tuple(value.shape) != shape or value.dtype != dtype:
-        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
                          f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 @triton.jit
-def k0_reduction(in0, in0_s0, in0_s1, in0_s2, in1, in1_s0, in1_s1, in1_s2, in2, in2_s0, in2_s1, in2_s2, out0, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
+def k0_reduction(in0, in0_s0, in0_s1, in0_s2, in1, in1_s0, in1_s1, in1_s2, in2, in2_s0, in2_s1, in2_s2, out0, _d0, _d1, _d2, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
     # reduction group 0 fuses: aten.sub.Tensor, aten.mul.Tensor, aten.mul.Tensor, aten.add.Tensor, prims.var.default, prims.sum.default, prims.div.default, aten.add.Tensor, aten.rsqrt.default
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
-    rmask = rows < 12
+    rmask = rows < _d0
     ks = tl.arange(0, KBLOCK)[None, :]
     kmask = ks < 64
     mask = rmask & kmask
-    i1 = rows % 6
-    q2 = rows // 6
-    flat = q2 * 384 + i1 * 64 + ks * 1
+    i1 = rows % _d1
+    q2 = rows // _d1
+    flat = q2 * _d2 + i1 * 64 + ks * 1
     acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
     acc10 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
     x15 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
@@ -95,15 +100,33 @@ class ModelNew(_KgenReference):
                                  'generate again for these constructor arguments')
 
     def forward(self, x):
-        _kgen_check('x', x, (2, 6, 64), torch.float32)
+        _kgen_check_dims('x', x, (None, None, 64), torch.float32)
+        _s77 = x.shape[0]
+        _s27 = x.shape[1]
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s27*_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] > 1; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
+        _d0 = int(_s27*_s77)
+        _d1 = int(_s27)
+        _d2 = int(64*_s27)
+        _d3 = int(_s77)
         p_ln_weight = _kgen_attr(self, 'ln.weight')
         p_ln_bias = _kgen_attr(self, 'ln.bias')
         dev = x.device
         # reduction group 0 fuses: aten.sub.Tensor, aten.mul.Tensor, aten.mul.Tensor, aten.add.Tensor, prims.var.default, prims.sum.default, prims.div.default, aten.add.Tensor, aten.rsqrt.default
-        t_add_1 = torch.empty((2, 6, 64), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(x, (2, 6, 64))
-        in1_st = _kgen_strides(p_ln_weight, (2, 6, 64))
-        in2_st = _kgen_strides(p_ln_bias, (2, 6, 64))
-        k0_reduction[(triton.cdiv(12, 8),)](
-            x, in0_st[0], in0_st[1], in0_st[2], p_ln_weight, in1_st[0], in1_st[1], in1_st[2], p_ln_bias, in2_st[0], in2_st[1], in2_st[2], t_add_1, RBLOCK=8, KBLOCK=64, num_warps=4)
+        t_add_1 = torch.empty((_d3, _d1, 64), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(x, (_d3, _d1, 64))
+        in1_st = _kgen_strides(p_ln_weight, (_d3, _d1, 64))
+        in2_st = _kgen_strides(p_ln_bias, (_d3, _d1, 64))
+        k0_reduction[(triton.cdiv(_d0, max(1, min(8, triton.next_power_of_2(_d0)))),)](
+            x, in0_st[0], in0_st[1], in0_st[2], p_ln_weight, in1_st[0], in1_st[1], in1_st[2], p_ln_bias, in2_st[0], in2_st[1], in2_st[2], t_add_1, _d0, _d1, _d2, RBLOCK=max(1, min(8, triton.next_power_of_2(_d0))), KBLOCK=64, num_warps=4)
         return t_add_1

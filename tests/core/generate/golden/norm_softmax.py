@@ -3,8 +3,10 @@
   k0_reduction  fuses amax, sub, exp, sum, div
 
 ModelNew inherits the reference class for its constructor and parameters and replaces
-forward with these kernels. Specialised on the traced shapes, dtypes and constructor
-arguments; forward raises ValueError for anything else."""
+forward with these kernels. Generic in the input sizes forward reads into _s* (the
+kernels take them, and the _d* sizes computed from them, as arguments); specialised
+on ranks, dtypes, the other sizes and constructor arguments, and forward raises
+ValueError for inputs these kernels cannot take."""
 
 import torch
 import triton
@@ -35,21 +37,24 @@ def _kgen_strides(t, shape):
     return out
 
 
-def _kgen_check(name, value, shape, dtype):
-    if tuple(value.shape) != shape or value.dtype != dtype:
-        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
                          f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 @triton.jit
-def k0_reduction(in0, in0_s0, in0_s1, out0, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
+def k0_reduction(in0, in0_s0, in0_s1, out0, _d0, _d1, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
     # reduction group 0 fuses: aten.sub.Tensor, aten.exp.default, aten.div.Tensor, aten.amax.default, aten.sum.dim_IntList
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
-    rmask = rows < 8
+    rmask = rows < _d0
     ks = tl.arange(0, KBLOCK)[None, :]
-    kmask = ks < 100
+    kmask = ks < _d1
     mask = rmask & kmask
-    flat = rows * 100 + ks * 1
+    flat = rows * _d1 + ks * 1
     acc3 = tl.full([RBLOCK, KBLOCK], float("-inf"), tl.float32)
     x8 = tl.load(in0 + rows * in0_s0 + ks * in0_s1, mask=mask, other=0).to(tl.float32)
     r9 = tl.where(mask, x8.to(tl.float32), float("-inf"))
@@ -69,11 +74,33 @@ def k0_reduction(in0, in0_s0, in0_s1, out0, RBLOCK: tl.constexpr, KBLOCK: tl.con
 
 class ModelNew(_KgenReference):
     def forward(self, x):
-        _kgen_check('x', x, (8, 100), torch.float32)
+        _kgen_check_dims('x', x, (None, None), torch.float32)
+        _s77 = x.shape[0]
+        _s27 = x.shape[1]
+        if not (_s27*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[0] >= 2; got x.shape[0]={_s77}')
+        if not (_s77 != (_s27*_s77)):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != (x.shape[1]*x.shape[0]); got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not ((_s27*_s77) != _s77):
+            raise ValueError(f'ModelNew was generated for (x.shape[1]*x.shape[0]) != x.shape[0]; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 <= 512):
+            raise ValueError(f'ModelNew was generated for x.shape[1] <= 512; got x.shape[1]={_s27}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
+        _d0 = int(_s77)
+        _d1 = int(_s27)
         dev = x.device
         # reduction group 0 fuses: aten.sub.Tensor, aten.exp.default, aten.div.Tensor, aten.amax.default, aten.sum.dim_IntList
-        t_div = torch.empty((8, 100), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(x, (8, 100))
-        k0_reduction[(triton.cdiv(8, 8),)](
-            x, in0_st[0], in0_st[1], t_div, RBLOCK=8, KBLOCK=128, num_warps=4)
+        t_div = torch.empty((_d0, _d1), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(x, (_d0, _d1))
+        k0_reduction[(triton.cdiv(_d0, max(1, min(8, triton.next_power_of_2(_d0)))),)](
+            x, in0_st[0], in0_st[1], t_div, _d0, _d1, RBLOCK=max(1, min(8, triton.next_power_of_2(_d0))), KBLOCK=512, num_warps=4)
         return t_div

@@ -7,8 +7,10 @@
   k4_pointwise  fuses relu
 
 ModelNew inherits the reference class for its constructor and parameters and replaces
-forward with these kernels. Specialised on the traced shapes, dtypes and constructor
-arguments; forward raises ValueError for anything else."""
+forward with these kernels. Generic in the input sizes forward reads into _s* (the
+kernels take them, and the _d* sizes computed from them, as arguments); specialised
+on ranks, dtypes, the other sizes and constructor arguments, and forward raises
+ValueError for inputs these kernels cannot take."""
 
 import torch
 import triton
@@ -35,169 +37,172 @@ def _kgen_strides(t, shape):
     return out
 
 
-def _kgen_check(name, value, shape, dtype):
-    if tuple(value.shape) != shape or value.dtype != dtype:
-        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
                          f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 @triton.jit
-def k0_pool(x, sx0, sx1, sx2, sx3, out0, out1, XBLOCK: tl.constexpr):
+def k0_pool(x, sx0, sx1, sx2, sx3, out0, out1, _d0, _d1, _d2, _d3, _d4, _d5, XBLOCK: tl.constexpr):
     # pool group 0 fuses: aten.max_pool2d_with_indices.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 120
-    j3 = xi % 4
-    q1 = xi // 4
-    j2 = q1 % 5
-    q2 = q1 // 5
-    j1 = q2 % 3
-    q3 = q2 // 3
+    xmask = xi < _d0
+    j3 = xi % _d1
+    q1 = xi // _d1
+    j2 = q1 % _d2
+    q2 = q1 // _d2
+    j1 = q2 % _d3
+    q3 = q2 // _d3
     w0 = j2 * 2 - 1
     w1 = j3 * 2 - 1
     acc = tl.full([XBLOCK], float("-inf"), tl.float32)
     arg = tl.full([XBLOCK], 0, tl.int64)
     seen = tl.full([XBLOCK], 0, tl.int1)
-    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < 9) & ((w1 + 0) >= 0) & ((w1 + 0) < 7)
+    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < _d4) & ((w1 + 0) >= 0) & ((w1 + 0) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 0) * sx2 + (w1 + 0) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
-    arg = tl.where(upd, ((w0 + 0) * 7 + (w1 + 0) * 1).to(tl.int64), arg)
+    arg = tl.where(upd, ((w0 + 0) * _d5 + (w1 + 0) * 1).to(tl.int64), arg)
     seen = seen | ok
-    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < 9) & ((w1 + 1) >= 0) & ((w1 + 1) < 7)
+    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < _d4) & ((w1 + 1) >= 0) & ((w1 + 1) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 0) * sx2 + (w1 + 1) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
-    arg = tl.where(upd, ((w0 + 0) * 7 + (w1 + 1) * 1).to(tl.int64), arg)
+    arg = tl.where(upd, ((w0 + 0) * _d5 + (w1 + 1) * 1).to(tl.int64), arg)
     seen = seen | ok
-    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < 9) & ((w1 + 2) >= 0) & ((w1 + 2) < 7)
+    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < _d4) & ((w1 + 2) >= 0) & ((w1 + 2) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 0) * sx2 + (w1 + 2) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
-    arg = tl.where(upd, ((w0 + 0) * 7 + (w1 + 2) * 1).to(tl.int64), arg)
+    arg = tl.where(upd, ((w0 + 0) * _d5 + (w1 + 2) * 1).to(tl.int64), arg)
     seen = seen | ok
-    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < 9) & ((w1 + 0) >= 0) & ((w1 + 0) < 7)
+    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < _d4) & ((w1 + 0) >= 0) & ((w1 + 0) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 1) * sx2 + (w1 + 0) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
-    arg = tl.where(upd, ((w0 + 1) * 7 + (w1 + 0) * 1).to(tl.int64), arg)
+    arg = tl.where(upd, ((w0 + 1) * _d5 + (w1 + 0) * 1).to(tl.int64), arg)
     seen = seen | ok
-    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < 9) & ((w1 + 1) >= 0) & ((w1 + 1) < 7)
+    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < _d4) & ((w1 + 1) >= 0) & ((w1 + 1) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 1) * sx2 + (w1 + 1) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
-    arg = tl.where(upd, ((w0 + 1) * 7 + (w1 + 1) * 1).to(tl.int64), arg)
+    arg = tl.where(upd, ((w0 + 1) * _d5 + (w1 + 1) * 1).to(tl.int64), arg)
     seen = seen | ok
-    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < 9) & ((w1 + 2) >= 0) & ((w1 + 2) < 7)
+    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < _d4) & ((w1 + 2) >= 0) & ((w1 + 2) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 1) * sx2 + (w1 + 2) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
-    arg = tl.where(upd, ((w0 + 1) * 7 + (w1 + 2) * 1).to(tl.int64), arg)
+    arg = tl.where(upd, ((w0 + 1) * _d5 + (w1 + 2) * 1).to(tl.int64), arg)
     seen = seen | ok
-    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < 9) & ((w1 + 0) >= 0) & ((w1 + 0) < 7)
+    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < _d4) & ((w1 + 0) >= 0) & ((w1 + 0) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 2) * sx2 + (w1 + 0) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
-    arg = tl.where(upd, ((w0 + 2) * 7 + (w1 + 0) * 1).to(tl.int64), arg)
+    arg = tl.where(upd, ((w0 + 2) * _d5 + (w1 + 0) * 1).to(tl.int64), arg)
     seen = seen | ok
-    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < 9) & ((w1 + 1) >= 0) & ((w1 + 1) < 7)
+    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < _d4) & ((w1 + 1) >= 0) & ((w1 + 1) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 2) * sx2 + (w1 + 1) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
-    arg = tl.where(upd, ((w0 + 2) * 7 + (w1 + 1) * 1).to(tl.int64), arg)
+    arg = tl.where(upd, ((w0 + 2) * _d5 + (w1 + 1) * 1).to(tl.int64), arg)
     seen = seen | ok
-    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < 9) & ((w1 + 2) >= 0) & ((w1 + 2) < 7)
+    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < _d4) & ((w1 + 2) >= 0) & ((w1 + 2) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 2) * sx2 + (w1 + 2) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
-    arg = tl.where(upd, ((w0 + 2) * 7 + (w1 + 2) * 1).to(tl.int64), arg)
+    arg = tl.where(upd, ((w0 + 2) * _d5 + (w1 + 2) * 1).to(tl.int64), arg)
     tl.store(out0 + xi, (acc).to(tl.float32), mask=xmask)
     tl.store(out1 + xi, (arg).to(tl.int64), mask=xmask)
 
 
 @triton.jit
-def k1_pool(x, sx0, sx1, sx2, sx3, out0, XBLOCK: tl.constexpr):
+def k1_pool(x, sx0, sx1, sx2, sx3, out0, _d0, _d1, _d2, _d3, _d4, _d5, _d7, _d8, XBLOCK: tl.constexpr):
     # pool group 1 fuses: aten.avg_pool2d.default, aten.mul.Tensor
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 120
-    j3 = xi % 4
-    q1 = xi // 4
-    j2 = q1 % 5
-    q2 = q1 // 5
-    j1 = q2 % 3
-    q3 = q2 // 3
+    xmask = xi < _d0
+    j3 = xi % _d1
+    q1 = xi // _d1
+    j2 = q1 % _d2
+    q2 = q1 // _d2
+    j1 = q2 % _d3
+    q3 = q2 // _d3
     w0 = j2 * 2 - 1
     w1 = j3 * 2 - 1
     acc = tl.zeros([XBLOCK], tl.float32)
     cnt = tl.zeros([XBLOCK], tl.int32)
-    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < 9) & ((w1 + 0) >= 0) & ((w1 + 0) < 7)
+    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < _d4) & ((w1 + 0) >= 0) & ((w1 + 0) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 0) * sx2 + (w1 + 0) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < 9) & ((w1 + 1) >= 0) & ((w1 + 1) < 7)
+    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < _d4) & ((w1 + 1) >= 0) & ((w1 + 1) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 0) * sx2 + (w1 + 1) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < 9) & ((w1 + 2) >= 0) & ((w1 + 2) < 7)
+    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < _d4) & ((w1 + 2) >= 0) & ((w1 + 2) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 0) * sx2 + (w1 + 2) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < 9) & ((w1 + 0) >= 0) & ((w1 + 0) < 7)
+    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < _d4) & ((w1 + 0) >= 0) & ((w1 + 0) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 1) * sx2 + (w1 + 0) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < 9) & ((w1 + 1) >= 0) & ((w1 + 1) < 7)
+    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < _d4) & ((w1 + 1) >= 0) & ((w1 + 1) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 1) * sx2 + (w1 + 1) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < 9) & ((w1 + 2) >= 0) & ((w1 + 2) < 7)
+    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < _d4) & ((w1 + 2) >= 0) & ((w1 + 2) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 1) * sx2 + (w1 + 2) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < 9) & ((w1 + 0) >= 0) & ((w1 + 0) < 7)
+    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < _d4) & ((w1 + 0) >= 0) & ((w1 + 0) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 2) * sx2 + (w1 + 0) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < 9) & ((w1 + 1) >= 0) & ((w1 + 1) < 7)
+    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < _d4) & ((w1 + 1) >= 0) & ((w1 + 1) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 2) * sx2 + (w1 + 1) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < 9) & ((w1 + 2) >= 0) & ((w1 + 2) < 7)
+    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < _d4) & ((w1 + 2) >= 0) & ((w1 + 2) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 2) * sx2 + (w1 + 2) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    avg = acc / ((tl.minimum(w0 + 3, 10) - w0) * (tl.minimum(w1 + 3, 8) - w1)).to(tl.float32)
+    avg = acc / ((tl.minimum(w0 + 3, _d7) - w0) * (tl.minimum(w1 + 3, _d8) - w1)).to(tl.float32)
     v4 = ((avg * 2.0)).to(tl.float32)
     tl.store(out0 + xi, (v4).to(tl.float32), mask=xmask)
 
 
 @triton.jit
-def k2_pool(x, sx0, sx1, sx2, sx3, out0, XBLOCK: tl.constexpr):
+def k2_pool(x, sx0, sx1, sx2, sx3, out0, _d9, _d10, _d11, _d3, _d4, _d5, XBLOCK: tl.constexpr):
     # pool group 2 fuses: aten.avg_pool2d.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 120
-    j3 = xi % 4
-    q1 = xi // 4
-    j2 = q1 % 5
-    q2 = q1 // 5
-    j1 = q2 % 3
-    q3 = q2 // 3
+    xmask = xi < _d9
+    j3 = xi % _d10
+    q1 = xi // _d10
+    j2 = q1 % _d11
+    q2 = q1 // _d11
+    j1 = q2 % _d3
+    q3 = q2 // _d3
     w0 = j2 * 2 - 1
     w1 = j3 * 2 - 1
     acc = tl.zeros([XBLOCK], tl.float32)
     cnt = tl.zeros([XBLOCK], tl.int32)
-    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < 9) & ((w1 + 0) >= 0) & ((w1 + 0) < 7)
+    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < _d4) & ((w1 + 0) >= 0) & ((w1 + 0) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 0) * sx2 + (w1 + 0) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < 9) & ((w1 + 1) >= 0) & ((w1 + 1) < 7)
+    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < _d4) & ((w1 + 1) >= 0) & ((w1 + 1) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 0) * sx2 + (w1 + 1) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < 9) & ((w1 + 0) >= 0) & ((w1 + 0) < 7)
+    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < _d4) & ((w1 + 0) >= 0) & ((w1 + 0) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 1) * sx2 + (w1 + 0) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
-    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < 9) & ((w1 + 1) >= 0) & ((w1 + 1) < 7)
+    ok = xmask & ((w0 + 1) >= 0) & ((w0 + 1) < _d4) & ((w1 + 1) >= 0) & ((w1 + 1) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 1) * sx2 + (w1 + 1) * sx3, mask=ok, other=0).to(tl.float32)
     acc += tl.where(ok, v, 0.0)
     cnt += ok.to(tl.int32)
@@ -206,36 +211,36 @@ def k2_pool(x, sx0, sx1, sx2, sx3, out0, XBLOCK: tl.constexpr):
 
 
 @triton.jit
-def k3_pool(x, sx0, sx1, sx2, sx3, out0, XBLOCK: tl.constexpr):
+def k3_pool(x, sx0, sx1, sx2, sx3, out0, _d12, _d13, _d14, _d3, _d4, _d5, XBLOCK: tl.constexpr):
     # pool group 3 fuses: aten.max_pool2d_with_indices.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 210
-    j3 = xi % 5
-    q1 = xi // 5
-    j2 = q1 % 7
-    q2 = q1 // 7
-    j1 = q2 % 3
-    q3 = q2 // 3
+    xmask = xi < _d12
+    j3 = xi % _d13
+    q1 = xi // _d13
+    j2 = q1 % _d14
+    q2 = q1 // _d14
+    j1 = q2 % _d3
+    q3 = q2 // _d3
     w0 = j2 * 1 - 0
     w1 = j3 * 1 - 0
     acc = tl.full([XBLOCK], float("-inf"), tl.float32)
     seen = tl.full([XBLOCK], 0, tl.int1)
-    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < 9) & ((w1 + 0) >= 0) & ((w1 + 0) < 7)
+    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < _d4) & ((w1 + 0) >= 0) & ((w1 + 0) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 0) * sx2 + (w1 + 0) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
     seen = seen | ok
-    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < 9) & ((w1 + 2) >= 0) & ((w1 + 2) < 7)
+    ok = xmask & ((w0 + 0) >= 0) & ((w0 + 0) < _d4) & ((w1 + 2) >= 0) & ((w1 + 2) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 0) * sx2 + (w1 + 2) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
     seen = seen | ok
-    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < 9) & ((w1 + 0) >= 0) & ((w1 + 0) < 7)
+    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < _d4) & ((w1 + 0) >= 0) & ((w1 + 0) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 2) * sx2 + (w1 + 0) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
     seen = seen | ok
-    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < 9) & ((w1 + 2) >= 0) & ((w1 + 2) < 7)
+    ok = xmask & ((w0 + 2) >= 0) & ((w0 + 2) < _d4) & ((w1 + 2) >= 0) & ((w1 + 2) < _d5)
     v = tl.load(x + q3 * sx0 + j1 * sx1 + (w0 + 2) * sx2 + (w1 + 2) * sx3, mask=ok, other=0).to(tl.float32)
     upd = ok & ((v > acc) | (v != v) | (seen == 0))
     acc = tl.where(upd, v, acc)
@@ -243,16 +248,16 @@ def k3_pool(x, sx0, sx1, sx2, sx3, out0, XBLOCK: tl.constexpr):
 
 
 @triton.jit
-def k4_pointwise(in0, in0_s0, in0_s1, in0_s2, in0_s3, out0, XBLOCK: tl.constexpr):
+def k4_pointwise(in0, in0_s0, in0_s1, in0_s2, in0_s3, out0, _d0, _d1, _d2, _d3, XBLOCK: tl.constexpr):
     # pointwise group 4 fuses: aten.relu.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 120
-    i1 = xi % 4
-    q2 = xi // 4
-    i3 = q2 % 5
-    q4 = q2 // 5
-    i5 = q4 % 3
-    q6 = q4 // 3
+    xmask = xi < _d0
+    i1 = xi % _d1
+    q2 = xi // _d1
+    i3 = q2 % _d2
+    q4 = q2 // _d2
+    i5 = q4 % _d3
+    q6 = q4 // _d3
     x8 = tl.load(in0 + q6 * in0_s0 + i5 * in0_s1 + i3 * in0_s2 + i1 * in0_s3, mask=xmask, other=0).to(tl.float32)
     v9 = (tl.maximum(x8, 0, propagate_nan=tl.PropagateNan.ALL)).to(tl.float32)
     tl.store(out0 + xi, (v9).to(tl.float32), mask=xmask)
@@ -260,28 +265,97 @@ def k4_pointwise(in0, in0_s0, in0_s1, in0_s2, in0_s3, out0, XBLOCK: tl.constexpr
 
 class ModelNew(_KgenReference):
     def forward(self, x):
-        _kgen_check('x', x, (2, 3, 9, 7), torch.float32)
+        _kgen_check_dims('x', x, (None, None, None, None), torch.float32)
+        _s77 = x.shape[0]
+        _s27 = x.shape[1]
+        _s53 = x.shape[2]
+        _s0 = x.shape[3]
+        if not (_s53 >= 3):
+            raise ValueError(f'ModelNew was generated for x.shape[2] >= 3; got x.shape[2]={_s53}')
+        if not (_s0 >= 3):
+            raise ValueError(f'ModelNew was generated for x.shape[3] >= 3; got x.shape[3]={_s0}')
+        if not (2*((1 + _s53) // 2) >= 1 + _s53):
+            raise ValueError(f'ModelNew was generated for 2*((1 + x.shape[2]) // 2) >= 1 + x.shape[2]; got x.shape[2]={_s53}')
+        if not (2*((1 + _s0) // 2) >= 1 + _s0):
+            raise ValueError(f'ModelNew was generated for 2*((1 + x.shape[3]) // 2) >= 1 + x.shape[3]; got x.shape[3]={_s0}')
+        if not (((1 + _s0) // 2) >= 1 and ((1 + _s53) // 2) >= 1):
+            raise ValueError(f'ModelNew was generated for ((1 + x.shape[3]) // 2) >= 1 and ((1 + x.shape[2]) // 2) >= 1; got x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not ((-2) + _s0 >= 1 and (-2) + _s53 >= 1):
+            raise ValueError(f'ModelNew was generated for (-2) + x.shape[3] >= 1 and (-2) + x.shape[2] >= 1; got x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s0*_s27*_s53 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[3]*x.shape[1]*x.shape[2] > 1; got x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s27*(1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2)) > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*(1 + (((-1) + x.shape[3]) // 2))*(1 + (((-1) + x.shape[2]) // 2)) > 1; got x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27*_s77*(1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2)) >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0]*(1 + (((-1) + x.shape[3]) // 2))*(1 + (((-1) + x.shape[2]) // 2)) >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s0*_s27*_s53*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[3]*x.shape[1]*x.shape[2]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s27*_s77*((1 + _s0) // 2)*((1 + _s53) // 2) >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0]*((1 + x.shape[3]) // 2)*((1 + x.shape[2]) // 2) >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (max(1, (1 + _s0) // 2) == ((1 + _s0) // 2)):
+            raise ValueError(f'ModelNew was generated for max(1, (1 + x.shape[3]) // 2) == ((1 + x.shape[3]) // 2); got x.shape[3]={_s0}')
+        if not ((max(1, (1 + _s0) // 2)*max(1, (1 + _s53) // 2)) == (((1 + _s0) // 2)*((1 + _s53) // 2))):
+            raise ValueError(f'ModelNew was generated for (max(1, (1 + x.shape[3]) // 2)*max(1, (1 + x.shape[2]) // 2)) == (((1 + x.shape[3]) // 2)*((1 + x.shape[2]) // 2)); got x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not ((_s27*max(1, (1 + _s0) // 2)*max(1, (1 + _s53) // 2)) == (_s27*((1 + _s0) // 2)*((1 + _s53) // 2))):
+            raise ValueError(f'ModelNew was generated for (x.shape[1]*max(1, (1 + x.shape[3]) // 2)*max(1, (1 + x.shape[2]) // 2)) == (x.shape[1]*((1 + x.shape[3]) // 2)*((1 + x.shape[2]) // 2)); got x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s27*_s77*((-2) + _s0)*((-2) + _s53) >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0]*((-2) + x.shape[3])*((-2) + x.shape[2]) >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (((-2) + _s0) != 1):
+            raise ValueError(f'ModelNew was generated for ((-2) + x.shape[3]) != 1; got x.shape[3]={_s0}')
+        if not (((-2) + _s53) != 1):
+            raise ValueError(f'ModelNew was generated for ((-2) + x.shape[2]) != 1; got x.shape[2]={_s53}')
+        if not ((_s27*_s77*(1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2))) != (_s27*_s77*((-2) + _s0)*((-2) + _s53))):
+            raise ValueError(f'ModelNew was generated for (x.shape[1]*x.shape[0]*(1 + (((-1) + x.shape[3]) // 2))*(1 + (((-1) + x.shape[2]) // 2))) != (x.shape[1]*x.shape[0]*((-2) + x.shape[3])*((-2) + x.shape[2])); got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
+        if not ((-2) + _s53 > 1):
+            raise ValueError(f'ModelNew was generated for (-2) + x.shape[2] > 1; got x.shape[2]={_s53}')
+        if not ((-2) + _s0 > 1):
+            raise ValueError(f'ModelNew was generated for (-2) + x.shape[3] > 1; got x.shape[3]={_s0}')
+        if not (_s27*_s77*(1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2)) < 2147483648):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0]*(1 + (((-1) + x.shape[3]) // 2))*(1 + (((-1) + x.shape[2]) // 2)) < 2147483648; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}, x.shape[3]={_s0}')
+        _d0 = int(_s27*_s77*(1 + (((-1) + _s0) // 2))*(1 + (((-1) + _s53) // 2)))
+        _d1 = int(1 + (((-1) + _s0) // 2))
+        _d2 = int(1 + (((-1) + _s53) // 2))
+        _d3 = int(_s27)
+        _d4 = int(_s53)
+        _d5 = int(_s0)
+        _d6 = int(_s77)
+        _d7 = int(1 + _s53)
+        _d8 = int(1 + _s0)
+        _d9 = int(_s27*_s77*((1 + _s0) // 2)*((1 + _s53) // 2))
+        _d10 = int((1 + _s0) // 2)
+        _d11 = int((1 + _s53) // 2)
+        _d12 = int(_s27*_s77*((-2) + _s0)*((-2) + _s53))
+        _d13 = int((-2) + _s0)
+        _d14 = int((-2) + _s53)
         dev = x.device
         # pool group 0 fuses: aten.max_pool2d_with_indices.default
-        t_getitem = torch.empty((2, 3, 5, 4), dtype=torch.float32, device=dev)
-        t_getitem_1 = torch.empty((2, 3, 5, 4), dtype=torch.int64, device=dev)
-        k0_pool[(triton.cdiv(120, 128),)](
-            x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_getitem, t_getitem_1, XBLOCK=128, num_warps=4)
+        t_getitem = torch.empty((_d6, _d3, _d2, _d1), dtype=torch.float32, device=dev)
+        t_getitem_1 = torch.empty((_d6, _d3, _d2, _d1), dtype=torch.int64, device=dev)
+        k0_pool[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
+            x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_getitem, t_getitem_1, _d0, _d1, _d2, _d3, _d4, _d5, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
         # pool group 1 fuses: aten.avg_pool2d.default, aten.mul.Tensor
-        t_mul = torch.empty((2, 3, 5, 4), dtype=torch.float32, device=dev)
-        k1_pool[(triton.cdiv(120, 128),)](
-            x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_mul, XBLOCK=128, num_warps=4)
+        t_mul_14 = torch.empty((_d6, _d3, _d2, _d1), dtype=torch.float32, device=dev)
+        k1_pool[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
+            x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_mul_14, _d0, _d1, _d2, _d3, _d4, _d5, _d7, _d8, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
         # pool group 2 fuses: aten.avg_pool2d.default
-        t_avg_pool2d_1 = torch.empty((2, 3, 5, 4), dtype=torch.float32, device=dev)
-        k2_pool[(triton.cdiv(120, 128),)](
-            x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_avg_pool2d_1, XBLOCK=128, num_warps=4)
+        t_avg_pool2d_1 = torch.empty((_d6, _d3, _d11, _d10), dtype=torch.float32, device=dev)
+        k2_pool[(triton.cdiv(_d9, max(1, min(1024, triton.next_power_of_2(_d9)))),)](
+            x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_avg_pool2d_1, _d9, _d10, _d11, _d3, _d4, _d5, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d9))), num_warps=4)
         # pool group 3 fuses: aten.max_pool2d_with_indices.default
-        t_getitem_2 = torch.empty((2, 3, 7, 5), dtype=torch.float32, device=dev)
-        k3_pool[(triton.cdiv(210, 256),)](
-            x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_getitem_2, XBLOCK=256, num_warps=4)
+        t_getitem_2 = torch.empty((_d6, _d3, _d14, _d13), dtype=torch.float32, device=dev)
+        k3_pool[(triton.cdiv(_d12, max(1, min(1024, triton.next_power_of_2(_d12)))),)](
+            x, x.stride(0), x.stride(1), x.stride(2), x.stride(3), t_getitem_2, _d12, _d13, _d14, _d3, _d4, _d5, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d12))), num_warps=4)
         # pointwise group 4 fuses: aten.relu.default
-        t_relu = torch.empty((2, 3, 5, 4), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(t_getitem, (2, 3, 5, 4))
-        k4_pointwise[(triton.cdiv(120, 128),)](
-            t_getitem, in0_st[0], in0_st[1], in0_st[2], in0_st[3], t_relu, XBLOCK=128, num_warps=4)
-        return (t_relu, t_getitem_1, t_mul, t_avg_pool2d_1, t_getitem_2)
+        t_relu = torch.empty((_d6, _d3, _d2, _d1), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(t_getitem, (_d6, _d3, _d2, _d1))
+        k4_pointwise[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
+            t_getitem, in0_st[0], in0_st[1], in0_st[2], in0_st[3], t_relu, _d0, _d1, _d2, _d3, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
+        return (t_relu, t_getitem_1, t_mul_14, t_avg_pool2d_1, t_getitem_2)

@@ -3,8 +3,10 @@
   k0_pointwise  fuses mul, erf, add, sigmoid, gt, expm1, where, exp, log1p, clamp, tanh, div
 
 ModelNew inherits the reference class for its constructor and parameters and replaces
-forward with these kernels. Specialised on the traced shapes, dtypes and constructor
-arguments; forward raises ValueError for anything else."""
+forward with these kernels. Generic in the input sizes forward reads into _s* (the
+kernels take them, and the _d* sizes computed from them, as arguments); specialised
+on ranks, dtypes, the other sizes and constructor arguments, and forward raises
+ValueError for inputs these kernels cannot take."""
 
 import torch
 import triton
@@ -36,19 +38,22 @@ def _kgen_strides(t, shape):
     return out
 
 
-def _kgen_check(name, value, shape, dtype):
-    if tuple(value.shape) != shape or value.dtype != dtype:
-        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
                          f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 @triton.jit
-def k0_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
+def k0_pointwise(in0, in0_s0, in0_s1, out0, _d0, _d2, XBLOCK: tl.constexpr):
     # pointwise group 0 fuses: aten.mul.Tensor, aten.mul.Tensor, aten.erf.default, aten.add.Tensor, aten.mul.Tensor, aten.sigmoid.default, aten.mul.Tensor, aten.add.Tensor, aten.gt.Scalar, aten.mul.Tensor, aten.mul.Tensor, aten.expm1.default, aten.mul.Tensor, aten.where.self, aten.add.Tensor, aten.gt.Scalar, aten.mul.Tensor, aten.where.self, aten.add.Tensor, aten.exp.default, aten.log1p.default, aten.gt.Scalar, aten.where.self, aten.add.Tensor, aten.clamp.default, aten.add.Tensor, aten.exp.default, aten.log1p.default, aten.gt.Scalar, aten.where.self, aten.tanh.default, aten.mul.Tensor, aten.add.Tensor, aten.add.Tensor, aten.clamp.default, aten.clamp.default, aten.mul.Tensor, aten.div.Tensor, aten.add.Tensor
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 200
-    i1 = xi % 40
-    q2 = xi // 40
+    xmask = xi < _d0
+    i1 = xi % _d2
+    q2 = xi // _d2
     x4 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1, mask=xmask, other=0).to(tl.float32)
     v5 = ((x4 * 0.5)).to(tl.float32)
     v6 = ((x4 * 0.7071067811865476)).to(tl.float32)
@@ -88,11 +93,28 @@ def k0_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
 
 class ModelNew(_KgenReference):
     def forward(self, x):
-        _kgen_check('x', x, (5, 40), torch.float32)
+        _kgen_check_dims('x', x, (None, None), torch.float32)
+        _s77 = x.shape[0]
+        _s27 = x.shape[1]
+        if not (_s27*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27*_s77 < 2147483648):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] < 2147483648; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
+        _d0 = int(_s27*_s77)
+        _d1 = int(_s77)
+        _d2 = int(_s27)
         dev = x.device
         # pointwise group 0 fuses: aten.mul.Tensor, aten.mul.Tensor, aten.erf.default, aten.add.Tensor, aten.mul.Tensor, aten.sigmoid.default, aten.mul.Tensor, aten.add.Tensor, aten.gt.Scalar, aten.mul.Tensor, aten.mul.Tensor, aten.expm1.default, aten.mul.Tensor, aten.where.self, aten.add.Tensor, aten.gt.Scalar, aten.mul.Tensor, aten.where.self, aten.add.Tensor, aten.exp.default, aten.log1p.default, aten.gt.Scalar, aten.where.self, aten.add.Tensor, aten.clamp.default, aten.add.Tensor, aten.exp.default, aten.log1p.default, aten.gt.Scalar, aten.where.self, aten.tanh.default, aten.mul.Tensor, aten.add.Tensor, aten.add.Tensor, aten.clamp.default, aten.clamp.default, aten.mul.Tensor, aten.div.Tensor, aten.add.Tensor
-        t_add_8 = torch.empty((5, 40), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(x, (5, 40))
-        k0_pointwise[(triton.cdiv(200, 256),)](
-            x, in0_st[0], in0_st[1], t_add_8, XBLOCK=256, num_warps=4)
-        return t_add_8
+        t_add_50 = torch.empty((_d1, _d2), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(x, (_d1, _d2))
+        k0_pointwise[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
+            x, in0_st[0], in0_st[1], t_add_50, _d0, _d2, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
+        return t_add_50

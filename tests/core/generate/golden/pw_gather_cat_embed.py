@@ -11,8 +11,10 @@
   k8_pointwise  fuses flip
 
 ModelNew inherits the reference class for its constructor and parameters and replaces
-forward with these kernels. Specialised on the traced shapes, dtypes and constructor
-arguments; forward raises ValueError for anything else."""
+forward with these kernels. Generic in the input sizes forward reads into _s* (the
+kernels take them, and the _d* sizes computed from them, as arguments); specialised
+on ranks, dtypes, the other sizes and constructor arguments, and forward raises
+ValueError for inputs these kernels cannot take."""
 
 import torch
 import triton
@@ -55,33 +57,36 @@ def _kgen_attr(obj, path):
     return obj
 
 
-def _kgen_check(name, value, shape, dtype):
-    if tuple(value.shape) != shape or value.dtype != dtype:
-        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
                          f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 @triton.jit
-def k0_pointwise(in0, in0_s0, in0_s1, in1, in1_s0, in1_s1, out0, XBLOCK: tl.constexpr):
+def k0_pointwise(in0, in0_s0, in0_s1, in1, in1_s0, in1_s1, out0, _d0, _d1, XBLOCK: tl.constexpr):
     # pointwise group 0 fuses: aten.embedding.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 72
+    xmask = xi < _d0
     i1 = xi % 6
     q2 = xi // 6
-    i3 = q2 % 3
-    q4 = q2 // 3
+    i3 = q2 % _d1
+    q4 = q2 // _d1
     g6 = tl.load(in0 + (q4) * in0_s0 + (i3) * in0_s1, mask=xmask, other=0).to(tl.int64)
     g7 = tl.load(in1 + (g6) * in1_s0 + (i1) * in1_s1, mask=xmask & ((g6 >= 0) & (g6 < 10)), other=0).to(tl.float32)
     tl.store(out0 + xi, (g7).to(tl.float32), mask=xmask)
 
 
 @triton.jit
-def k1_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
+def k1_pointwise(in0, in0_s0, in0_s1, out0, _d3, _d5, XBLOCK: tl.constexpr):
     # pointwise group 1 fuses: aten.mul.Tensor, aten.add.Tensor
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 12
-    i1 = xi % 3
-    q2 = xi // 3
+    xmask = xi < _d3
+    i1 = xi % _d5
+    q2 = xi // _d5
     x4 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1, mask=xmask, other=0).to(tl.float32)
     v5 = ((x4 * 2.0)).to(tl.float32)
     v6 = ((v5 + 1.0)).to(tl.float32)
@@ -89,96 +94,96 @@ def k1_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
 
 
 @triton.jit
-def k2_pointwise(in0, in0_s0, out0, XBLOCK: tl.constexpr):
+def k2_pointwise(in0, in0_s0, out0, _d1, XBLOCK: tl.constexpr):
     # pointwise group 2 fuses: aten.remainder.Scalar
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 3
+    xmask = xi < _d1
     x2 = tl.load(in0 + xi * in0_s0, mask=xmask, other=0).to(tl.int64)
     v3 = (_kgen_mod(x2, 4)).to(tl.int64)
     tl.store(out0 + xi, (v3).to(tl.int64), mask=xmask)
 
 
 @triton.jit
-def k3_pointwise(in0, in0_s0, in1, in1_s0, in1_s1, out0, XBLOCK: tl.constexpr):
+def k3_pointwise(in0, in0_s0, in1, in1_s0, in1_s1, out0, _d6, _d5, _d4, XBLOCK: tl.constexpr):
     # pointwise group 3 fuses: aten.index_select.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 9
-    i1 = xi % 3
-    q2 = xi // 3
+    xmask = xi < _d6
+    i1 = xi % _d5
+    q2 = xi // _d5
     g4 = tl.load(in0 + (q2) * in0_s0, mask=xmask, other=0).to(tl.int64)
-    g5 = tl.load(in1 + (g4) * in1_s0 + (i1) * in1_s1, mask=xmask & ((g4 >= 0) & (g4 < 4)), other=0).to(tl.float32)
+    g5 = tl.load(in1 + (g4) * in1_s0 + (i1) * in1_s1, mask=xmask & ((g4 >= 0) & (g4 < _d4)), other=0).to(tl.float32)
     tl.store(out0 + xi, (g5).to(tl.float32), mask=xmask)
 
 
 @triton.jit
-def k4_pointwise(in0, in0_s0, in0_s1, in0_s2, out0, XBLOCK: tl.constexpr):
+def k4_pointwise(in0, in0_s0, in0_s1, in0_s2, out0, _d0, _d1, XBLOCK: tl.constexpr):
     # pointwise group 4 fuses: aten.relu.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 72
+    xmask = xi < _d0
     i1 = xi % 6
     q2 = xi // 6
-    i3 = q2 % 3
-    q4 = q2 // 3
+    i3 = q2 % _d1
+    q4 = q2 // _d1
     x6 = tl.load(in0 + q4 * in0_s0 + i3 * in0_s1 + i1 * in0_s2, mask=xmask, other=0).to(tl.float32)
     v7 = (tl.maximum(x6, 0, propagate_nan=tl.PropagateNan.ALL)).to(tl.float32)
     tl.store(out0 + xi, (v7).to(tl.float32), mask=xmask)
 
 
 @triton.jit
-def k5_pointwise(in0, in0_s0, in0_s1, in1, in1_s0, in1_s1, out0, out1, XBLOCK: tl.constexpr):
+def k5_pointwise(in0, in0_s0, in0_s1, in1, in1_s0, in1_s1, out0, out1, _d7, _d8, _d5, _d4, _d9, XBLOCK: tl.constexpr):
     # pointwise group 5 fuses: aten.cat.default, aten.cat.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 24
-    i1 = xi % 6
-    q2 = xi // 6
+    xmask = xi < _d7
+    i1 = xi % _d8
+    q2 = xi // _d8
     cat4 = tl.zeros_like(xi).to(tl.float32)
-    g5 = tl.load(in0 + (q2) * in0_s0 + ((i1 - 0)) * in0_s1, mask=xmask & ((i1 >= 0) & (i1 < 3)), other=0).to(tl.float32)
-    cat4 = tl.where(((i1 >= 0) & (i1 < 3)), g5, cat4)
-    g6 = tl.load(in1 + (q2) * in1_s0 + ((i1 - 3)) * in1_s1, mask=xmask & ((i1 >= 3) & (i1 < 6)), other=0).to(tl.float32)
-    cat4 = tl.where(((i1 >= 3) & (i1 < 6)), g6, cat4)
-    i7 = xi % 3
-    q8 = xi // 3
+    g5 = tl.load(in0 + (q2) * in0_s0 + ((i1 - 0)) * in0_s1, mask=xmask & ((i1 >= 0) & (i1 < _d5)), other=0).to(tl.float32)
+    cat4 = tl.where(((i1 >= 0) & (i1 < _d5)), g5, cat4)
+    g6 = tl.load(in1 + (q2) * in1_s0 + ((i1 - _d5)) * in1_s1, mask=xmask & ((i1 >= _d5) & (i1 < _d8)), other=0).to(tl.float32)
+    cat4 = tl.where(((i1 >= _d5) & (i1 < _d8)), g6, cat4)
+    i7 = xi % _d5
+    q8 = xi // _d5
     cat10 = tl.zeros_like(xi).to(tl.float32)
-    g11 = tl.load(in1 + ((q8 - 0)) * in1_s0 + (i7) * in1_s1, mask=xmask & ((q8 >= 0) & (q8 < 4)), other=0).to(tl.float32)
-    cat10 = tl.where(((q8 >= 0) & (q8 < 4)), g11, cat10)
-    g12 = tl.load(in0 + ((q8 - 4)) * in0_s0 + (i7) * in0_s1, mask=xmask & ((q8 >= 4) & (q8 < 8)), other=0).to(tl.float32)
-    cat10 = tl.where(((q8 >= 4) & (q8 < 8)), g12, cat10)
+    g11 = tl.load(in1 + ((q8 - 0)) * in1_s0 + (i7) * in1_s1, mask=xmask & ((q8 >= 0) & (q8 < _d4)), other=0).to(tl.float32)
+    cat10 = tl.where(((q8 >= 0) & (q8 < _d4)), g11, cat10)
+    g12 = tl.load(in0 + ((q8 - _d4)) * in0_s0 + (i7) * in0_s1, mask=xmask & ((q8 >= _d4) & (q8 < _d9)), other=0).to(tl.float32)
+    cat10 = tl.where(((q8 >= _d4) & (q8 < _d9)), g12, cat10)
     tl.store(out0 + xi, (cat4).to(tl.float32), mask=xmask)
     tl.store(out1 + xi, (cat10).to(tl.float32), mask=xmask)
 
 
 @triton.jit
-def k6_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
+def k6_pointwise(in0, in0_s0, in0_s1, out0, _d10, _d11, XBLOCK: tl.constexpr):
     # pointwise group 6 fuses: aten.remainder.Scalar
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 8
-    i1 = xi % 2
-    q2 = xi // 2
+    xmask = xi < _d10
+    i1 = xi % _d11
+    q2 = xi // _d11
     x4 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1, mask=xmask, other=0).to(tl.int64)
     v5 = (_kgen_mod(x4, 3)).to(tl.int64)
     tl.store(out0 + xi, (v5).to(tl.int64), mask=xmask)
 
 
 @triton.jit
-def k7_pointwise(in0, in0_s0, in0_s1, in1, in1_s0, in1_s1, out0, XBLOCK: tl.constexpr):
+def k7_pointwise(in0, in0_s0, in0_s1, in1, in1_s0, in1_s1, out0, _d10, _d11, _d5, XBLOCK: tl.constexpr):
     # pointwise group 7 fuses: aten.gather.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 8
-    i1 = xi % 2
-    q2 = xi // 2
+    xmask = xi < _d10
+    i1 = xi % _d11
+    q2 = xi // _d11
     g4 = tl.load(in0 + (q2) * in0_s0 + (i1) * in0_s1, mask=xmask, other=0).to(tl.int64)
-    g5 = tl.load(in1 + (q2) * in1_s0 + (g4) * in1_s1, mask=xmask & ((g4 >= 0) & (g4 < 3)), other=0).to(tl.float32)
+    g5 = tl.load(in1 + (q2) * in1_s0 + (g4) * in1_s1, mask=xmask & ((g4 >= 0) & (g4 < _d5)), other=0).to(tl.float32)
     tl.store(out0 + xi, (g5).to(tl.float32), mask=xmask)
 
 
 @triton.jit
-def k8_pointwise(in0, in0_s0, in0_s1, out0, XBLOCK: tl.constexpr):
+def k8_pointwise(in0, in0_s0, in0_s1, out0, _d6, _d5, _d12, XBLOCK: tl.constexpr):
     # pointwise group 8 fuses: aten.flip.default
     xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)
-    xmask = xi < 9
-    i1 = xi % 3
-    q2 = xi // 3
-    g4 = tl.load(in0 + (q2) * in0_s0 + ((2 - i1)) * in0_s1, mask=xmask, other=0).to(tl.float32)
+    xmask = xi < _d6
+    i1 = xi % _d5
+    q2 = xi // _d5
+    g4 = tl.load(in0 + (q2) * in0_s0 + ((_d12 - i1)) * in0_s1, mask=xmask, other=0).to(tl.float32)
     tl.store(out0 + xi, (g4).to(tl.float32), mask=xmask)
 
 
@@ -187,62 +192,149 @@ class ModelNew(_KgenReference):
         super().__init__()
 
     def forward(self, idx, x):
-        _kgen_check('idx', idx, (4, 3), torch.int64)
-        _kgen_check('x', x, (4, 3), torch.float32)
+        _kgen_check_dims('idx', idx, (None, None), torch.int64)
+        _kgen_check_dims('x', x, (None, None), torch.float32)
+        _s95 = idx.shape[0]
+        _s75 = idx.shape[1]
+        _s77 = x.shape[0]
+        _s27 = x.shape[1]
+        if not (_s95 <= _s77):
+            raise ValueError(f'ModelNew was generated for idx.shape[0] <= x.shape[0]; got idx.shape[0]={_s95}, x.shape[0]={_s77}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s75 != 1):
+            raise ValueError(f'ModelNew was generated for idx.shape[1] != 1; got idx.shape[1]={_s75}')
+        if not (_s95 != 1):
+            raise ValueError(f'ModelNew was generated for idx.shape[0] != 1; got idx.shape[0]={_s95}')
+        if not (((-1) + min(3, _s27)) != 0):
+            raise ValueError(f'ModelNew was generated for ((-1) + min(3, x.shape[1])) != 0; got x.shape[1]={_s27}')
+        if not (_s27*_s75 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*idx.shape[1] >= 2; got idx.shape[1]={_s75}, x.shape[1]={_s27}')
+        if not (_s75*_s95 >= 2):
+            raise ValueError(f'ModelNew was generated for idx.shape[1]*idx.shape[0] >= 2; got idx.shape[0]={_s95}, idx.shape[1]={_s75}')
+        if not (_s75 >= 2):
+            raise ValueError(f'ModelNew was generated for idx.shape[1] >= 2; got idx.shape[1]={_s75}')
+        if not (_s77*((-1) + min(3, _s27)) >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[0]*((-1) + min(3, x.shape[1])) >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (((-1) + min(3, _s27)) != 1):
+            raise ValueError(f'ModelNew was generated for ((-1) + min(3, x.shape[1])) != 1; got x.shape[1]={_s27}')
+        if not (_s27 != ((-1) + min(3, _s27))):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != ((-1) + min(3, x.shape[1])); got x.shape[1]={_s27}')
+        if not (_s27 != max(1, (-1) + min(3, _s27))):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != max(1, (-1) + min(3, x.shape[1])); got x.shape[1]={_s27}')
+        if not (_s95*min(2, _s75) >= 2):
+            raise ValueError(f'ModelNew was generated for idx.shape[0]*min(2, idx.shape[1]) >= 2; got idx.shape[0]={_s95}, idx.shape[1]={_s75}')
+        if not (_s75 != min(2, _s75)):
+            raise ValueError(f'ModelNew was generated for idx.shape[1] != min(2, idx.shape[1]); got idx.shape[1]={_s75}')
+        if not ((_s27*_s77) != (6*_s75*_s95)):
+            raise ValueError(f'ModelNew was generated for (x.shape[1]*x.shape[0]) != (6*idx.shape[1]*idx.shape[0]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s75 != (_s27*_s77)):
+            raise ValueError(f'ModelNew was generated for idx.shape[1] != (x.shape[1]*x.shape[0]); got idx.shape[1]={_s75}, x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s75 != (_s27*_s75)):
+            raise ValueError(f'ModelNew was generated for idx.shape[1] != (x.shape[1]*idx.shape[1]); got idx.shape[1]={_s75}, x.shape[1]={_s27}')
+        if not ((6*_s75*_s95) != (_s27*_s75)):
+            raise ValueError(f'ModelNew was generated for (6*idx.shape[1]*idx.shape[0]) != (x.shape[1]*idx.shape[1]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[1]={_s27}')
+        if not ((6*_s75*_s95) != (2*_s27*_s77)):
+            raise ValueError(f'ModelNew was generated for (6*idx.shape[1]*idx.shape[0]) != (2*x.shape[1]*x.shape[0]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not ((_s95*min(2, _s75)) != (2*_s27*_s77)):
+            raise ValueError(f'ModelNew was generated for (idx.shape[0]*min(2, idx.shape[1])) != (2*x.shape[1]*x.shape[0]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not ((_s95*min(2, _s75)) != (_s27*_s75)):
+            raise ValueError(f'ModelNew was generated for (idx.shape[0]*min(2, idx.shape[1])) != (x.shape[1]*idx.shape[1]); got idx.shape[0]={_s95}, idx.shape[1]={_s75}, x.shape[1]={_s27}')
+        if not (6*_s75*_s95 < 2147483648):
+            raise ValueError(f'ModelNew was generated for 6*idx.shape[1]*idx.shape[0] < 2147483648; got idx.shape[0]={_s95}, idx.shape[1]={_s75}')
+        if not (_s95 > 1):
+            raise ValueError(f'ModelNew was generated for idx.shape[0] > 1; got idx.shape[0]={_s95}')
+        if not (_s75 > 1):
+            raise ValueError(f'ModelNew was generated for idx.shape[1] > 1; got idx.shape[1]={_s75}')
+        if not (_s27*_s77 < 2147483648):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] < 2147483648; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
+        if not (_s75 < 2147483648):
+            raise ValueError(f'ModelNew was generated for idx.shape[1] < 2147483648; got idx.shape[1]={_s75}')
+        if not (_s27*_s75 < 2147483648):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*idx.shape[1] < 2147483648; got idx.shape[1]={_s75}, x.shape[1]={_s27}')
+        if not (2*_s27*_s77 < 2147483648):
+            raise ValueError(f'ModelNew was generated for 2*x.shape[1]*x.shape[0] < 2147483648; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s95*min(2, _s75) < 2147483648):
+            raise ValueError(f'ModelNew was generated for idx.shape[0]*min(2, idx.shape[1]) < 2147483648; got idx.shape[0]={_s95}, idx.shape[1]={_s75}')
+        if not (min(2, _s75) > 1):
+            raise ValueError(f'ModelNew was generated for min(2, idx.shape[1]) > 1; got idx.shape[1]={_s75}')
+        _d0 = int(6*_s75*_s95)
+        _d1 = int(_s75)
+        _d2 = int(_s95)
+        _d3 = int(_s27*_s77)
+        _d4 = int(_s77)
+        _d5 = int(_s27)
+        _d6 = int(_s27*_s75)
+        _d7 = int(2*_s27*_s77)
+        _d8 = int(2*_s27)
+        _d9 = int(2*_s77)
+        _d10 = int(_s95*min(2, _s75))
+        _d11 = int(min(2, _s75))
+        _d12 = int((-1) + _s27)
         p_emb_weight = _kgen_attr(self, 'emb.weight')
         dev = idx.device
         # pointwise group 0 fuses: aten.embedding.default
-        t_embedding = torch.empty((4, 3, 6), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(idx, (4, 3))
+        t_embedding = torch.empty((_d2, _d1, 6), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(idx, (_d2, _d1))
         in1_st = _kgen_strides(p_emb_weight, (10, 6))
-        k0_pointwise[(triton.cdiv(72, 128),)](
-            idx, in0_st[0], in0_st[1], p_emb_weight, in1_st[0], in1_st[1], t_embedding, XBLOCK=128, num_warps=4)
+        k0_pointwise[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
+            idx, in0_st[0], in0_st[1], p_emb_weight, in1_st[0], in1_st[1], t_embedding, _d0, _d1, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
         # pointwise group 1 fuses: aten.mul.Tensor, aten.add.Tensor
-        t_add = torch.empty((4, 3), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(x, (4, 3))
-        k1_pointwise[(triton.cdiv(12, 16),)](
-            x, in0_st[0], in0_st[1], t_add, XBLOCK=16, num_warps=4)
+        t_add_10 = torch.empty((_d4, _d5), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(x, (_d4, _d5))
+        k1_pointwise[(triton.cdiv(_d3, max(1, min(1024, triton.next_power_of_2(_d3)))),)](
+            x, in0_st[0], in0_st[1], t_add_10, _d3, _d5, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d3))), num_warps=4)
         t_select = torch.ops.aten.select.int(idx, 0, 0)
         # pointwise group 2 fuses: aten.remainder.Scalar
-        t_remainder = torch.empty((3,), dtype=torch.int64, device=dev)
-        in0_st = _kgen_strides(t_select, (3,))
-        k2_pointwise[(triton.cdiv(3, 4),)](
-            t_select, in0_st[0], t_remainder, XBLOCK=4, num_warps=4)
+        t_remainder = torch.empty((_d1,), dtype=torch.int64, device=dev)
+        in0_st = _kgen_strides(t_select, (_d1,))
+        k2_pointwise[(triton.cdiv(_d1, max(1, min(1024, triton.next_power_of_2(_d1)))),)](
+            t_select, in0_st[0], t_remainder, _d1, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d1))), num_warps=4)
         # pointwise group 3 fuses: aten.index_select.default
-        t_index_select = torch.empty((3, 3), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(t_remainder, (3,))
-        in1_st = _kgen_strides(x, (4, 3))
-        k3_pointwise[(triton.cdiv(9, 16),)](
-            t_remainder, in0_st[0], x, in1_st[0], in1_st[1], t_index_select, XBLOCK=16, num_warps=4)
+        t_index_select = torch.empty((_d1, _d5), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(t_remainder, (_d1,))
+        in1_st = _kgen_strides(x, (_d4, _d5))
+        k3_pointwise[(triton.cdiv(_d6, max(1, min(1024, triton.next_power_of_2(_d6)))),)](
+            t_remainder, in0_st[0], x, in1_st[0], in1_st[1], t_index_select, _d6, _d5, _d4, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d6))), num_warps=4)
         # pointwise group 4 fuses: aten.relu.default
-        t_relu = torch.empty((4, 3, 6), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(t_embedding, (4, 3, 6))
-        k4_pointwise[(triton.cdiv(72, 128),)](
-            t_embedding, in0_st[0], in0_st[1], in0_st[2], t_relu, XBLOCK=128, num_warps=4)
+        t_relu = torch.empty((_d2, _d1, 6), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(t_embedding, (_d2, _d1, 6))
+        k4_pointwise[(triton.cdiv(_d0, max(1, min(1024, triton.next_power_of_2(_d0)))),)](
+            t_embedding, in0_st[0], in0_st[1], in0_st[2], t_relu, _d0, _d1, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d0))), num_warps=4)
         # pointwise group 5 fuses: aten.cat.default, aten.cat.default
-        t_cat = torch.empty((4, 6), dtype=torch.float32, device=dev)
-        t_cat_1 = torch.empty((8, 3), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(t_add, (4, 3))
-        in1_st = _kgen_strides(x, (4, 3))
-        k5_pointwise[(triton.cdiv(24, 32),)](
-            t_add, in0_st[0], in0_st[1], x, in1_st[0], in1_st[1], t_cat, t_cat_1, XBLOCK=32, num_warps=4)
-        t_slice_2 = torch.ops.aten.slice.Tensor(idx, 1, 0, 2)
+        t_cat = torch.empty((_d4, _d8), dtype=torch.float32, device=dev)
+        t_cat_1 = torch.empty((_d9, _d5), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(t_add_10, (_d4, _d5))
+        in1_st = _kgen_strides(x, (_d4, _d5))
+        k5_pointwise[(triton.cdiv(_d7, max(1, min(1024, triton.next_power_of_2(_d7)))),)](
+            t_add_10, in0_st[0], in0_st[1], x, in1_st[0], in1_st[1], t_cat, t_cat_1, _d7, _d8, _d5, _d4, _d9, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d7))), num_warps=4)
+        t_slice_3 = torch.ops.aten.slice.Tensor(idx, 0, 0, 9223372036854775807)
+        t_slice_4 = torch.ops.aten.slice.Tensor(t_slice_3, 1, 0, 2)
         # pointwise group 6 fuses: aten.remainder.Scalar
-        t_remainder_1 = torch.empty((4, 2), dtype=torch.int64, device=dev)
-        in0_st = _kgen_strides(t_slice_2, (4, 2))
-        k6_pointwise[(triton.cdiv(8, 8),)](
-            t_slice_2, in0_st[0], in0_st[1], t_remainder_1, XBLOCK=8, num_warps=4)
+        t_remainder_1 = torch.empty((_d2, _d11), dtype=torch.int64, device=dev)
+        in0_st = _kgen_strides(t_slice_4, (_d2, _d11))
+        k6_pointwise[(triton.cdiv(_d10, max(1, min(1024, triton.next_power_of_2(_d10)))),)](
+            t_slice_4, in0_st[0], in0_st[1], t_remainder_1, _d10, _d11, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d10))), num_warps=4)
         # pointwise group 7 fuses: aten.gather.default
-        t_gather = torch.empty((4, 2), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(t_remainder_1, (4, 2))
-        in1_st = _kgen_strides(x, (4, 3))
-        k7_pointwise[(triton.cdiv(8, 8),)](
-            t_remainder_1, in0_st[0], in0_st[1], x, in1_st[0], in1_st[1], t_gather, XBLOCK=8, num_warps=4)
+        t_gather = torch.empty((_d2, _d11), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(t_remainder_1, (_d2, _d11))
+        in1_st = _kgen_strides(x, (_d4, _d5))
+        k7_pointwise[(triton.cdiv(_d10, max(1, min(1024, triton.next_power_of_2(_d10)))),)](
+            t_remainder_1, in0_st[0], in0_st[1], x, in1_st[0], in1_st[1], t_gather, _d10, _d11, _d5, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d10))), num_warps=4)
         # pointwise group 8 fuses: aten.flip.default
-        t_flip = torch.empty((3, 3), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(t_index_select, (3, 3))
-        k8_pointwise[(triton.cdiv(9, 16),)](
-            t_index_select, in0_st[0], in0_st[1], t_flip, XBLOCK=16, num_warps=4)
-        t_view = t_cat_1.reshape([2, 4, 3])
-        t_slice_1 = torch.ops.aten.slice.Tensor(x, 1, 1, 3)
-        return (t_relu, t_cat, t_view, t_slice_1, t_gather, t_flip)
+        t_flip = torch.empty((_d1, _d5), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(t_index_select, (_d1, _d5))
+        k8_pointwise[(triton.cdiv(_d6, max(1, min(1024, triton.next_power_of_2(_d6)))),)](
+            t_index_select, in0_st[0], in0_st[1], t_flip, _d6, _d5, _d12, XBLOCK=max(1, min(1024, triton.next_power_of_2(_d6))), num_warps=4)
+        t_view = t_cat_1.reshape([2, _d4, _d5])
+        t_slice_1 = torch.ops.aten.slice.Tensor(x, 0, 0, 9223372036854775807)
+        t_slice_2 = torch.ops.aten.slice.Tensor(t_slice_1, 1, 1, 3)
+        return (t_relu, t_cat, t_view, t_slice_2, t_gather, t_flip)

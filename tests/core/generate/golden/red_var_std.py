@@ -5,8 +5,10 @@
   k2_reduction  fuses var
 
 ModelNew inherits the reference class for its constructor and parameters and replaces
-forward with these kernels. Specialised on the traced shapes, dtypes and constructor
-arguments; forward raises ValueError for anything else."""
+forward with these kernels. Generic in the input sizes forward reads into _s* (the
+kernels take them, and the _d* sizes computed from them, as arguments); specialised
+on ranks, dtypes, the other sizes and constructor arguments, and forward raises
+ValueError for inputs these kernels cannot take."""
 
 import torch
 import triton
@@ -32,105 +34,149 @@ def _kgen_strides(t, shape):
     return out
 
 
-def _kgen_check(name, value, shape, dtype):
-    if tuple(value.shape) != shape or value.dtype != dtype:
-        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
                          f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 @triton.jit
-def k0_reduction(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
+def k0_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d0, _d1, _d2, _d3, _d5, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
     # reduction group 0 fuses: aten.var.dim
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
-    rmask = rows < 36
+    rmask = rows < _d0
     rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
-    rmask1 = rows1 < 36
+    rmask1 = rows1 < _d0
     ks = tl.arange(0, KBLOCK)[None, :]
-    kmask = ks < 130
+    kmask = ks < _d1
     mask = rmask & kmask
-    i1 = rows % 9
-    q2 = rows // 9
+    i1 = rows % _d2
+    q2 = rows // _d2
     acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
     x10 = tl.load(in0 + q2 * in0_s0 + i1 * in0_s1 + ks * in0_s2, mask=mask, other=0).to(tl.float32)
     r11 = tl.where(mask, x10.to(tl.float32), 0)
     acc5 += r11
-    mean7 = tl.sum(acc5, 1) / 130.0
+    mean7 = tl.sum(acc5, 1) / _d1
     acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
     r12 = tl.where(mask, x10.to(tl.float32), 0)
     r12 = tl.where(mask, r12 - mean7[:, None], 0)
     acc5 += r12 * r12
-    red13 = tl.sum(acc5, 1) / 129.0
+    red13 = tl.sum(acc5, 1) / _d5
     tl.store(out0 + rows1, (red13).to(tl.float32), mask=rmask1)
 
 
 @triton.jit
-def k1_reduction(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
+def k1_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d1, _d0, _d2, _d3, _d6, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
     # reduction group 1 fuses: aten.var.correction, aten.sqrt.default
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
-    rmask = rows < 130
+    rmask = rows < _d1
     rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
-    rmask1 = rows1 < 130
+    rmask1 = rows1 < _d1
     ks = tl.arange(0, KBLOCK)[None, :]
-    kmask = ks < 36
+    kmask = ks < _d0
     mask = rmask & kmask
-    i2 = ks % 9
-    q3 = ks // 9
+    i2 = ks % _d2
+    q3 = ks // _d2
     acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
     x10 = tl.load(in0 + q3 * in0_s0 + i2 * in0_s1 + rows * in0_s2, mask=mask, other=0).to(tl.float32)
     r11 = tl.where(mask, x10.to(tl.float32), 0)
     acc5 += r11
-    mean7 = tl.sum(acc5, 1) / 36.0
+    mean7 = tl.sum(acc5, 1) / _d0
     acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
     r12 = tl.where(mask, x10.to(tl.float32), 0)
     r12 = tl.where(mask, r12 - mean7[:, None], 0)
     acc5 += r12 * r12
-    red13 = tl.sum(acc5, 1) / 36.0
+    red13 = tl.sum(acc5, 1) / _d6
     v14 = (tl.sqrt(red13)).to(tl.float32)
     tl.store(out0 + rows1, (v14).to(tl.float32), mask=rmask1)
 
 
 @triton.jit
-def k2_reduction(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
+def k2_reduction(in0, in0_s0, in0_s1, in0_s2, out0, _d7, _d2, _d1, _d3, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
     # reduction group 2 fuses: aten.var.correction
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
-    rmask = rows < 520
+    rmask = rows < _d7
     rows1 = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)
-    rmask1 = rows1 < 520
+    rmask1 = rows1 < _d7
     ks = tl.arange(0, KBLOCK)[None, :]
-    kmask = ks < 9
+    kmask = ks < _d2
     mask = rmask & kmask
-    i1 = rows % 130
-    q2 = rows // 130
+    i1 = rows % _d1
+    q2 = rows // _d1
     acc5 = tl.full([RBLOCK, KBLOCK], 0, tl.float32)
     x10 = tl.load(in0 + q2 * in0_s0 + ks * in0_s1 + i1 * in0_s2, mask=mask, other=0).to(tl.float32)
     r11 = tl.where(mask, x10.to(tl.float32), 0)
     acc5 += r11
-    mean7 = tl.sum(acc5, 1) / 9.0
+    mean7 = tl.sum(acc5, 1) / _d2
     acc5 = tl.zeros([RBLOCK, KBLOCK], tl.float32)
     r12 = tl.where(mask, x10.to(tl.float32), 0)
     r12 = tl.where(mask, r12 - mean7[:, None], 0)
     acc5 += r12 * r12
-    red13 = tl.sum(acc5, 1) / 9.0
+    red13 = tl.sum(acc5, 1) / _d2
     tl.store(out0 + rows1, (red13).to(tl.float32), mask=rmask1)
 
 
 class ModelNew(_KgenReference):
     def forward(self, x):
-        _kgen_check('x', x, (4, 9, 130), torch.float32)
+        _kgen_check_dims('x', x, (None, None, None), torch.float32)
+        _s77 = x.shape[0]
+        _s27 = x.shape[1]
+        _s53 = x.shape[2]
+        if not (_s27*_s53*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[2]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s53 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] != 1; got x.shape[2]={_s53}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s53 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[2] >= 2; got x.shape[2]={_s53}')
+        if not (_s53*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[2]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[2]={_s53}')
+        if not (_s27*_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] > 1; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s53 <= 512):
+            raise ValueError(f'ModelNew was generated for x.shape[2] <= 512; got x.shape[2]={_s53}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
+        if not (_s53 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] > 1; got x.shape[2]={_s53}')
+        if not (_s27*_s77 <= 512):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[0] <= 512; got x.shape[0]={_s77}, x.shape[1]={_s27}')
+        if not (_s53*_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2]*x.shape[0] > 1; got x.shape[0]={_s77}, x.shape[2]={_s53}')
+        if not (_s27 <= 512):
+            raise ValueError(f'ModelNew was generated for x.shape[1] <= 512; got x.shape[1]={_s27}')
+        _d0 = int(_s27*_s77)
+        _d1 = int(_s53)
+        _d2 = int(_s27)
+        _d3 = int(_s27*_s53)
+        _d4 = int(_s77)
+        _d5 = int((-1) + _s53)
+        _d6 = float(_s27*_s77)
+        _d7 = int(_s53*_s77)
         dev = x.device
         # reduction group 0 fuses: aten.var.dim
-        t_var = torch.empty((4, 9), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(x, (4, 9, 130))
-        k0_reduction[(triton.cdiv(36, 8),)](
-            x, in0_st[0], in0_st[1], in0_st[2], t_var, RBLOCK=8, KBLOCK=256, num_warps=4)
+        t_var = torch.empty((_d4, _d2), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(x, (_d4, _d2, _d1))
+        k0_reduction[(triton.cdiv(_d0, max(1, min(8, triton.next_power_of_2(_d0)))),)](
+            x, in0_st[0], in0_st[1], in0_st[2], t_var, _d0, _d1, _d2, _d3, _d5, RBLOCK=max(1, min(8, triton.next_power_of_2(_d0))), KBLOCK=512, num_warps=4)
         # reduction group 1 fuses: aten.var.correction, aten.sqrt.default
-        t_sqrt = torch.empty((130,), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(x, (4, 9, 130))
-        k1_reduction[(triton.cdiv(130, 8),)](
-            x, in0_st[0], in0_st[1], in0_st[2], t_sqrt, RBLOCK=8, KBLOCK=64, num_warps=4)
+        t_sqrt = torch.empty((_d1,), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(x, (_d4, _d2, _d1))
+        k1_reduction[(triton.cdiv(_d1, max(1, min(8, triton.next_power_of_2(_d1)))),)](
+            x, in0_st[0], in0_st[1], in0_st[2], t_sqrt, _d1, _d0, _d2, _d3, _d6, RBLOCK=max(1, min(8, triton.next_power_of_2(_d1))), KBLOCK=512, num_warps=4)
         # reduction group 2 fuses: aten.var.correction
-        t_var_2 = torch.empty((4, 1, 130), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(x, (4, 9, 130))
-        k2_reduction[(triton.cdiv(520, 8),)](
-            x, in0_st[0], in0_st[1], in0_st[2], t_var_2, RBLOCK=8, KBLOCK=16, num_warps=4)
+        t_var_2 = torch.empty((_d4, 1, _d1), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(x, (_d4, _d2, _d1))
+        k2_reduction[(triton.cdiv(_d7, max(1, min(8, triton.next_power_of_2(_d7)))),)](
+            x, in0_st[0], in0_st[1], in0_st[2], t_var_2, _d7, _d2, _d1, _d3, RBLOCK=max(1, min(8, triton.next_power_of_2(_d7))), KBLOCK=512, num_warps=4)
         return (t_var, t_sqrt, t_var_2)

@@ -4,8 +4,10 @@
   k1_scan  fuses cumsum
 
 ModelNew inherits the reference class for its constructor and parameters and replaces
-forward with these kernels. Specialised on the traced shapes, dtypes and constructor
-arguments; forward raises ValueError for anything else."""
+forward with these kernels. Generic in the input sizes forward reads into _s* (the
+kernels take them, and the _d* sizes computed from them, as arguments); specialised
+on ranks, dtypes, the other sizes and constructor arguments, and forward raises
+ValueError for inputs these kernels cannot take."""
 
 import torch
 import triton
@@ -31,24 +33,27 @@ def _kgen_strides(t, shape):
     return out
 
 
-def _kgen_check(name, value, shape, dtype):
-    if tuple(value.shape) != shape or value.dtype != dtype:
-        raise ValueError(f"ModelNew was generated for {name} of shape {shape} and {dtype}, "
+def _kgen_check_dims(name, value, shape, dtype):
+    """Rank, dtype and the static dims (None: a size the kernels take as an argument)."""
+    if value.dim() != len(shape) or value.dtype != dtype or any(
+            s is not None and v != s for v, s in zip(value.shape, shape)):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"ModelNew was generated for {name} of shape {want} and {dtype}, "
                          f"got {tuple(value.shape)} and {value.dtype}; generate again for these inputs")
 
 
 @triton.jit
-def k0_scan(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
+def k0_scan(in0, in0_s0, in0_s1, in0_s2, out0, _d0, _d1, _d2, _d3, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
     # scan group 0 fuses: aten.mul.Tensor, aten.cumsum.default
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
-    rmask = rows < 12
+    rmask = rows < _d0
     carry = tl.full([RBLOCK], 0, tl.float32)
-    for k0 in range(0, 70, KBLOCK):
+    for k0 in range(0, _d1, KBLOCK):
         ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 70)
-        i1 = rows % 4
-        q2 = rows // 4
-        flat = q2 * 280 + ks * 4 + i1 * 1
+        mask = rmask & (ks < _d1)
+        i1 = rows % _d2
+        q2 = rows // _d2
+        flat = q2 * _d3 + ks * _d2 + i1 * 1
         x5 = tl.load(in0 + q2 * in0_s0 + ks * in0_s1 + i1 * in0_s2, mask=mask, other=0).to(tl.float32)
         v6 = ((x5 * 2.0)).to(tl.float32)
         sx = tl.where(mask, v6.to(tl.float32), 0)
@@ -58,15 +63,15 @@ def k0_scan(in0, in0_s0, in0_s1, in0_s2, out0, RBLOCK: tl.constexpr, KBLOCK: tl.
 
 
 @triton.jit
-def k1_scan(in0, in0_s0, in0_s1, out0, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
+def k1_scan(in0, in0_s0, in0_s1, out0, _d5, _d6, RBLOCK: tl.constexpr, KBLOCK: tl.constexpr):
     # scan group 1 fuses: aten.cumsum.default
     rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]
-    rmask = rows < 5
+    rmask = rows < _d5
     carry = tl.full([RBLOCK], 0, tl.int64)
-    for k0 in range(0, 9, KBLOCK):
+    for k0 in range(0, _d6, KBLOCK):
         ks = k0 + tl.arange(0, KBLOCK)[None, :]
-        mask = rmask & (ks < 9)
-        flat = rows * 9 + ks * 1
+        mask = rmask & (ks < _d6)
+        flat = rows * _d6 + ks * 1
         x3 = tl.load(in0 + rows * in0_s0 + ks * in0_s1, mask=mask, other=0).to(tl.int32)
         sx = tl.where(mask, x3.to(tl.int64), 0)
         sc = tl.cumsum(sx, 1) + carry[:, None]
@@ -76,17 +81,63 @@ def k1_scan(in0, in0_s0, in0_s1, out0, RBLOCK: tl.constexpr, KBLOCK: tl.constexp
 
 class ModelNew(_KgenReference):
     def forward(self, x, n):
-        _kgen_check('x', x, (3, 70, 4), torch.float32)
-        _kgen_check('n', n, (5, 9), torch.int32)
+        _kgen_check_dims('x', x, (None, None, None), torch.float32)
+        _kgen_check_dims('n', n, (None, None), torch.int32)
+        _s77 = x.shape[0]
+        _s27 = x.shape[1]
+        _s53 = x.shape[2]
+        _s72 = n.shape[0]
+        _s7 = n.shape[1]
+        if not (_s77 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] != 1; got x.shape[0]={_s77}')
+        if not (_s27 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] != 1; got x.shape[1]={_s27}')
+        if not (_s53 != 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] != 1; got x.shape[2]={_s53}')
+        if not (_s27*_s53 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[2] > 1; got x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s53*_s77*_s27*_s27 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[2]*x.shape[0]*x.shape[1]*x.shape[1] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s53 != (_s27*_s53)):
+            raise ValueError(f'ModelNew was generated for x.shape[2] != (x.shape[1]*x.shape[2]); got x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s27*_s53 >= _s53):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[2] >= x.shape[2]; got x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s53*_s27*_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2]*x.shape[1]*x.shape[1] > 1; got x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s27*_s53*_s77 >= 2):
+            raise ValueError(f'ModelNew was generated for x.shape[1]*x.shape[2]*x.shape[0] >= 2; got x.shape[0]={_s77}, x.shape[1]={_s27}, x.shape[2]={_s53}')
+        if not (_s7*_s72 >= 2):
+            raise ValueError(f'ModelNew was generated for n.shape[1]*n.shape[0] >= 2; got n.shape[0]={_s72}, n.shape[1]={_s7}')
+        if not (_s7 != 1):
+            raise ValueError(f'ModelNew was generated for n.shape[1] != 1; got n.shape[1]={_s7}')
+        if not (_s72 != 1):
+            raise ValueError(f'ModelNew was generated for n.shape[0] != 1; got n.shape[0]={_s72}')
+        if not (_s27 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[1] > 1; got x.shape[1]={_s27}')
+        if not (_s77 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[0] > 1; got x.shape[0]={_s77}')
+        if not (_s53 > 1):
+            raise ValueError(f'ModelNew was generated for x.shape[2] > 1; got x.shape[2]={_s53}')
+        if not (_s7 > 1):
+            raise ValueError(f'ModelNew was generated for n.shape[1] > 1; got n.shape[1]={_s7}')
+        if not (_s72 > 1):
+            raise ValueError(f'ModelNew was generated for n.shape[0] > 1; got n.shape[0]={_s72}')
+        _d0 = int(_s53*_s77)
+        _d1 = int(_s27)
+        _d2 = int(_s53)
+        _d3 = int(_s27*_s53)
+        _d4 = int(_s77)
+        _d5 = int(_s72)
+        _d6 = int(_s7)
         dev = x.device
         # scan group 0 fuses: aten.mul.Tensor, aten.cumsum.default
-        t_cumsum = torch.empty((3, 70, 4), dtype=torch.float32, device=dev)
-        in0_st = _kgen_strides(x, (3, 70, 4))
-        k0_scan[(triton.cdiv(12, 8),)](
-            x, in0_st[0], in0_st[1], in0_st[2], t_cumsum, RBLOCK=8, KBLOCK=128, num_warps=4)
+        t_cumsum = torch.empty((_d4, _d1, _d2), dtype=torch.float32, device=dev)
+        in0_st = _kgen_strides(x, (_d4, _d1, _d2))
+        k0_scan[(triton.cdiv(_d0, max(1, min(8, triton.next_power_of_2(_d0)))),)](
+            x, in0_st[0], in0_st[1], in0_st[2], t_cumsum, _d0, _d1, _d2, _d3, RBLOCK=max(1, min(8, triton.next_power_of_2(_d0))), KBLOCK=128, num_warps=4)
         # scan group 1 fuses: aten.cumsum.default
-        t_cumsum_1 = torch.empty((5, 9), dtype=torch.int64, device=dev)
-        in0_st = _kgen_strides(n, (5, 9))
-        k1_scan[(triton.cdiv(5, 8),)](
-            n, in0_st[0], in0_st[1], t_cumsum_1, RBLOCK=8, KBLOCK=16, num_warps=4)
+        t_cumsum_1 = torch.empty((_d5, _d6), dtype=torch.int64, device=dev)
+        in0_st = _kgen_strides(n, (_d5, _d6))
+        k1_scan[(triton.cdiv(_d5, max(1, min(8, triton.next_power_of_2(_d5)))),)](
+            n, in0_st[0], in0_st[1], t_cumsum_1, _d5, _d6, RBLOCK=max(1, min(8, triton.next_power_of_2(_d5))), KBLOCK=16, num_warps=4)
         return (t_cumsum, t_cumsum_1)

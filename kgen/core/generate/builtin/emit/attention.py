@@ -93,8 +93,8 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     S = ks[-1] if s.k_t else ks[-2]
     DV = shape_of(s.v)[-1] if s.v is not None else 0
     BH = math.prod(s.lead)
-    bm = clip_block(sched["BLOCK_M"], L, floor=16)
-    bn = clip_block(sched["BLOCK_N"], S, floor=16)
+    bm = clip_block(sched["BLOCK_M"], L, floor=16, host=True)
+    bn = clip_block(sched["BLOCK_N"], S, floor=16, host=True)
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_D=max(16, next_pow2(D)))
     if s.v is not None:
         k.constexprs["BLOCK_DV"] = max(16, next_pow2(DV))

@@ -22,6 +22,7 @@ from kgen.core.generate.builtin.codegen import (
     Kernel,
     Launch,
     clip_block,
+    dot_blocks,
     finish_params,
     output_params,
     store_all,
@@ -63,12 +64,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
             M, Kg = Mp, Kp
         else:
             phases = False
-    bm = clip_block(sched["BLOCK_M"], M, floor=16)
-    bn = clip_block(sched["BLOCK_N"], OCg, floor=16)
-    bk = clip_block(sched["BLOCK_K"], Kg, floor=16)
-    # fitted to the compile target's registers and shared memory (may lower BLOCK_K)
-    fit = schedule.fit_matmul(sched, bm, bn, bk, x_node.meta["val"].element_size())
-    bk = fit["BLOCK_K"]
+    bm, bn, bk, fit = dot_blocks(sched, M, OCg, Kg, x_node.meta["val"].element_size())
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk)
     output_params(k, stored)
     px, pw = pyname(x_node), pyname(w_node)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-
 from torch.fx import Node
 
 from kgen.core.generate.builtin import ops, schedule
@@ -15,7 +14,7 @@ from kgen.core.generate.builtin.codegen import (
     Ctx,
     Kernel,
     Launch,
-    clip_block,
+    dot_blocks,
     finish_params,
     output_params,
     store_all,
@@ -37,12 +36,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     B = a_shape[0] if batched else 1
     M, Kd = a_shape[-2], a_shape[-1]
     N = b_shape[-1]
-    bm = clip_block(sched["BLOCK_M"], M, floor=16)
-    bn = clip_block(sched["BLOCK_N"], N, floor=16)
-    bk = clip_block(sched["BLOCK_K"], Kd, floor=16)
-    # fitted to the compile target's registers and shared memory (may lower BLOCK_K)
-    fit = schedule.fit_matmul(sched, bm, bn, bk, a_node.meta["val"].element_size())
-    bk = fit["BLOCK_K"]
+    bm, bn, bk, fit = dot_blocks(sched, M, N, Kd, a_node.meta["val"].element_size())
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=int(sched["GROUP_M"]))
     output_params(k, stored)
     pa, pb = pyname(a_node), pyname(b_node)

@@ -25,7 +25,7 @@ SECTION = "pointwise"
 def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
     k = Kernel(name)
     n = group.numel
-    block = clip_block(sched["XBLOCK"], n)
+    block = clip_block(sched["XBLOCK"], n, host=True)
     k.constexprs["XBLOCK"] = block
     output_params(k, stored)
     k.emit("xi = tl.program_id(0) * XBLOCK + tl.arange(0, XBLOCK)")

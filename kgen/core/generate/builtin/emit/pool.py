@@ -28,6 +28,7 @@ from kgen.core.generate.builtin.codegen import (
 from kgen.core.generate.builtin.fusion import Group
 from kgen.core.generate.builtin.graph import arg, flat_to_coords, operand, shape_of
 from kgen.core.generate.builtin.legality import pool_params
+from kgen.core.generate.builtin.sizes import sized
 
 KIND = "pool"
 SECTION = "pointwise"
@@ -41,11 +42,11 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     x_node = operand(node, 0)
     xs = shape_of(x_node)
     vals = node.meta["val"]
-    out = tuple(int(s) for s in (vals[0] if isinstance(vals, (list, tuple)) else vals).shape)
+    out = tuple(sized(s) for s in (vals[0] if isinstance(vals, (list, tuple)) else vals).shape)
     sp = len(p["kernel"])
     lead = len(xs) - sp
     n_out = math.prod(out)
-    block = clip_block(sched["XBLOCK"], n_out)
+    block = clip_block(sched["XBLOCK"], n_out, host=True)
     k.constexprs["XBLOCK"] = block
     output_params(k, stored)
     px = pyname(x_node)

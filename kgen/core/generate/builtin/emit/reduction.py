@@ -14,6 +14,7 @@ from kgen.core.generate.builtin.codegen import (
     Ctx,
     Kernel,
     Launch,
+    as_float,
     clip_block,
     finish_params,
     output_params,
@@ -129,7 +130,7 @@ class _Reducer:
 
     def finish_pass0(self, ctx: Ctx, K: int) -> None:
         if self.two_pass:
-            ctx.emit(f"{self.mean} = tl.sum({self.acc}, 1) / {float(K)!r}")
+            ctx.emit(f"{self.mean} = tl.sum({self.acc}, 1) / {as_float(K)}")
             ctx.emit(f"{self.acc} = tl.zeros([RBLOCK, KBLOCK], {ops.tl_type(self.acc_dtype)})")
 
     def results(self, ctx: Ctx, K: int) -> list[str]:
@@ -138,14 +139,14 @@ class _Reducer:
         if k in ("sum", "mean"):
             ctx.emit(f"{r} = tl.sum({self.acc}, 1)")
             if k == "mean":
-                ctx.emit(f"{r} = {r} / {float(K)!r}")
+                ctx.emit(f"{r} = {r} / {as_float(K)}")
             return [r]
         if k == "var":
             corr = self.node.kwargs.get("correction")
             if getattr(self.node.target, "namespace", "") == "prims":
                 corr = self.node.args[2]
             corr = 1 if corr is None else corr
-            ctx.emit(f"{r} = {self.m2 if self.welford else f'tl.sum({self.acc}, 1)'} / {float(K - corr)!r}")
+            ctx.emit(f"{r} = {self.m2 if self.welford else f'tl.sum({self.acc}, 1)'} / {as_float(K - corr)}")
             return [r]
         if k == "prod":
             ctx.emit(f"{r} = tl.reduce({self.acc}, 1, _kgen_mul)")
@@ -278,8 +279,8 @@ def _result_nodes(group: Group, node: Any) -> list[Any]:
 def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
     k = Kernel(name)
     R, K = group.out_numel, group.numel // max(1, group.out_numel)
-    kb = clip_block(sched["KBLOCK"], K)
-    rb = clip_block(sched["RBLOCK"], R, cap=max(1, int(sched["max_tile"]) // kb))
+    kb = clip_block(sched["KBLOCK"], K, grow=True)
+    rb = clip_block(sched["RBLOCK"], R, cap=max(1, int(sched["max_tile"]) // kb), host=True)
     k.constexprs.update(RBLOCK=rb, KBLOCK=kb)
     output_params(k, stored)
     writer = BodyWriter(group, consts, pyname)

@@ -34,7 +34,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     K = group.shape[dim] if group.shape else 1
     R = group.numel // max(1, K)
     kb = clip_block(sched["KBLOCK"], K)
-    rb = clip_block(sched["RBLOCK"], R, cap=max(1, int(sched["max_tile"]) // kb))
+    rb = clip_block(sched["RBLOCK"], R, cap=max(1, int(sched["max_tile"]) // kb), host=True)
     k.constexprs.update(RBLOCK=rb, KBLOCK=kb)
     output_params(k, stored)
     writer = BodyWriter(group, consts, pyname)
