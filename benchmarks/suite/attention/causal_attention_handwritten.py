@@ -10,7 +10,7 @@ seq = 1024
 head_dim = 64
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
-SMALL = {"batch_size": 1, "heads": 2, "seq": 7, "head_dim": 4}
+SMALL = {"batch_size": 2, "heads": 2, "seq": 7, "head_dim": 4}
 # Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
 # --small): other batch/sequence/spatial sizes, same get_init_inputs().
 SECOND = {"batch_size": 3}

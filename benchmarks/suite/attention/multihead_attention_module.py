@@ -10,7 +10,7 @@ embed = 1024
 heads = 16
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
-SMALL = {"batch_size": 1, "seq": 5, "embed": 8, "heads": 2}
+SMALL = {"batch_size": 2, "seq": 5, "embed": 8, "heads": 2}
 # Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
 # --small): other batch/sequence/spatial sizes, same get_init_inputs().
 SECOND = {"batch_size": 3, "seq": 7}

@@ -13,7 +13,7 @@ w = 64
 kernel_size = 3
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
-SMALL = {"batch_size": 1, "in_channels": 2, "out_channels": 3, "d": 4, "h": 5, "w": 5}
+SMALL = {"batch_size": 2, "in_channels": 2, "out_channels": 3, "d": 4, "h": 5, "w": 5}
 # Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
 # --small): other batch/sequence/spatial sizes, same get_init_inputs().
 SECOND = {"batch_size": 3, "d": 6, "h": 7, "w": 7}

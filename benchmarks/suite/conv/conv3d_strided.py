@@ -12,7 +12,7 @@ h = 64
 w = 64
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
-SMALL = {"batch_size": 1, "in_channels": 2, "out_channels": 3, "d": 5, "h": 7, "w": 6}
+SMALL = {"batch_size": 2, "in_channels": 2, "out_channels": 3, "d": 5, "h": 7, "w": 6}
 # Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
 # --small): other batch/sequence/spatial sizes, same get_init_inputs().
 SECOND = {"batch_size": 3, "d": 7, "h": 9, "w": 8}

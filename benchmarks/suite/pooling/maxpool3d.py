@@ -14,7 +14,7 @@ stride = 2
 padding = 1
 # Shapes `kgen bench --small` uses (the CPU interpreter): it runs this file with
 # globals().update(SMALL) appended, so get_inputs/get_init_inputs pick them up.
-SMALL = {"batch_size": 1, "channels": 2, "d": 5, "h": 6, "w": 5}
+SMALL = {"batch_size": 2, "channels": 2, "d": 5, "h": 6, "w": 5}
 # Another shape for `kgen bench` to run the same generated kernel at (applied after SMALL under
 # --small): other batch/sequence/spatial sizes, same get_init_inputs().
 SECOND = {"batch_size": 3, "d": 7, "h": 8, "w": 7}

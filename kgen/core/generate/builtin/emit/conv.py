@@ -161,8 +161,11 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
 # program takes the phases of its rows in turn and loops over their taps only, never over masked ones.
 
 
-def _tile_work(sched: dict, M: int, K: int) -> tuple[int, int]:
-    """(multiply-adds, tile steps) of the row tiles of one output-channel tile over M x K."""
+def _tile_work(sched: dict, M: Any, K: Any) -> tuple[int, int]:
+    """(multiply-adds, tile steps) of the row tiles of one output-channel tile over M x K, at the
+    traced sizes: phases or not is a speed choice, and either kernel is right for every size, so
+    a symbolic size's traced value decides it without a guard."""
+    M, K = int(getattr(M, "hint", M)), int(getattr(K, "hint", K))
     bm = clip_block(sched["BLOCK_M"], M, floor=16)
     bk = clip_block(sched["BLOCK_K"], K, floor=16)
     steps = -(-M // bm) * -(-K // bk)
