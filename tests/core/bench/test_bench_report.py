@@ -106,7 +106,7 @@ def test_traffic_columns_from_the_verdict_reach_json_csv_and_markdown():
     assert [o[k] for k in ("geomean_unique_ratio", "geomean_raw_ratio_memory_bound", "geomean_operand_reread")] == pytest.approx([1.5, 3.0, 2.0])
     md = render_markdown(d)
     assert "| unique/min | raw/min (memory-bound) | re-read (matmul/conv) |" in md
-    assert "| **all** | 3 | 67% | 67% | 1.0 | 1.500 | 3.000 | 2.000 |" in md
+    assert "| **all** | 3 | 67% | 67% | 1.0 | - | 1.500 | 3.000 | 2.000 |" in md
     assert "| c/a | correct | yes | 1 | - | 1.5 | 3 | 2 | 4.25 |" in md
     rows = list(csv.DictReader(io.StringIO(render_csv(d))))
     assert rows[0]["unique_ratio"] == "1.5" and rows[0]["memory_bound"] == "True" and rows[2]["raw_ratio"] == ""

@@ -24,6 +24,7 @@ from torch.fx import Graph, Node
 from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.graph import numel, shape_of, tensor_args, trace
 from kgen.core.generate.builtin.legality import INDEXED_OPS
+from kgen.core.generate.builtin.sizes import Size
 
 # identity-like steps allowed between the softmax and the second matmul (casts, dropout p=0 copies)
 _PASS_THROUGH = {"clone", "_to_copy", "convert_element_type", "alias"}
@@ -243,7 +244,9 @@ def _scaled_operand(operand: Node, mm1: Node, copies: list[Node]) -> tuple[Node,
     if not _is(root, "mul", "div") or len(root.args) != 2 or root.kwargs:
         return None
     x, c = root.args
-    if not isinstance(x, Node) or isinstance(c, bool) or not isinstance(c, (int, float)) or c == 0:
+    # a factor computed from a symbolic size (q.shape[-1] ** -0.5) folds too: float() below makes
+    # it a guard on that size (sizes.py), so the kernel keeps one literal scale
+    if not isinstance(x, Node) or isinstance(c, bool) or not isinstance(c, (int, float, Size)) or c == 0:
         return None
     if shape_of(x) != shape_of(root) or x.meta["val"].dtype != root.meta["val"].dtype:
         return None

@@ -89,7 +89,7 @@ def _emit_select(k: Kernel, group: Group, node: Node, writer: BodyWriter, stored
     vals = node.meta["val"]
     out_dtype = vals[0].dtype
     acc_t = ops.tl_type(ops.compute_dtype(out_dtype))
-    combine = f"_kgen_{kind}"
+    combine = {"cummax": "_kgen_cummax", "cummin": "_kgen_cummin"}[kind]
     k.emit("rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]")
     k.emit(f"rmask = rows < {R}")
     k.emit(f"cv = tl.zeros([RBLOCK], {acc_t})")
