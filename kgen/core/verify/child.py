@@ -454,6 +454,10 @@ def main(role: str, workdir: str, config: dict) -> int:
         import torch
 
         torch.set_num_threads(threads)
+    if config.get("device", "cpu") == "cpu":
+        from kgen.core.verify.instrument import interpreter_compat
+
+        interpreter_compat()
     try:
         result = runner(workdir, config)
     except BaseException as exc:  # noqa: BLE001

@@ -125,3 +125,31 @@ class LaunchCounter:
 
 class TargetCompileError(Exception):
     """A launch that failed the compile for a requested GPU target (child.py: compile_error)."""
+
+
+def interpreter_compat() -> None:
+    """Triton <= 3.6's interpreter turns a kernel's int argument into a 1-element array and its
+    `__index__` calls int() on it, which NumPy >= 2.4 refuses: a loop over a runtime size
+    (`range(0, n, BLOCK)`, what shape-generic kernels emit) then fails. Later Triton squeezes the
+    array first; this gives older versions the same `__index__`. A compatibility fix, not a check."""
+    try:
+        from triton.runtime import interpreter
+    except ImportError:
+        return
+    scope = getattr(interpreter, "_LangPatchScope", None)
+    if scope is None or getattr(scope, "_kgen_index_compat", False):
+        return
+    original = scope.set_attr
+
+    def set_attr(self, obj, name, value):
+        if name == "__index__":
+            value = _squeezed_index
+        return original(self, obj, name, value)
+
+    scope.set_attr = set_attr
+    scope._kgen_index_compat = True
+
+
+def _squeezed_index(self) -> int:
+    return int(self.handle.data.squeeze())
+
