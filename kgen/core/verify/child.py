@@ -32,7 +32,11 @@ def seed_all(seed: int) -> None:
     import torch
 
     random.seed(seed)
-    torch.manual_seed(seed)
+    # Not torch.manual_seed: for every accelerator backend not initialised yet it queues a lazy
+    # seeding call with a captured Python stack, milliseconds per call on a CPU-only run.
+    torch.random.default_generator.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
     try:
         import numpy as np
 
@@ -182,11 +186,14 @@ def run_reference(workdir: str, config: dict) -> dict:
         device = _device(config)
         seed_all(int(config["init_seed"]))
         init_inputs = list(task.get_init_inputs())
-        torch.save(init_inputs, os.path.join(workdir, "init.pt"))
+        fresh = [int(s) for s in config.get("fresh_seeds") or ()]
+        if not fresh:  # a fresh-trials run only adds trials to a reference that has these files
+            torch.save(init_inputs, os.path.join(workdir, "init.pt"))
         seed_all(int(config["init_seed"]))
         model = task.Model(*init_inputs)
-        torch.save({k: v.detach().to("cpu") for k, v in model.state_dict().items()},
-                   os.path.join(workdir, "state.pt"))
+        if not fresh:
+            torch.save({k: v.detach().to("cpu") for k, v in model.state_dict().items()},
+                       os.path.join(workdir, "state.pt"))
         model = model.to(device)
     except BaseException as exc:  # noqa: BLE001
         return _failure("construct", exc)
@@ -194,34 +201,13 @@ def run_reference(workdir: str, config: dict) -> dict:
     user_math = strict_fp32() if device.type == "cuda" else None
     result: dict = {"ok": True, "trials": [], "device_name": _device_name(device),
                     "precision": "fp32-strict (tf32 off)" if user_math is not None else "default"}
+    if fresh:
+        return _fresh_trials(task, model, device, workdir, config, fresh, result)
     for seed in config["seeds"]:
-        try:
-            seed_all(int(seed))
-            inputs = task.get_inputs()
-            if not isinstance(inputs, (list, tuple)):
-                raise TypeError(f"get_inputs() returned {type(inputs).__name__}, expected a list")
-            inputs = list(inputs)
-            torch.save(inputs, os.path.join(workdir, f"inputs_{seed}.pt"))
-            dev_inputs = _to_device(inputs, device)
-            seed_all(int(seed))
-            _sync(device)
-            t0 = time.perf_counter()
-            with torch.no_grad():
-                out = model(*dev_inputs)
-            _sync(device)
-            ms = (time.perf_counter() - t0) * 1000.0
-        except BaseException as exc:  # noqa: BLE001
-            return _failure("forward", exc, seed=seed)
-        try:
-            structure, tensors = _flatten_output(out)
-        except TypeError as exc:
-            return _failure("output", exc, seed=seed)
-        torch.save({"outputs": [t.detach().to("cpu").clone() for t in tensors],
-                    "inputs_after": _snapshot(dev_inputs)},
-                   os.path.join(workdir, f"ref_{seed}.pt"))
-        result["structure"] = structure
-        result["outputs"] = _out_specs(device, tensors)
-        result["trials"].append({"seed": seed, "ms": ms})
+        failed, last = _trial(task, model, device, workdir, seed, result, save=True)
+        if failed is not None:
+            return failed
+        dev_inputs, tensors = last
 
     if config.get("figures") and config["seeds"]:
         # Minimum traffic and flops, from the task alone; after every saved forward, because the
@@ -242,6 +228,66 @@ def run_reference(workdir: str, config: dict) -> dict:
         restore_math(user_math)
         result["gpu"] = gpu_timing.time_reference(model, inputs, repeats=int(config.get("repeats", 20)))
         result["gpu"]["settings"] = math_settings()
+    return result
+
+
+def _trial(task, model, device, workdir: str, seed: int, result: dict, *, save: bool) -> tuple[dict | None, tuple]:
+    """One seeded forward of the reference; with `save`, its inputs and outputs become files and
+    a trial entry in `result`. Returns (a failure result or None, (device inputs, outputs))."""
+    import torch
+
+    try:
+        seed_all(int(seed))
+        inputs = task.get_inputs()
+        if not isinstance(inputs, (list, tuple)):
+            raise TypeError(f"get_inputs() returned {type(inputs).__name__}, expected a list")
+        inputs = list(inputs)
+        if save:
+            torch.save(inputs, os.path.join(workdir, f"inputs_{seed}.pt"))
+        dev_inputs = _to_device(inputs, device)
+        seed_all(int(seed))
+        _sync(device)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            out = model(*dev_inputs)
+        _sync(device)
+        ms = (time.perf_counter() - t0) * 1000.0
+    except BaseException as exc:  # noqa: BLE001
+        return _failure("forward", exc, seed=seed), ()
+    try:
+        structure, tensors = _flatten_output(out)
+    except TypeError as exc:
+        return _failure("output", exc, seed=seed), ()
+    if save:
+        torch.save({"outputs": [t.detach().to("cpu").clone() for t in tensors],
+                    "inputs_after": _snapshot(dev_inputs)},
+                   os.path.join(workdir, f"ref_{seed}.pt"))
+        result["structure"] = structure
+        result["outputs"] = _out_specs(device, tensors)
+        result["trials"].append({"seed": seed, "ms": ms})
+    return None, (dev_inputs, tensors)
+
+
+def _fresh_trials(task, model, device, workdir: str, config: dict, fresh: list[int], result: dict) -> dict:
+    """Fresh-seed trials for later verifications, several per run (the fork and task import are
+    the bulk of a reference run). A candidate runs the fixed seeds and then ONE fresh seed on
+    one instance, so each fresh seed is met by its own copy of the just-built Model after
+    replaying the fixed seeds: a forward that keeps state across calls sees the same history."""
+    import copy
+
+    try:
+        pristine = copy.deepcopy(model) if len(fresh) > 1 else None
+    except Exception:  # noqa: BLE001 - not copyable: one fresh trial per run, as before
+        pristine, fresh = None, fresh[:1]
+    for i, seed in enumerate(fresh):
+        instance = model if i == 0 else copy.deepcopy(pristine)
+        for fixed in config["seeds"]:
+            failed, _ = _trial(task, instance, device, workdir, fixed, result, save=False)
+            if failed is not None:
+                return failed
+        failed, _ = _trial(task, instance, device, workdir, seed, result, save=True)
+        if failed is not None:
+            return failed
     return result
 
 

@@ -24,6 +24,8 @@ from kgen.core.verify.verdict import Timing, Trial, Verdict
 
 INIT_SEED = 1234
 MIN_TRIALS = 3
+FRESH_BATCH = 8             # most fresh-seed trials made per reference run (harness._fresh_batch)
+FRESH_BATCH_BYTES = 32 << 20  # ... and at most this much of their outputs held per task
 EXTERNAL_REPEATS_CPU = 3     # timed calls driven from the verifier (interpreter: slow calls)
 EXTERNAL_REPEATS_GPU = 20
 FRESH_SEED_BASE = 1 << 24
@@ -183,20 +185,61 @@ def _reference_run(task, key: str, seeds, timeout_s: float, pool, profile_gpu: b
 
 
 def _with_fresh_trial(task, key: str, ref, timeout_s: float, pool, workdir: str):
-    """Run the reference once more on a seed nobody has seen, copy its inputs into the
-    candidate's workdir, and return the cached reference extended by that trial (uncached)."""
-    seed = _fresh_seed()
-    # the fixed trials are replayed first: the candidate runs every trial on one instance, so a
-    # forward that keeps state across calls (an RNN cell's hidden state) must meet the fresh
-    # inputs with the same history in the reference
-    fresh = _reference_run(task, key, tuple(ref.seeds) + (seed,), timeout_s, pool, False, figures=False)
+    """Copy the inputs of a trial on a seed nobody has seen into the candidate's workdir, and
+    return the cached reference extended by that trial (uncached). Trials come from the pool's
+    stock, made a batch at a time (reference.FreshStock)."""
+    stock = pool.fresh
+    skey = (task.id, key, tuple(ref.seeds))
+    fresh = stock.take(skey)
+    if fresh is None:
+        batch = _fresh_trials(task, key, ref, timeout_s, pool, _fresh_batch(ref))
+        fresh, rest = batch[0], batch[1:]
+        if rest:
+            stock.put(skey, rest)
     try:
-        name = f"inputs_{seed}.pt"
-        shutil.copyfile(os.path.join(fresh.files_dir, name), os.path.join(workdir, name))
+        shutil.copyfile(fresh.inputs_path, os.path.join(workdir, f"inputs_{fresh.seed}.pt"))
     finally:
-        shutil.rmtree(fresh.files_dir, ignore_errors=True)
-    return dataclasses.replace(ref, seeds=ref.seeds + (seed,), trials={**ref.trials, seed: fresh.trials[seed]},
-                               eager_ms=ref.eager_ms + fresh.eager_ms[-1:])
+        try:
+            os.unlink(fresh.inputs_path)
+        except OSError:
+            pass
+    return dataclasses.replace(ref, seeds=ref.seeds + (fresh.seed,), trials={**ref.trials, fresh.seed: fresh.trial},
+                               eager_ms=ref.eager_ms + [fresh.eager_ms])
+
+
+def _fresh_batch(ref) -> int:
+    """How many fresh trials one reference run makes: several when a trial is small (the run's
+    fork and task import then dominate), one when holding spare outputs would cost real memory."""
+    size = 0
+    for trial in ref.trials.values():
+        size = max(size, sum(getattr(t, "nbytes", 0) for t in trial.get("outputs", []) + trial.get("inputs_after", [])))
+    return max(1, min(FRESH_BATCH, FRESH_BATCH_BYTES // max(size, 1)))
+
+
+def _fresh_trials(task, key: str, ref, timeout_s: float, pool, count: int):
+    """Run the reference on `count` new seeds (each after replaying the fixed ones: the candidate
+    runs every trial on one instance, so a forward that keeps state across calls, an RNN cell's
+    hidden state, must meet the fresh inputs with the same history in the reference)."""
+    from kgen.core.verify.reference import describe_failure, load_fresh
+
+    seeds = []
+    while len(seeds) < count:
+        s = _fresh_seed()
+        if s not in seeds:
+            seeds.append(s)
+    workdir = pool.new_workdir()
+    try:
+        with open(os.path.join(workdir, "task.py"), "w") as fh:
+            fh.write(task.source)
+        config = _run_config(key, ref.seeds, False)
+        config["fresh_seeds"] = seeds
+        outcome = pool.run(key, "reference", workdir, config, timeout_s)
+        result = _read_result(workdir)
+        if result is None or not result.get("ok") or not result.get("trials"):
+            raise TaskError(f"bad task: {describe_failure(result, outcome, timeout_s)}")
+        return load_fresh(workdir, result, os.path.join(pool.root, "cache", "fresh"))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _reference(task, key: str, seeds, timeout_s: float, pool, profile_gpu: bool):
@@ -312,6 +355,7 @@ def verify(task, candidate_source, *, device="cpu", timeout_s=None, atol=None, r
             ref.copy_inputs_to(workdir)
         except (StaleReference, OSError):
             pool.references.invalidate((task.id, key, tuple(seeds)))
+            pool.fresh.invalidate((task.id, key, tuple(seeds)))
             ref = _reference(task, key, seeds, float(timeout_s), pool, profile_gpu)
             ref.copy_inputs_to(workdir)
         ref = _with_fresh_trial(task, key, ref, float(timeout_s), pool, workdir)

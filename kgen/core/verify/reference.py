@@ -113,6 +113,86 @@ class ReferenceCache:
             return ref
 
 
+@dataclass
+class FreshTrial:
+    """One reference trial on a seed no candidate has seen, waiting for the verification that
+    will use it (and then never again)."""
+    seed: int
+    trial: dict                        # {"outputs": [...], "inputs_after": [...]}
+    eager_ms: float
+    inputs_path: str                   # inputs_<seed>.pt, in the pool's own directory
+
+
+class FreshStock:
+    """Fresh-seed trials computed ahead, per (task id, device, fixed seeds).
+
+    One reference run makes several fresh trials (harness._fresh_trial), so the fork and task
+    import that dominate a small task's reference run are paid once per batch, not once per
+    verification. Each trial is handed out once. They live in this process's memory and in the
+    pool's run directories, which no sandboxed run can read; without the sandbox a candidate could
+    read them, but then it can read the reference outputs too (README: threat model)."""
+
+    def __init__(self, max_keys: int = 8):
+        self.max_keys = max_keys
+        self._stock: OrderedDict[tuple, list[FreshTrial]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, key: tuple) -> FreshTrial | None:
+        with self._lock:
+            trials = self._stock.get(key)
+            if not trials:
+                return None
+            self._stock.move_to_end(key)
+            return trials.pop(0)
+
+    def put(self, key: tuple, trials: list[FreshTrial]) -> None:
+        with self._lock:
+            self._stock.setdefault(key, []).extend(trials)
+            self._stock.move_to_end(key)
+            dropped = []
+            while len(self._stock) > self.max_keys:
+                dropped += self._stock.popitem(last=False)[1]
+        _discard(dropped)
+
+    def invalidate(self, key: tuple) -> None:
+        with self._lock:
+            dropped = self._stock.pop(key, [])
+        _discard(dropped)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(len(v) for v in self._stock.values())
+
+
+def _discard(trials: list[FreshTrial]) -> None:
+    for t in trials:
+        try:
+            os.unlink(t.inputs_path)
+        except OSError:
+            pass
+
+
+def load_fresh(workdir: str, result: dict, keep_dir: str) -> list[FreshTrial]:
+    """The fresh trials a fresh-trials run wrote: reference outputs read and deleted at once,
+    input files moved to `keep_dir` (the run's directory can then go)."""
+    import torch
+
+    os.makedirs(keep_dir, mode=0o700, exist_ok=True)
+    fresh = []
+    for t in result.get("trials", []):
+        seed = int(t["seed"])
+        path = os.path.join(workdir, f"ref_{seed}.pt")
+        trial = torch.load(path, weights_only=True)
+        os.unlink(path)
+        inputs = os.path.join(keep_dir, f"inputs_{seed}.pt")
+        try:
+            os.replace(os.path.join(workdir, f"inputs_{seed}.pt"), inputs)
+        except OSError:
+            raise TaskError(f"reference run did not produce inputs_{seed}.pt") from None
+        fresh.append(FreshTrial(seed=seed, trial=trial, eager_ms=float(t["ms"]), inputs_path=inputs))
+    return fresh
+
+
 def load_reference(task, device: str, seeds: tuple[int, ...], init_seed: int, workdir: str,
                    result: dict) -> Reference:
     """Turn a successful reference run's directory into a cache entry (deleting the outputs)."""

@@ -242,9 +242,10 @@ class RunnerPool:
         self._runners: dict[str, Runner] = {}
         self.replaced = 0  # how many dead runners were replaced (observability, tests)
         self.closed = False
-        from kgen.core.verify.reference import ReferenceCache
+        from kgen.core.verify.reference import FreshStock, ReferenceCache
 
         self.references = ReferenceCache(os.path.join(self.root, "cache"))
+        self.fresh = FreshStock()
 
     def _key_lock(self, key: str) -> threading.Lock:
         with self._lock:
