@@ -3,6 +3,8 @@ dim in KBLOCK chunks with a carry between chunks; reduction schedule knobs."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from torch.fx import Node
@@ -43,17 +45,9 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     out_dtype = node.meta["val"].dtype
     acc_t = ops.tl_type(ops.compute_dtype(out_dtype))
     prod = ops.packet(node) == "cumprod"
-    k.emit("rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]")
-    k.emit(f"rmask = rows < {R}")
-    k.emit(f"carry = tl.full([RBLOCK], {1 if prod else 0}, {acc_t})")
-    with k.block(f"for k0 in range(0, {K}, KBLOCK):"):
-        ctx = Ctx(k, "mask", "flat", natural=group.shape)
-        ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
-        ctx.emit(f"mask = rmask & (ks < {K})")
-        ctx.dim_idx = row_space(ctx, group, "rows", [dim], "ks")
-        writer.nodes(ctx, group.pro)
-        x = writer.tensor(ctx, node.args[0], shape_of(operand(node, 0)))
-        ctx.emit(f"sx = tl.where(mask, {x}.to({acc_t}), {1 if prod else 0})")
+    neutral = 1 if prod else 0
+    with _chunks(k, group, writer, node, dim, K, R, acc_t, neutral,
+                 [f"carry = tl.full([RBLOCK], {neutral}, {acc_t})"]) as ctx:
         if prod:
             ctx.emit("sc = tl.cumprod(sx, 1) * carry[:, None]")
             ctx.emit("carry = carry * tl.reduce(sx, 1, _kgen_mul)")
@@ -81,6 +75,27 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     return Launch(k, f"(triton.cdiv({R}, {rb}),)", stored, {"num_warps": sched["num_warps"]})
 
 
+@contextmanager
+def _chunks(k: Kernel, group: Group, writer: BodyWriter, node: Node, dim: int, K: int, R: int, acc_t: str,
+            neutral: int, carry_init: list[str]) -> Iterator[Ctx]:
+    """A block of RBLOCK rows, its carry set up, and the loop over the scanned dim in KBLOCK
+    chunks: yields each chunk's context, the group's prologue done and the scanned input in `sx`
+    (`neutral` on masked lanes)."""
+    k.emit("rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]")
+    k.emit(f"rmask = rows < {R}")
+    for line in carry_init:
+        k.emit(line)
+    with k.block(f"for k0 in range(0, {K}, KBLOCK):"):
+        ctx = Ctx(k, "mask", "flat", natural=group.shape)
+        ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
+        ctx.emit(f"mask = rmask & (ks < {K})")
+        ctx.dim_idx = row_space(ctx, group, "rows", [dim], "ks")
+        writer.nodes(ctx, group.pro)
+        x = writer.tensor(ctx, node.args[0], shape_of(operand(node, 0)))
+        ctx.emit(f"sx = tl.where(mask, {x}.to({acc_t}), {neutral})")
+        yield ctx
+
+
 def _emit_select(k: Kernel, group: Group, node: Node, writer: BodyWriter, stored: list[Node], dim: int, K: int,
                  R: int, rb: int, sched: dict) -> Launch:
     """cummax/cummin: an associative scan over (value, index) pairs per chunk, merged with the
@@ -90,18 +105,8 @@ def _emit_select(k: Kernel, group: Group, node: Node, writer: BodyWriter, stored
     out_dtype = vals[0].dtype
     acc_t = ops.tl_type(ops.compute_dtype(out_dtype))
     combine = {"cummax": "_kgen_cummax", "cummin": "_kgen_cummin"}[kind]
-    k.emit("rows = tl.program_id(0) * RBLOCK + tl.arange(0, RBLOCK)[:, None]")
-    k.emit(f"rmask = rows < {R}")
-    k.emit(f"cv = tl.zeros([RBLOCK], {acc_t})")
-    k.emit("ci = tl.full([RBLOCK], -1, tl.int64)")
-    with k.block(f"for k0 in range(0, {K}, KBLOCK):"):
-        ctx = Ctx(k, "mask", "flat", natural=group.shape)
-        ctx.emit("ks = k0 + tl.arange(0, KBLOCK)[None, :]")
-        ctx.emit(f"mask = rmask & (ks < {K})")
-        ctx.dim_idx = row_space(ctx, group, "rows", [dim], "ks")
-        writer.nodes(ctx, group.pro)
-        x = writer.tensor(ctx, node.args[0], shape_of(operand(node, 0)))
-        ctx.emit(f"sx = tl.where(mask, {x}.to({acc_t}), 0)")
+    with _chunks(k, group, writer, node, dim, K, R, acc_t, 0,
+                 [f"cv = tl.zeros([RBLOCK], {acc_t})", "ci = tl.full([RBLOCK], -1, tl.int64)"]) as ctx:
         ctx.emit("si = (ks + 0 * rows).to(tl.int64)")
         ctx.emit(f"sv, sj = tl.associative_scan((sx, si), 1, {combine})")
         # before the first chunk there is no carry (ci < 0): the chunk's own scan stands
