@@ -68,7 +68,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
             flipped = {int(d) % len(group.shape) for d in dims_arg}
             cs = contiguous_strides(group.shape)
             terms = [f"({group.shape[d] - 1} - {i}) * {cs[d]}" if d in flipped else f"{i} * {cs[d]}"
-                     for d, i in enumerate(ctx.dim_idx) if i is not None]
+                     for d, i in enumerate(ctx.dim_idx or []) if i is not None]
             ctx.emit(f"tl.store({k.outputs[n]} + {' + '.join(terms) or '0'}, ({value}).to({ops.tl_type(n.meta['val'].dtype)}), "
                      f"mask={ctx.mask})")
     finish_params(k, stored)
