@@ -80,6 +80,10 @@ def decomposition_table() -> dict:
     table[aten._native_batch_norm_legit_no_training.default] = _batch_norm_inference
     table[aten._native_batch_norm_legit_functional.default] = _batch_norm_training
     table[aten._native_batch_norm_legit.no_stats] = _batch_norm_batch_stats
+    # torch's own goes through prims.broadcast_in_dim, an aliasing op export cannot functionalise
+    table[aten.prelu.default] = _prelu
+    if hasattr(aten, "_prelu_kernel"):
+        table[aten._prelu_kernel.default] = _prelu
     sdpa = aten.scaled_dot_product_attention.default
     if sdpa in table:
         table[sdpa] = _keep_plain_attention(table[sdpa])
@@ -107,6 +111,19 @@ def _keep_plain_attention(decompose: Any) -> Any:
         return decompose(q, k, v, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa)
 
     return sdpa
+
+
+def _prelu(x, weight):
+    """PReLU as a where: one slope, or one per channel (dim 1, or dim 0 of a 1-D input)."""
+    import torch
+
+    if weight.numel() != 1 and x.dim() > 0:
+        shape = [1] * x.dim()
+        shape[1 if x.dim() >= 2 else 0] = -1
+        weight = weight.reshape(shape)
+    elif weight.numel() == 1:
+        weight = weight.reshape(())
+    return torch.where(x > 0, x, weight * x)
 
 
 def _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, eps):

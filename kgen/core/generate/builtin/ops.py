@@ -21,7 +21,7 @@ VIEW_OPS = {
 ORDER_KEEPING_VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "alias", "detach",
                        "lift_fresh_copy"}
 REDUCTION_OPS = {"sum", "mean", "amax", "amin", "max", "min", "argmax", "argmin", "prod", "var", "any", "all"}
-SCAN_OPS = {"cumsum", "cumprod", "cummax", "cummin"}
+SCAN_OPS = {"cumsum", "cumprod", "cummax", "cummin", "logcumsumexp"}
 MATMUL_OPS = {"mm", "bmm", "addmm"}
 CONST_OPS = {"full", "scalar_tensor", "full_like"}
 # runtime assertions export leaves behind; they compute nothing
@@ -589,6 +589,15 @@ def _kgen_cummax(av, ai, bv, bi):
     # maximum of the order ... < inf < NaN), which is associative
     take = (bv >= av) | (bv != bv)
     return tl.where(take, bv, av), tl.where(take, bi, ai)
+
+
+@triton.jit
+def _kgen_logaddexp(a, b):
+    # log(exp(a) + exp(b)) around the larger operand; equal operands (both infinite included, where
+    # the difference would be NaN) are a + log 2; a NaN propagates through the maximum
+    m = tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
+    d = tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL) - m
+    return tl.where(a == b, a + 0.6931471805599453, m + tl.log(1.0 + tl.exp(d)))
 
 
 @triton.jit

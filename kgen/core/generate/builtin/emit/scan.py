@@ -1,4 +1,4 @@
-"""Scan groups (cumsum, cumprod, cummax/cummin with indices): rows in RBLOCK blocks, the scanned
+"""Scan groups (cumsum, cumprod, logcumsumexp, cummax/cummin with indices): rows in RBLOCK blocks, the scanned
 dim in KBLOCK chunks with a carry between chunks; reduction schedule knobs."""
 
 from __future__ import annotations
@@ -44,11 +44,17 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         return _emit_select(k, group, node, writer, stored, dim, K, R, rb, sched)
     out_dtype = node.meta["val"].dtype
     acc_t = ops.tl_type(ops.compute_dtype(out_dtype))
-    prod = ops.packet(node) == "cumprod"
-    neutral = 1 if prod else 0
+    kind = ops.packet(node)
+    prod = kind == "cumprod"
+    neutral: Any = {"cumprod": 1, "logcumsumexp": 'float("-inf")'}.get(kind, 0)
     with _chunks(k, group, writer, node, dim, K, R, acc_t, neutral,
                  [f"carry = tl.full([RBLOCK], {neutral}, {acc_t})"]) as ctx:
-        if prod:
+        if kind == "logcumsumexp":
+            ctx.emit("sc = _kgen_logaddexp(carry[:, None], tl.associative_scan(sx, 1, _kgen_logaddexp))")
+            # the new carry: the scan at the chunk's last valid lane (exactly one per row)
+            ctx.emit(f"last = ks == tl.minimum(k0 + KBLOCK, {K}) - 1")
+            ctx.emit("carry = tl.sum(tl.where(last, sc, 0.0), 1)")
+        elif prod:
             ctx.emit("sc = tl.cumprod(sx, 1) * carry[:, None]")
             ctx.emit("carry = carry * tl.reduce(sx, 1, _kgen_mul)")
         else:
@@ -77,7 +83,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
 
 @contextmanager
 def _chunks(k: Kernel, group: Group, writer: BodyWriter, node: Node, dim: int, K: int, R: int, acc_t: str,
-            neutral: int, carry_init: list[str]) -> Iterator[Ctx]:
+            neutral: int | str, carry_init: list[str]) -> Iterator[Ctx]:
     """A block of RBLOCK rows, its carry set up, and the loop over the scanned dim in KBLOCK
     chunks: yields each chunk's context, the group's prologue done and the scanned input in `sx`
     (`neutral` on masked lanes)."""
