@@ -24,7 +24,7 @@ CANDIDATES = ROOT / "tests" / "core" / "verify" / "candidates"
 UNSOLVED = Path(__file__).resolve().parent / "unsolved"
 # Quick at small shapes, every category but attention, and one the generator cannot solve.
 SLICE = ["activation/relu", "activation/silu", "norm/softmax", "reduction/sum_dim", "matmul/mm_odd_shapes",
-         "pooling/maxpool2d", "scan/cumsum", "scan/logcumsumexp", "loss/mse_loss", "conv/conv1d"]
+         "pooling/maxpool2d", "scan/cumsum", "special/lgamma", "loss/mse_loss", "conv/conv1d"]
 
 
 def _env(home: Path) -> dict:
@@ -67,7 +67,7 @@ def test_slice_writes_four_files_and_exit_1_for_the_unsolved_task(slice_run):
     assert "1 of 10 task(s) got no correct kernel" in one_error_line(proc)
     assert sorted(p.name for p in (base / "out").iterdir()) == ["results.csv", "results.json", "results.md",
                                                                   "results.png"]
-    assert "ETA" in proc.stderr or "scan/logcumsumexp: rejected" in proc.stderr
+    assert "ETA" in proc.stderr or "special/lgamma: rejected" in proc.stderr
     assert "all" in proc.stdout and "correct" in proc.stdout
 
 
@@ -96,7 +96,7 @@ def test_slice_json_schema(slice_run):
             assert isinstance(t[k], ty), (t["name"], k, t[k])
         assert t["speedup_eager"] is None and t["speedup_compile"] is None  # never on the CPU
     by = {f"{t['category']}/{t['name']}": t for t in doc["tasks"]}
-    assert by["scan/logcumsumexp"]["status"] == "rejected" and by["activation/relu"]["pure"] is True
+    assert by["special/lgamma"]["status"] == "rejected" and by["activation/relu"]["pure"] is True
     assert by["activation/relu"]["timing_kind"] == "interpreter"
     md = (base / "out" / "results.md").read_text()
     assert "| **all** | 10 | 90% |" in md
@@ -147,10 +147,10 @@ def test_slice_png_is_a_real_plot(slice_run):
 def test_resume_of_a_finished_run_redoes_nothing_and_compare_prints_changes(slice_run):
     base, _ = slice_run
     old = json.loads((base / "out" / "results.json").read_text())
-    for t in old["tasks"]:  # pretend an earlier run failed relu and solved logcumsumexp
+    for t in old["tasks"]:  # pretend an earlier run failed relu and solved lgamma
         if t["name"] == "relu":
             t["status"] = "incorrect"
-        if t["name"] == "logcumsumexp":
+        if t["name"] == "lgamma":
             t["status"] = "correct"
     (base / "old.json").write_text(json.dumps(old))
     t0 = time.monotonic()
@@ -159,7 +159,7 @@ def test_resume_of_a_finished_run_redoes_nothing_and_compare_prints_changes(slic
     assert "10 tasks (10 already done)" in proc.stderr
     assert "1 better, 1 worse" in proc.stdout
     assert "better activation/relu: incorrect -> correct" in proc.stdout
-    assert "worse  scan/logcumsumexp: correct -> rejected" in proc.stdout
+    assert "worse  special/lgamma: correct -> rejected" in proc.stdout
     assert time.monotonic() - t0 < 60
 
 
