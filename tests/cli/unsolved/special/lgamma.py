@@ -12,7 +12,7 @@ SMALL = {"batch_size": 3, "length": 50}
 
 class Model(nn.Module):
     def forward(self, x):
-        return torch.lgamma(x.abs() + 0.5)
+        return torch.lgamma(x)
 
 
 def get_inputs():
