@@ -153,7 +153,7 @@ def scatter_spec(node: Node) -> dict[str, Any] | None:
     val = node.meta.get("val")
     if not isinstance(val, torch.Tensor) or str(val.dtype) not in ops.TL_TYPES or val.dim() == 0:
         return None
-    shape = tuple(int(s) for s in val.shape)
+    shape = shape_of_val(node)
     spec: dict[str, Any] = {"self": me, "op": name}
     if name == "index_put":
         indices, src = arg(node, 1), arg(node, 2)
@@ -161,13 +161,11 @@ def scatter_spec(node: Node) -> dict[str, Any] | None:
         if not indices or any(not isinstance(i, Node) or str(i.meta["val"].dtype) not in _INDEX_DTYPES
                               for i in indices) or len(indices) > len(shape):
             return None
-        try:
-            lead = tuple(int(s) for s in torch.broadcast_shapes(*[tuple(i.meta["val"].shape) for i in indices]))
-        except RuntimeError:
+        lead = _broadcast([shape_of_val(i) for i in indices])
+        if lead is None:
             return None
         space = lead + shape[len(indices):]
-        if not isinstance(src, Node) or len(shape_of_val(src)) > len(space) or \
-                torch.broadcast_shapes(shape_of_val(src), space) != torch.Size(space):
+        if not isinstance(src, Node) or _broadcast([shape_of_val(src), space]) != space:
             return None
         spec.update(lead=list(indices), space=space, src=src)
     else:
@@ -197,7 +195,27 @@ def scatter_spec(node: Node) -> dict[str, Any] | None:
 
 
 def shape_of_val(node: Node) -> tuple:
-    return tuple(int(s) for s in node.meta["val"].shape)
+    """The node's shape as ints and symbolic Sizes (sizes.py): what is decided from it is guarded
+    there, never pinned in torch's ShapeEnv (which would make the build static)."""
+    return tuple(sized(s) for s in node.meta["val"].shape)
+
+
+def _broadcast(shapes: list[tuple]) -> tuple | None:
+    """The broadcast of `shapes` (numpy rules) over ints and Sizes, else None. A comparison with 1
+    or between two different sizes goes through sizes.py (decided by the value ranges or guarded)."""
+    rank = max((len(s) for s in shapes), default=0)
+    out: list[Any] = []
+    for d in range(1, rank + 1):
+        got: Any = 1
+        for s in shapes:
+            if d > len(s) or s[-d] == 1:
+                continue
+            if got == 1:
+                got = s[-d]
+            elif s[-d] != got:
+                return None
+        out.append(got)
+    return tuple(reversed(out))
 
 
 def matmul_ok(node: Node) -> bool:
