@@ -226,7 +226,10 @@ def _export(model: Any, inputs: list[Any], dynamic: bool = False, static: frozen
             # specialised to 1 (sizes._decide treats it the same way)
             import torch.fx.experimental._config as fx_config
 
-            with fx_config.patch(backed_size_oblivious=bool(dynamic)):  # type: ignore[attr-defined]
+            from kgen.core.generate.builtin.export_shims import SymbolicPoolMode
+
+            # ops whose own implementation would pin a symbolic size are traced as equivalents
+            with fx_config.patch(backed_size_oblivious=bool(dynamic)), SymbolicPoolMode():  # type: ignore[attr-defined]
                 ep = torch.export.export(model, tuple(inputs), dynamic_shapes=spec, strict=False)
         finally:
             quiet.setLevel(level)

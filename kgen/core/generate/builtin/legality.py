@@ -304,6 +304,12 @@ def adaptive_window(size: int, out: int) -> int:
     return max(((j + 1) * size + out - 1) // out - (j * size) // out for j in range(out))
 
 
+def adaptive_bound(size: Any, out: int) -> Any:
+    """An upper bound of adaptive_window for every `size`: a window spans less than size/out + 2
+    positions, ceil((j+1)*size/out) - floor(j*size/out) <= (size + 2*(out-1)) // out."""
+    return (size + 2 * (out - 1)) // out
+
+
 def _listify(v: Any, n: int, default: int) -> list[int]:
     if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
         return [default] * n
@@ -323,13 +329,14 @@ def pool_params(node: Node) -> dict[str, Any] | None:
     if not isinstance(x, Node) or x.meta["val"].dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         return None
     if name in ADAPTIVE_MAX_POOL | ADAPTIVE_AVG_POOL:
-        # windows of varying width: unrolled to the widest, each tap masked by its own window's end
+        # windows of varying width: taps up to the widest, each masked by its own window's end;
+        # over a symbolic input size the widest is a runtime bound (emit/pool.py loops over it)
         out = [int(s) for s in arg(node, 1)]
-        sizes = [int(sized(s)) for s in x.meta["val"].shape[-len(out):]]
         if not out or x.meta["val"].dim() < len(out) + 1 or min(out) < 1:
             return None
-        kernel = [adaptive_window(i, o) for i, o in zip(sizes, out)]
-        if math.prod(kernel) > MAX_TAPS:
+        sizes = [sized(s) for s in x.meta["val"].shape[-len(out):]]
+        kernel = [adaptive_window(i, o) if isinstance(i, int) else adaptive_bound(i, o) for i, o in zip(sizes, out)]
+        if math.prod(k for k in kernel if isinstance(k, int)) > MAX_TAPS:
             return None
         return {"max": name in ADAPTIVE_MAX_POOL, "adaptive": out, "kernel": kernel, "stride": [1] * len(out),
                 "padding": [0] * len(out), "dilation": [1] * len(out), "include_pad": False, "divisor": None}
