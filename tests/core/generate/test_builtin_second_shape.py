@@ -148,3 +148,18 @@ def test_max_pool1d_keeps_its_length_symbolic():
         torch.testing.assert_close(v, want_v)
         assert torch.equal(i, want_i)
         torch.testing.assert_close(m, torch.max_pool1d(x, kernel_size=[4], stride=[3]))
+
+
+def test_scatter_epilogue_in_place_stays_correct_where_elements_move():
+    """ReLU after a segment sum accumulates into its own output (no scratch buffer); the in-place
+    result read transposed and next to a second scatter of the same values stays correct."""
+    assert "scratch" not in _candidate(SEGMENTS).source
+    moved = SEGMENTS.replace("torch.relu(out.index_add(0, index, x)) * 0.5",
+                             "torch.relu(out.index_add(0, index, x)).t() + out.index_add(0, index, x)")
+    moved = moved.replace("torch.zeros(5, x.shape[1]", "torch.zeros(5, 5").replace("torch.randn(12, 3)", "torch.randn(12, 5)")
+    cand = _candidate(moved)
+    model = _model(cand.source)
+    for rows in (12, 40):
+        x, index = torch.randn(rows, 5), torch.randint(0, 5, (rows,))
+        s = torch.zeros(5, 5).index_add(0, index, x)
+        torch.testing.assert_close(model(x, index), torch.relu(s).t() + s)
