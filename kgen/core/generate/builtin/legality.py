@@ -305,9 +305,14 @@ def adaptive_window(size: int, out: int) -> int:
 
 
 def adaptive_bound(size: Any, out: int) -> Any:
-    """An upper bound of adaptive_window for every `size`: a window spans less than size/out + 2
-    positions, ceil((j+1)*size/out) - floor(j*size/out) <= (size + 2*(out-1)) // out."""
-    return (size + 2 * (out - 1)) // out
+    """An upper bound of adaptive_window for every `size` (a symbolic one: the expression becomes
+    a runtime argument). With size = q*out + r, windows span q positions when r == 0, at most q+1
+    when r == 1 and at most q+2 otherwise (a window's two fractional ends add less than 2):
+    q + [r >= 1] + [r >= 2], exact except when r >= 2 divides out (one tap more, masked off)."""
+    if out == 1:
+        return size
+    r = size % out
+    return size // out + (r + out - 1) // out + (r + out - 2) // out
 
 
 def _listify(v: Any, n: int, default: int) -> list[int]:
