@@ -243,7 +243,8 @@ def _export(model: Any, inputs: list[Any], dynamic: bool = False, static: frozen
             # specialised to 1 (sizes._decide treats it the same way)
             import torch.fx.experimental._config as fx_config
 
-            with fx_config.patch(backed_size_oblivious=bool(dynamic)):  # type: ignore[attr-defined]
+            # ops whose own implementation would pin a symbolic size are traced as equivalents
+            with fx_config.patch(backed_size_oblivious=bool(dynamic)), symbolic_pool_mode():  # type: ignore[attr-defined]
                 ep = torch.export.export(model, tuple(inputs), dynamic_shapes=spec, strict=False)
         finally:
             quiet.setLevel(level)
@@ -466,3 +467,72 @@ def signature_text(source: str, method: str) -> tuple[str, list[str]] | None:
                         stripped.kwarg.annotation = None
                     return ast.unparse(stripped), call
     return None
+
+
+# --- traced equivalents ------------------------------------------------------------------------
+
+
+def _one(v: Any, default: Any) -> Any:
+    """A pooling argument given as an int or a 1-element list."""
+    if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
+        v = default
+    if isinstance(v, (list, tuple)):
+        if len(v) != 1:
+            raise ValueError("max_pool1d takes one size per argument")
+        v = v[0]
+    return v
+
+
+def _max_pool1d_as_2d(func: Any, args: tuple, kwargs: dict) -> Any:
+    """max_pool1d(x, ...) as max_pool2d over x.unsqueeze(-2) with a unit-height window (same
+    values, same indices), or NotImplemented for a call it does not recognise."""
+    import torch
+    import torch.nn.functional as F
+
+    names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+    bound = dict(zip(names, args))
+    bound.update(kwargs)
+    x = bound.get("input")
+    if not isinstance(x, torch.Tensor) or x.dim() not in (2, 3) or "kernel_size" not in bound:
+        return NotImplemented
+    try:
+        k = _one(bound["kernel_size"], None)
+        s = _one(bound.get("stride"), k)
+        p = _one(bound.get("padding"), 0)
+        d = _one(bound.get("dilation"), 1)
+    except ValueError:
+        return NotImplemented
+    indices = bool(bound.get("return_indices", False)) or func in (torch.max_pool1d_with_indices,
+                                                                   F.max_pool1d_with_indices)
+    out = F.max_pool2d(x.unsqueeze(-2), (1, k), (1, s), (0, p), (1, d),
+                       ceil_mode=bool(bound.get("ceil_mode", False)), return_indices=indices)
+    if indices:
+        return out[0].squeeze(-2), out[1].squeeze(-2)
+    return out.squeeze(-2)
+
+
+def symbolic_pool_mode() -> Any:
+    """A TorchFunctionMode for the export trace: ops whose own implementation would pin a symbolic
+    input size to its traced value are traced as an equivalent that keeps it symbolic.
+
+    aten.max_pool1d's C++ composite reads the input length as a plain int before it reaches the
+    symbolic max_pool2d path, so export would record `length == traced` and capture that dim
+    static; max_pool1d is by definition max_pool2d over a unit height. The mode sees the
+    reference's own calls (functional and torch.* spellings) during the non-strict trace only;
+    nothing is patched globally."""
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    pools = (torch.max_pool1d, torch.max_pool1d_with_indices, F.max_pool1d, F.max_pool1d_with_indices)
+
+    class SymbolicPoolMode(TorchFunctionMode):
+        def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+            kwargs = dict(kwargs or {})
+            if func in pools:
+                out = _max_pool1d_as_2d(func, args, kwargs)
+                if out is not NotImplemented:
+                    return out
+            return func(*args, **kwargs)
+
+    return SymbolicPoolMode()

@@ -153,7 +153,7 @@ def scatter_spec(node: Node) -> dict[str, Any] | None:
     val = node.meta.get("val")
     if not isinstance(val, torch.Tensor) or str(val.dtype) not in ops.TL_TYPES or val.dim() == 0:
         return None
-    shape = tuple(int(s) for s in val.shape)
+    shape = shape_of_val(node)
     spec: dict[str, Any] = {"self": me, "op": name}
     if name == "index_put":
         indices, src = arg(node, 1), arg(node, 2)
@@ -161,13 +161,11 @@ def scatter_spec(node: Node) -> dict[str, Any] | None:
         if not indices or any(not isinstance(i, Node) or str(i.meta["val"].dtype) not in _INDEX_DTYPES
                               for i in indices) or len(indices) > len(shape):
             return None
-        try:
-            lead = tuple(int(s) for s in torch.broadcast_shapes(*[tuple(i.meta["val"].shape) for i in indices]))
-        except RuntimeError:
+        lead = _broadcast([shape_of_val(i) for i in indices])
+        if lead is None:
             return None
         space = lead + shape[len(indices):]
-        if not isinstance(src, Node) or len(shape_of_val(src)) > len(space) or \
-                torch.broadcast_shapes(shape_of_val(src), space) != torch.Size(space):
+        if not isinstance(src, Node) or _broadcast([shape_of_val(src), space]) != space:
             return None
         spec.update(lead=list(indices), space=space, src=src)
     else:
@@ -197,7 +195,27 @@ def scatter_spec(node: Node) -> dict[str, Any] | None:
 
 
 def shape_of_val(node: Node) -> tuple:
-    return tuple(int(s) for s in node.meta["val"].shape)
+    """The node's shape as ints and symbolic Sizes (sizes.py): what is decided from it is guarded
+    there, never pinned in torch's ShapeEnv (which would make the build static)."""
+    return tuple(sized(s) for s in node.meta["val"].shape)
+
+
+def _broadcast(shapes: list[tuple]) -> tuple | None:
+    """The broadcast of `shapes` (numpy rules) over ints and Sizes, else None. A comparison with 1
+    or between two different sizes goes through sizes.py (decided by the value ranges or guarded)."""
+    rank = max((len(s) for s in shapes), default=0)
+    out: list[Any] = []
+    for d in range(1, rank + 1):
+        got: Any = 1
+        for s in shapes:
+            if d > len(s) or s[-d] == 1:
+                continue
+            if got == 1:
+                got = s[-d]
+            elif s[-d] != got:
+                return None
+        out.append(got)
+    return tuple(reversed(out))
 
 
 def matmul_ok(node: Node) -> bool:
@@ -286,6 +304,17 @@ def adaptive_window(size: int, out: int) -> int:
     return max(((j + 1) * size + out - 1) // out - (j * size) // out for j in range(out))
 
 
+def adaptive_bound(size: Any, out: int) -> Any:
+    """An upper bound of adaptive_window for every `size` (a symbolic one: the expression becomes
+    a runtime argument). With size = q*out + r, windows span q positions when r == 0, at most q+1
+    when r == 1 and at most q+2 otherwise (a window's two fractional ends add less than 2):
+    q + [r >= 1] + [r >= 2], exact except when r >= 2 divides out (one tap more, masked off)."""
+    if out == 1:
+        return size
+    r = size % out
+    return size // out + (r + out - 1) // out + (r + out - 2) // out
+
+
 def _listify(v: Any, n: int, default: int) -> list[int]:
     if v is None or (isinstance(v, (list, tuple)) and len(v) == 0):
         return [default] * n
@@ -305,13 +334,14 @@ def pool_params(node: Node) -> dict[str, Any] | None:
     if not isinstance(x, Node) or x.meta["val"].dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         return None
     if name in ADAPTIVE_MAX_POOL | ADAPTIVE_AVG_POOL:
-        # windows of varying width: unrolled to the widest, each tap masked by its own window's end
+        # windows of varying width: taps up to the widest, each masked by its own window's end;
+        # over a symbolic input size the widest is a runtime bound (emit/pool.py loops over it)
         out = [int(s) for s in arg(node, 1)]
-        sizes = [int(sized(s)) for s in x.meta["val"].shape[-len(out):]]
         if not out or x.meta["val"].dim() < len(out) + 1 or min(out) < 1:
             return None
-        kernel = [adaptive_window(i, o) for i, o in zip(sizes, out)]
-        if math.prod(kernel) > MAX_TAPS:
+        sizes = [sized(s) for s in x.meta["val"].shape[-len(out):]]
+        kernel = [adaptive_window(i, o) if isinstance(i, int) else adaptive_bound(i, o) for i, o in zip(sizes, out)]
+        if math.prod(k for k in kernel if isinstance(k, int)) > MAX_TAPS:
             return None
         return {"max": name in ADAPTIVE_MAX_POOL, "adaptive": out, "kernel": kernel, "stride": [1] * len(out),
                 "padding": [0] * len(out), "dilation": [1] * len(out), "include_pad": False, "divisor": None}

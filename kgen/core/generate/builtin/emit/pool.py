@@ -1,6 +1,7 @@
 """Max and average pooling (1-3 spatial dims) as a window reduction per output element.
 
-One program handles XBLOCK output elements; the window taps are unrolled at compile time, each
+One program handles XBLOCK output elements; the window taps are unrolled at compile time (adaptive
+windows over a symbolic input size: runtime loops up to the widest window), each
 a masked strided load, so padding costs nothing and any stride/dilation/ceil_mode works.
 Semantics follow torch: max propagates NaN (the index of a NaN tap wins), ties keep the first
 tap; average divides by the padded window (count_include_pad), the valid taps, or the override.
@@ -79,12 +80,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     else:
         k.emit(f"acc = tl.zeros([XBLOCK], {cdt})")
         k.emit("cnt = tl.zeros([XBLOCK], tl.int32)")
-    for taps in itertools.product(*[range(kk) for kk in p["kernel"]]):
-        pos = [f"({starts[d]} + {taps[d] * p['dilation'][d]})" for d in range(sp)]
-        if ends:   # an adaptive window's first tap is always inside it
-            conds = [f"({q} < {ends[d]})" for d, q in enumerate(pos) if taps[d]]
-        else:
-            conds = [f"({q} >= 0) & ({q} < {spatial[d]})" for d, q in enumerate(pos)]
+    def tap(pos: list[str], conds: list[str]) -> None:
         off = " + ".join([base] + [f"{q} * sx{lead + d}" for d, q in enumerate(pos)])
         k.emit(f"ok = {' & '.join(['xmask'] + conds)}")
         k.emit(f"v = tl.load(x + {off}, mask=ok, other=0).to({cdt})")
@@ -98,6 +94,17 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         else:
             k.emit("acc += tl.where(ok, v, 0.0)")
             k.emit("cnt += ok.to(tl.int32)")
+
+    if ends and not all(isinstance(kk, int) for kk in p["kernel"]):
+        _runtime_taps(k, p["kernel"], starts, ends, tap)
+    else:
+        for taps in itertools.product(*[range(kk) for kk in p["kernel"]]):
+            pos = [f"({starts[d]} + {taps[d] * p['dilation'][d]})" for d in range(sp)]
+            if ends:   # an adaptive window's first tap is always inside it
+                conds = [f"({q} < {ends[d]})" for d, q in enumerate(pos) if taps[d]]
+            else:
+                conds = [f"({q} >= 0) & ({q} < {spatial[d]})" for d, q in enumerate(pos)]
+            tap(pos, conds)
     writer = BodyWriter(group, consts, pyname)
     ctx = Ctx(k, "xmask", "xi", natural=out, dim_idx=[n if s > 1 else None for n, s in zip(names, out)])
     out_dtype = dtype
@@ -127,3 +134,17 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     store_all(ctx, k, group.core + group.extra + group.epi, stored)
     finish_params(k, stored)
     return Launch(k, f"(triton.cdiv({n_out}, {block}),)", stored, {"num_warps": sched["num_warps"]})
+
+
+def _runtime_taps(k: Kernel, bounds: list[Any], starts: list[str], ends: list[str], tap: Any) -> None:
+    """Adaptive windows over a symbolic input size: one loop per spatial dim up to the widest
+    window (a runtime bound, legality.adaptive_bound), each tap masked by its own window's end.
+    The window of every output is computed in the kernel from the runtime input size."""
+    names = [f"t{d}" for d in range(len(bounds))]
+    blocks = [k.block(f"for {t} in range(0, {b}):") for t, b in zip(names, bounds)]
+    for b in blocks:
+        b.__enter__()
+    pos = [f"({s} + {t})" for s, t in zip(starts, names)]
+    tap(pos, [f"({q} < {e})" for q, e in zip(pos, ends)])
+    for b in reversed(blocks):
+        b.__exit__(None, None, None)

@@ -14,7 +14,8 @@ Pointwise work on the scattered result (a ReLU after a segment sum) fuses withou
 launch: every program takes a ticket from a counter after its writes (a CTA barrier, then an
 acq_rel atomic at GPU scope: the threadfence-reduction pattern), and the program that draws the
 last ticket, when every write has landed, applies the epilogue over the whole output, reading it
-through L2 (`.cg`). One program does that pass, so it suits outputs far smaller than the
+through L2 (`.cg`). An elementwise epilogue with one output of the scattered shape and dtype is
+applied in place: the scatter accumulates into that output directly (no scratch buffer). One program does that pass, so it suits outputs far smaller than the
 scattered input (segment sums)."""
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from kgen.core.generate.builtin.codegen import (
 from kgen.core.generate.builtin.fusion import Group
 from kgen.core.generate.builtin.graph import numel, shape_of, trace
 from kgen.core.generate.builtin.legality import scatter_spec
+from kgen.core.generate.builtin.sizes import is_symbolic
 
 KIND = "scatter"
 SECTION = "pointwise"
@@ -56,8 +58,13 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.constexprs["XBLOCK"] = block
     output_params(k, stored)
     host = f"t_{node.name}"
+    inplace = _inplace_epilogue(group, node, stored)
     if node in stored:
         out = k.outputs[node]
+    elif inplace is not None:
+        # the epilogue's own output holds the scattered values, and the last program rewrites it
+        # in place: no scratch buffer written and read back
+        out, host = k.outputs[inplace], f"t_{inplace.name}"
     else:
         # only the fused epilogue reads the scattered values: a scratch buffer holds them
         out, host = "scratch", f"t_{node.name}_scratch"
@@ -125,6 +132,28 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         _epilogue(k, group, node, consts, pyname, stored, out, programs, numel(out_shape))
     finish_params(k, stored)
     return Launch(k, f"({programs},)", stored, {"num_warps": sched["num_warps"]})
+
+
+def _same_shape(a: tuple, b: tuple) -> bool:
+    """Identical shapes (equal ints, the same symbolic expressions), decided without a guard."""
+    return len(a) == len(b) and all(
+        (type(x) is type(y) and (x.expr == y.expr if is_symbolic(x) else x == y)) for x, y in zip(a, b))
+
+
+def _inplace_epilogue(group: Group, node: Node, stored: list[Node]) -> Node | None:
+    """The epilogue output the scatter may accumulate into directly, else None: the one stored
+    node of an epilogue of elementwise ops (no views: element e of the result depends on element
+    e of the scattered values only) with the scattered result's shape and dtype. The epilogue
+    pass then reads each element before it overwrites that same element."""
+    outs = [n for n in group.epi if n in stored]
+    if node in stored or len(outs) != 1 or any(ops.packet(n) in ops.VIEW_OPS for n in group.epi):
+        return None
+    shape = shape_of(node)
+    if any(not _same_shape(shape_of(n), shape) for n in group.epi):
+        return None
+    if outs[0].meta["val"].dtype != node.meta["val"].dtype:
+        return None
+    return outs[0]
 
 
 def _epilogue(k: Kernel, group: Group, node: Node, consts: set[Node], pyname: Any, stored: list[Node], out: str,
