@@ -104,7 +104,7 @@ class ForwardWriter:
     def pyname(self, node: Any) -> str:
         if node in self.names:
             return self.names[node]
-        if node in self.restrided:
+        if node in self.restrided and self._allocated(self.restrided[node][0]):
             root, shape, strides, offset = self.restrided[node]
             name = f"t_{node.name}"
             self.emit(f"{name} = torch.as_strided({self.pyname(root)}, {self.arg(list(shape))}, "
@@ -148,6 +148,12 @@ class ForwardWriter:
             self.names[node] = name
             return name
         raise KeyError(f"value {node.name} is not available in forward")
+
+    def _allocated(self, node: Any) -> bool:
+        """Whether the module allocates `node`'s buffer itself (contiguous, offset 0), which is
+        what a strided read of it (restrided) assumes; a torch fallback's result may be a view."""
+        g = self.group_of.get(node)
+        return g is not None and g.kind not in ("fallback", "alloc")
 
     def arg(self, a: Any) -> str:
         import torch
