@@ -115,3 +115,35 @@ def get_init_inputs():
 def test_a_per_channel_value_needed_outside_is_stored_not_broadcast():
     cand = _check(SCALE_OUT, [(2, 6, 5), (3, 6, 4)])
     assert cand.params["kernels"] <= 4 and cand.params["fallback_ops"] == []
+
+
+LINEAR_GN = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 12)
+        self.gn = nn.GroupNorm(4, 12)
+
+    def forward(self, x):
+        y = self.gn(self.fc(x))
+        return y * torch.sigmoid(y)
+
+
+def get_inputs():
+    return [torch.randn(5, 6)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_group_norm_after_a_matmul_is_one_more_kernel():
+    """Group norm of a linear layer's [B, F] output (no spatial dims: each group's channels are
+    its whole row): the matmul, then one kernel for statistics, scale, shift and swish."""
+    cand = _check(LINEAR_GN, [(5, 6), (7, 6)])
+    assert [g["kind"] for g in cand.params["groups"]] == ["matmul", "reduction"], cand.params["groups"]
