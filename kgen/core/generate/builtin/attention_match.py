@@ -25,6 +25,7 @@ from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.graph import numel, shape_of, tensor_args, trace
 from kgen.core.generate.builtin.legality import INDEXED_OPS
 from kgen.core.generate.builtin.sizes import Size
+from kgen.core.generate.builtin.strided import copy_reads
 
 # identity-like steps allowed between the softmax and the second matmul (casts, dropout p=0 copies)
 _PASS_THROUGH = {"clone", "_to_copy", "convert_element_type", "alias"}
@@ -383,11 +384,10 @@ def _reads_through(n: Node, path: list[Node], readers: set[Node], ends: list[tup
 
 def operand_copies(graph: Graph, readers: set[Node]) -> dict[Node, Node]:
     """{copy: reader}: contiguous copies (clone) whose every use is, through views, a q/k/v operand
-    of one attention node in `readers`, and whose consumers' views stay views of the copy's source
-    (the kernel reads q, k and v through strides, so the copy is not needed). The source must be a
-    value the generated module allocates (contiguous), so the check holds at run time too."""
-    import torch
-
+    of one attention node in `readers`, and whose consumers' views are, end to end, strided views
+    of the copy's source (the kernel reads q, k and v through strides, so the copy is not needed;
+    the module reads them with as_strided, strided.copy_reads). The source must be a value the
+    generated module allocates (contiguous), so the check holds at run time too."""
     out: dict[Node, Node] = {}
     for node in graph.nodes:
         if not _is(node, "clone") or "channels_last" in str(node.kwargs.get("memory_format")):
@@ -401,15 +401,10 @@ def operand_copies(graph: Graph, readers: set[Node]) -> dict[Node, Node]:
         ends: list[tuple[Node, list[Node]]] = []
         if not _reads_through(node, [], readers, ends) or not ends or len({r for r, _ in ends}) != 1:
             continue
-        try:
-            for _, path in ends:
-                t = torch.empty(shape_of(root), device="meta")
-                for v in list(reversed(chain)) + path:
-                    # views as the module replays them (view/reshape must not copy)
-                    name = ops.packet(v)
-                    target = torch.ops.aten.view.default if name in ("view", "_unsafe_view", "reshape") else v.target
-                    t = target(t, *v.args[1:], **v.kwargs)  # type: ignore[operator]
-        except Exception:  # noqa: BLE001 - not a view of the source: keep the copy
+        # each use is one strided view of the source's storage, end to end (strided.py: a
+        # reshape that torch could not do as a view may be undone by a later one), decided
+        # without a guard on the sizes
+        if copy_reads(node) is None:
             continue
         out[node] = ends[0][0]
     return out

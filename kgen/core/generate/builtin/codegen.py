@@ -248,7 +248,7 @@ class BodyWriter:
 
     def nodes(self, ctx: Ctx, nodes: list[Any]) -> None:
         for n in nodes:
-            self.pointwise(ctx, n)
+            self.pointwise(ctx, n, self.group.at.get(n))   # (Group.at: evaluated broadcast)
 
 
 def _iota(ctx: Ctx, root: Node, chain: list[Node], consumer_shape: tuple) -> tuple[str, Any] | Lit | None:

@@ -17,6 +17,7 @@ from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.attention_match import AttentionMatch, find_attention, operand_copies
 from kgen.core.generate.builtin.graph import (
     arg,
+    broadcasts_to,
     lowerable_tensor,
     numel,
     operand,
@@ -36,6 +37,7 @@ from kgen.core.generate.builtin.legality import (
     scatter_spec,
     sort_spec,
 )
+from kgen.core.generate.builtin.positions import same_positions
 from kgen.core.generate.builtin.sizes import sized
 
 
@@ -60,6 +62,11 @@ class Group:
     sealed: bool = False
     # attention groups made from the hand-written pattern (attention_match.py): the match
     pattern: AttentionMatch | None = None
+    # reductions only: per-element members whose own shape only broadcasts to the element space
+    # (they vary along some reduced dims only: group norm's per-channel scale and shift, one per
+    # (n, group, channel)), evaluated at the element space (this shape) so consumers in the tile
+    # read them as registers (positions.py)
+    at: dict[Node, tuple] = field(default_factory=dict)
 
     @property
     def stages(self) -> int:
@@ -83,8 +90,10 @@ class Group:
 
 
 class Fuser:
-    def __init__(self, graph: Graph, fuse: bool = True, row_fusion: bool = True):
+    def __init__(self, graph: Graph, fuse: bool = True, row_fusion: bool = True, kept_out: set | None = None):
         self.graph = graph
+        # nodes that may not be evaluated broadcast in a row tile (Group.at): a later group reads them
+        self.kept_out: set[Node] = set(kept_out or ())
         self.fuse = fuse
         self.row_fusion = row_fusion
         self.groups: list[Group] = []
@@ -377,14 +386,26 @@ class Fuser:
 
     def _reduction_phase(self, g: Group, node: Node) -> tuple[str, int] | None:
         n = numel(shape_of(node))
+        if self.row_fusion and not _same(n, g.numel) and not _same(n, g.out_numel):
+            got = self._lane_broadcast(g, node)
+            if got is not None:
+                return got
         elem_stage, row_stage, has_row, has_elem = 0, 0, False, False
         for a in tensor_args(node):
             phase, keeps = self._internal(g, a)
             if phase is None:
                 continue
             root, _ = trace(a)
-            if phase == "pro":
-                if not keeps or numel(shape_of(a)) != n:
+            if phase == "pro" and root in g.at:
+                # a value evaluated at the element space (Group.at), seen through views that
+                # pick, at every position, what its register holds there
+                if not _same(n, g.numel) or not self._register_read(g, a, shape_of(node)):
+                    return None
+                has_elem = True
+                elem_stage = max(elem_stage, g.stage_of[root])
+            elif phase == "pro":
+                if (not keeps or numel(shape_of(a)) != n) and not (
+                        self.row_fusion and _same(n, g.numel) and self._register_read(g, a, shape_of(node))):
                     return None
                 has_elem = True
                 elem_stage = max(elem_stage, g.stage_of[root])
@@ -392,7 +413,8 @@ class Fuser:
                 has_row = True
                 row_stage = max(row_stage, g.stage_of[root])
                 per_row = keeps and numel(shape_of(a)) == n and n == g.out_numel
-                if not per_row and not (self.row_fusion and n == g.numel and self._row_broadcast(g, a, node)):
+                if not per_row and not (self.row_fusion and n == g.numel and (
+                        self._row_broadcast(g, a, node) or self._register_read(g, a, shape_of(node)))):
                     return None
         if has_row and not has_elem and n == g.out_numel:
             return "epi", row_stage
@@ -405,6 +427,42 @@ class Fuser:
         if has_row:
             return "pro", max(elem_stage, row_stage + 1)
         return "pro", elem_stage
+
+    def _register_read(self, g: Group, a: Node, at: tuple) -> bool:
+        """Whether `a` (a view of a per-row or Group.at value of reduction group g) read at shape
+        `at` is, at every flat position of g's element space, the value its register holds."""
+        root, chain = trace(a)
+        return _same(numel(at), g.numel) and same_positions(root, chain, at, tuple(g.shape))
+
+    def _lane_broadcast(self, g: Group, node: Node) -> tuple[str, int] | None:
+        """A pointwise node whose shape broadcasts to g's element space, keeping every kept dim
+        and some reduced dims (group norm's per-channel scale: rstd per (n, group) times the
+        weight per channel), reading per-row results or other such values of g: evaluated at the
+        element space, one stage after the rows it reads (Group.at). Needs g to stay the only
+        reader (build_groups re-plans without it otherwise)."""
+        if node in self.kept_out or g.kind != "reduction":
+            return None
+        shape, space = shape_of(node), tuple(g.shape)
+        if len(shape) != len(space) or any(not (_same(s, 1) or _same(s, t)) for s, t in zip(shape, space)):
+            return None
+        if not all(_same(shape[d], space[d]) for d in range(len(space)) if d not in g.dims):
+            return None
+        stage, inside = 0, False
+        for a in tensor_args(node):
+            phase, _ = self._internal(g, a)
+            if phase is None:
+                continue
+            root, _ = trace(a)
+            if phase == "pro" and root not in g.at:
+                return None   # a per-element value does not fit in the smaller shape
+            if not self._register_read(g, a, space) or not broadcasts_to(_hints(shape_of(a)), _hints(shape)):
+                return None
+            inside = True
+            stage = max(stage, g.stage_of[root] + (0 if phase == "pro" else 1))
+        if not inside:
+            return None
+        g.at[node] = space
+        return "pro", stage
 
     def _row_select(self, g: Group, node: Node) -> bool:
         """A gather along the one reduced dim, of a per-element value of the group, with one index
@@ -461,6 +519,42 @@ class Fuser:
 
 def build_groups(graph: Graph, fuse: bool = True, row_fusion: bool = True) -> tuple[list[Group], set[Node]]:
     """The fusion plan of `graph`: its groups in a valid execution order, and the constant nodes."""
-    f = Fuser(graph, fuse, row_fusion)
-    groups = f.run()
-    return groups, f.consts
+    kept_out: set[Node] = set()
+    while True:
+        f = Fuser(graph, fuse, row_fusion, kept_out)
+        groups = f.run()
+        # a value evaluated broadcast in a row tile (Group.at) has no register of its own shape
+        # to store: when a later group needs it, plan again with that node kept out
+        leaks = {n for g in groups for n in g.at if _read_outside(n, g)}
+        if not leaks:
+            return groups, f.consts
+        kept_out |= leaks
+
+
+def _read_outside(node: Node, g: Group) -> bool:
+    members = g.members
+    out = next((n for n in node.graph.nodes if n.op == "output"), None)
+
+    def needed(n: Node) -> bool:
+        for u in n.users:
+            if u is out:
+                return True
+            if u.op == "call_function" and ops.packet(u) in ops.VIEW_OPS:
+                if needed(u):
+                    return True
+            elif u not in members:
+                return True
+        return False
+
+    return needed(node)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal sizes, decided on the expressions (no size guard)."""
+    if hasattr(a, "expr") or hasattr(b, "expr"):
+        return hasattr(a, "expr") and hasattr(b, "expr") and a.expr == b.expr
+    return a == b
+
+
+def _hints(shape: tuple) -> tuple:
+    return tuple(s.hint if hasattr(s, "hint") else s for s in shape)

@@ -26,6 +26,7 @@ from kgen.core.generate.builtin.export import Captured, signature_text
 from kgen.core.generate.builtin.fusion import Group, build_groups
 from kgen.core.generate.builtin.graph import shape_of, trace
 from kgen.core.generate.builtin.prelude import reference_prelude
+from kgen.core.generate.builtin.strided import copy_reads
 
 BASE = "_KgenReference"
 MAX_CONSTANT = 1 << 16
@@ -91,6 +92,11 @@ class ForwardWriter:
         self.aliases = {n: n.args[0] for g in groups if g.kind == "attention" for n in g.extra
                         if ops.packet(n) == "clone"}
         self.aliases.update((n, n.args[0]) for g in groups if g.pattern is not None for n in g.pattern.prescaled)
+        # what those kernels read of such a copy: one strided view of its source's storage each
+        self.restrided: dict = {}
+        for n in self.aliases:
+            if ops.packet(n) == "clone":
+                self.restrided.update(copy_reads(n) or {})
 
     def emit(self, line: str) -> None:
         self.lines.append("        " + line)
@@ -98,6 +104,13 @@ class ForwardWriter:
     def pyname(self, node: Any) -> str:
         if node in self.names:
             return self.names[node]
+        if node in self.restrided and self._allocated(self.restrided[node][0]):
+            root, shape, strides, offset = self.restrided[node]
+            name = f"t_{node.name}"
+            self.emit(f"{name} = torch.as_strided({self.pyname(root)}, {self.arg(list(shape))}, "
+                      f"{self.arg(list(strides))}, {self.arg(offset)})")
+            self.names[node] = name
+            return name
         if node in self.aliases:
             return self.pyname(self.aliases[node])
         if node.op == "call_function" and ops.packet(node) in ops.VIEW_OPS:
@@ -135,6 +148,12 @@ class ForwardWriter:
             self.names[node] = name
             return name
         raise KeyError(f"value {node.name} is not available in forward")
+
+    def _allocated(self, node: Any) -> bool:
+        """Whether the module allocates `node`'s buffer itself (contiguous, offset 0), which is
+        what a strided read of it (restrided) assumes; a torch fallback's result may be a view."""
+        g = self.group_of.get(node)
+        return g is not None and g.kind not in ("fallback", "alloc")
 
     def arg(self, a: Any) -> str:
         import torch

@@ -145,6 +145,10 @@ class _Reducer:
             corr = self.node.kwargs.get("correction")
             if getattr(self.node.target, "namespace", "") == "prims":
                 corr = self.node.args[2]
+            elif getattr(self.node.target, "_overloadname", "") == "dim":
+                # var.dim(x, dim, unbiased=True, keepdim=False): Bessel's correction or none
+                unbiased = self.node.args[2] if len(self.node.args) > 2 else self.node.kwargs.get("unbiased", True)
+                corr = 1 if unbiased else 0
             corr = 1 if corr is None else corr
             ctx.emit(f"{r} = {self.m2 if self.welford else f'tl.sum({self.acc}, 1)'} / {as_float(K - corr)}")
             return [r]
