@@ -25,6 +25,8 @@ from kgen.core.generate.builtin.graph import (
     tensor_args,
     trace,
 )
+from kgen.core.generate.builtin.inline import MARK as INLINE_MARK
+from kgen.core.generate.builtin.inline import plan_inline
 from kgen.core.generate.builtin.legality import (
     attention_params,
     conv_ok,
@@ -103,6 +105,8 @@ class Fuser:
             readers = {n for n in self.graph.nodes if n.op == "call_function" and attention_params(n) is not None}
             self.copies = operand_copies(self.graph, readers)
         order = {n: i for i, n in enumerate(self.graph.nodes)}
+        # parameter-only pointwise chains read broadcast: computed by their readers (inline.py)
+        inline = plan_inline(self.graph, set(pattern_of) | set(self.copies)) if self.fuse else set()
         for node in self.graph.nodes:
             if node.op != "call_function":
                 continue
@@ -140,6 +144,9 @@ class Fuser:
                 self.consts.add(node)
                 continue
             if ops.can_lower_pointwise(node) and self._fold(node):
+                continue
+            if node in inline:
+                node.meta[INLINE_MARK] = True
                 continue
             if name in ops.ALLOC_OPS:
                 g = self._new("alloc")
