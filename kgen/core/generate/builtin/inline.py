@@ -125,7 +125,8 @@ def view_strides(arg: Node, chain: list[Node], consumer_shape: tuple) -> tuple[l
     root = trace(arg)[0]
     cur = torch.empty(tuple(int(s) for s in shape_of(root)), device="meta")
     for v in reversed(chain):
-        cur = v.target(cur, *v.args[1:], **v.kwargs)
+        target: Any = v.target
+        cur = target(cur, *v.args[1:], **v.kwargs)
     vs = tuple(cur.shape)
     lead = len(consumer_shape) - len(vs)
     strides = []
