@@ -33,10 +33,12 @@ from kgen.core.generate.builtin.legality import (
     index_ok,
     matmul_ok,
     pool_params,
+    pool_window_dims,
     reduction_spec,
     scan_spec,
     scatter_spec,
     sort_spec,
+    window_pool,
 )
 from kgen.core.generate.builtin.sizes import sized
 
@@ -62,6 +64,9 @@ class Group:
     sealed: bool = False
     # attention groups made from the hand-written pattern (attention_match.py): the match
     pattern: AttentionMatch | None = None
+    # conv groups only, once a non-overlapping pool joined (core[1]): epi[:pooled] runs per conv
+    # output inside the pool window loop, epi[pooled:] per pooled output
+    pooled: int = -1
 
     @property
     def stages(self) -> int:
@@ -239,6 +244,8 @@ class Fuser:
         if ospec is not None:
             self._place_reduction(last, node, "sort", ospec["x"], (ospec["dim"],))
             return
+        if last is not None and last.kind == "conv" and self._pool_epilogue(last, node):
+            return
         if pool_params(node) is not None:
             val = node.meta["val"]
             out = tuple(sized(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
@@ -264,6 +271,36 @@ class Fuser:
             return
         g = self._new("fallback")
         self._add(g, node, "core")
+
+    def _pool_epilogue(self, g: Group, node: Node) -> bool:
+        """A pool whose windows do not overlap (legality.window_pool) over all spatial dims of a
+        conv group's output: the conv kernel iterates over pooled positions and reduces the conv
+        outputs of each window in registers (emit/conv.py), so the conv output never goes through
+        memory. Only when nothing else reads a value of the group at the conv's positions (the
+        positions outside every window are never computed). Places the node and returns True."""
+        spec = window_pool(node)
+        if spec is None or g.pooled >= 0 or len(g.core) != 1 or bool(g.core[0].args[6]):
+            return False   # (a transposed conv's stride phases are not pooled)
+        x = node.args[0]
+        if not isinstance(x, Node) or pool_window_dims(shape_of(g.core[0]), shape_of(x), spec["kernel"]) is None:
+            return False
+        phase, keeps = self._internal(g, x)
+        if phase not in ("core", "epi") or not keeps:
+            return False
+        members = g.members
+        for m in members:
+            if any(u is not node and u not in members for u in _value_readers(m)):
+                return False
+        # a max pool's indices name conv positions: only its values may be read
+        val = node.meta["val"]
+        if isinstance(val, (list, tuple)) and any(
+                ops.packet(u) != "getitem" or (u.args[1] != 0 and u.users) for u in node.users):
+            return False
+        out = tuple(sized(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
+        self._add(g, node, "core")
+        g.pooled = len(g.epi)
+        g.shape, g.numel, g.out_numel = out, numel(out), numel(out)
+        return True
 
     def _flip_store(self, g: Group, node: Node) -> bool:
         """Whether `node` flips a value the scan group computes at the group's own shape, so the
@@ -464,6 +501,20 @@ class Fuser:
                 return
         g = self._new(kind, numel=n, shape=shape, dims=dims, out_numel=out_numel)
         self._add(g, node, "core")
+
+
+def _value_readers(node: Node) -> list[Any]:
+    """The nodes reading `node` through any chain of views (the graph's output node included)."""
+    out: list[Any] = []
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        for u in n.users:
+            if u.op == "call_function" and ops.packet(u) in ops.VIEW_OPS:
+                todo.append(u)
+            else:
+                out.append(u)
+    return out
 
 
 def build_groups(graph: Graph, fuse: bool = True, row_fusion: bool = True) -> tuple[list[Group], set[Node]]:
