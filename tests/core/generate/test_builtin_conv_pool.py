@@ -76,9 +76,14 @@ def test_non_overlapping_pool_is_the_conv_epilogue(name):
     assert check_second(source, cand.source, name=name) == "pass"
 
 
-def test_pooled_max_propagates_nan_and_infinities():
-    source = _source("conv2d_relu_maxpool_odd")
+@pytest.mark.parametrize("source", [
+    TEMPLATE.format(rank=2, expr="F.max_pool2d(torch.relu(y), 2)", size=7, second=9, padding=1),
+    TEMPLATE.format(rank=2, expr="torch.amax(y, dim=(2, 3)) * 2.0", size=7, second=9,
+                    padding=1),
+], ids=["maxpool", "amax"])
+def test_pooled_max_propagates_nan_and_infinities(source):
     cand = BuiltinGenerator().initial(task_from_source(source, "nan"), 1)[0]
+    assert cand.params["kernels"] == 1
     ref_ns: dict = {"__name__": "kgen_pool_reference"}
     exec(compile(source, "<reference>", "exec"), ref_ns)
     mod = types.ModuleType("kgen_pool_candidate")
@@ -92,3 +97,30 @@ def test_pooled_max_propagates_nan_and_infinities():
     x[1, 0, 5, 5] = float("inf")
     with torch.no_grad():
         torch.testing.assert_close(new(x), ref(x), rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
+# a reduction over every spatial dim of the conv output (a global pool): (rank, expression, size,
+# second size, conv padding, kernels)
+REDUCTIONS = {
+    "conv2d_hardswish_mean": (2, "F.hardswish(y).mean(dim=(2, 3))", 6, 9, 0, 1),
+    "conv2d_sum_keepdim_then_epilogue": (2, "torch.sigmoid(torch.relu(y).sum(dim=(-2, -1), keepdim=True)) * 2.0",
+                                         5, 7, 1, 1),
+    "conv1d_amax": (1, "torch.amax(y * 3.0, dim=2)", 9, 12, 1, 1),
+    "conv3d_amin": (3, "torch.amin(torch.tanh(y), dim=(2, 3, 4))", 4, 5, 1, 1),
+    "conv2d_global_avgpool": (2, "F.adaptive_avg_pool2d(torch.relu(y), 1).flatten(1)", 6, 8, 1, 1),
+    # not fused: over some spatial dims only, or the activation is returned too
+    "partial_dims": (2, "y.mean(dim=3)", 6, 8, 1, 2),
+    "activation_returned": (2, "(lambda a: (a, a.mean(dim=(2, 3))))(torch.relu(y))", 6, 8, 1, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REDUCTIONS))
+def test_spatial_reduction_is_the_conv_epilogue(name):
+    rank, expr, size, second, padding, kernels = REDUCTIONS[name]
+    source = TEMPLATE.format(rank=rank, expr=expr, size=size, second=second, padding=padding)
+    cand = BuiltinGenerator().initial(task_from_source(source, name), 1)[0]
+    assert cand.params["fallback_ops"] == []
+    assert cand.params["kernels"] == kernels, cand.params["groups"]
+    verdict = verify(task_from_source(source, name), cand.source, profile=False, trials=2)
+    assert verdict.status == "correct", verdict.message
+    assert check_second(source, cand.source, name=name) == "pass"

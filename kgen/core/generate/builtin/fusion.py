@@ -225,6 +225,8 @@ class Fuser:
                 self._add(g, node, "pro")
             return
         spec = reduction_spec(node)
+        if spec is not None and last is not None and last.kind == "conv" and self._spatial_reduce(last, node, spec):
+            return
         if spec is not None:
             x, dims, _ = spec
             self._place_reduction(last, node, "reduction", x, dims)
@@ -297,6 +299,33 @@ class Fuser:
                 ops.packet(u) != "getitem" or (u.args[1] != 0 and u.users) for u in node.users):
             return False
         out = tuple(sized(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
+        self._add(g, node, "core")
+        g.pooled = len(g.epi)
+        g.shape, g.numel, g.out_numel = out, numel(out), numel(out)
+        return True
+
+    def _spatial_reduce(self, g: Group, node: Node, spec: tuple) -> bool:
+        """A sum/mean/amax/amin over every spatial dim of a conv group's output (a global pool,
+        conv + activation + mean): one conv program owns all output pixels of an image for a tile
+        of channels and reduces them in its epilogue (emit/conv.py), so the conv output never goes
+        through memory. Only when nothing else reads a value of the group at the conv's
+        positions. Places the node and returns True."""
+        x, dims, _ = spec
+        if ops.packet(node) not in ("sum", "mean", "amax", "amin") or node.kwargs.get("dtype") is not None:
+            return False
+        if g.pooled >= 0 or len(g.core) != 1 or bool(g.core[0].args[6]) or not isinstance(x, Node):
+            return False   # (a transposed conv's stride phases split an image's pixels)
+        conv = shape_of(g.core[0])
+        if shape_of(x) != conv or dims != tuple(range(2, len(conv))) or numel(conv[2:]) == 1:
+            return False
+        phase, keeps = self._internal(g, x)
+        if phase not in ("core", "epi") or not keeps:
+            return False
+        members = g.members
+        for m in members:
+            if any(u is not node and u not in members for u in _value_readers(m)):
+                return False
+        out = shape_of(node)
         self._add(g, node, "core")
         g.pooled = len(g.epi)
         g.shape, g.numel, g.out_numel = out, numel(out), numel(out)

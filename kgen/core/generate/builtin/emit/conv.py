@@ -21,6 +21,7 @@ from kgen.core.generate.builtin.codegen import (
     Ctx,
     Kernel,
     Launch,
+    as_float,
     clip_block,
     dot_blocks,
     finish_params,
@@ -67,6 +68,10 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         else:
             phases = False
     pool = _pooled(group)
+    red = _reduced(group)
+    if red is not None:
+        # one program per (image, channel tile) owns every output pixel of it: rows loop in tiles
+        M = math.prod(osp)
     if pool is not None:
         # rows are pooled output pixels; each program runs the conv for every tap of their windows
         psp = list(pool["psp"])
@@ -81,7 +86,8 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit("g = tl.program_id(1)")
     k.emit(f"pm = pid // tl.cdiv({OCg}, BLOCK_N)")
     k.emit(f"pn = pid % tl.cdiv({OCg}, BLOCK_N)")
-    k.emit("rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)   # output pixel (batch, spatial...)")
+    if red is None:
+        k.emit("rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)   # output pixel (batch, spatial...)")
     k.emit("rn = pn * BLOCK_N + tl.arange(0, BLOCK_N)   # output channel inside the group")
     rows_ok = f"(rm[:, None] < {M})"                                   # [BLOCK_M, 1]
     lanes_ok, taps_ok = f"(rk[None, :] < {Kg})", f"(rk[:, None] < {Kg})"   # [1, BLOCK_K], [BLOCK_K, 1]
@@ -92,6 +98,15 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         k.indent += 1
         _phase_rows(k, N, Cg, stride, padding, dilation, taps, osp, ph)
         rows_ok = "rowok[:, None]"
+    elif red is not None:
+        k.emit(f"racc = tl.full([BLOCK_N], {red['start']}, tl.float32)")
+        if red["op"] in ("amax", "amin"):
+            k.emit("rnan = tl.zeros([BLOCK_N], tl.int32)")
+        k.emit(f"for m0 in range(0, {M}, BLOCK_M):")
+        k.indent += 1
+        k.emit("rm = m0 + tl.arange(0, BLOCK_M)   # output pixel (spatial...) of image pm")
+        k.emit("bn_ = tl.zeros_like(rm) + pm")
+        flat_to_coords(k.emit, k.var, "rm", osp, names=[f"o{d}" for d in range(sp)])
     elif pool is not None:
         flat_to_coords(k.emit, k.var, "rm", [N] + psp, names=["bn_"] + [f"p{d}" for d in range(sp)])
         start = "float('-inf')" if pool["max"] else "0.0"
@@ -163,6 +178,8 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         ctx.values[node] = ("acc", dtype)
     if pool is not None:
         _pool_window(k, ctx, writer, group, pool, stored, OC, OCg, rows_ok)
+    elif red is not None:
+        _reduce_rows(k, ctx, writer, group, red, stored, OC, OCg, M)
     else:
         writer.nodes(ctx, group.epi)
         store_all(ctx, k, group.core + group.epi, stored)
@@ -170,6 +187,8 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         k.indent -= 1
     finish_params(k, stored)
     grid = f"(triton.cdiv({M}, {bm}) * triton.cdiv({OCg}, {bn}), {groups})"
+    if red is not None:
+        grid = f"({N} * triton.cdiv({OCg}, {bn}), {groups})"
     return Launch(k, grid, stored, {"num_warps": fit["num_warps"], "num_stages": fit["num_stages"]})
 
 
@@ -181,7 +200,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
 
 
 def _pooled(group: Group) -> dict[str, Any] | None:
-    if group.pooled < 0:
+    if group.pooled < 0 or ops.packet(group.core[1]) in _START:
         return None
     node = group.core[1]
     spec = window_pool(node)
@@ -235,6 +254,58 @@ def _pool_window(k: Kernel, ctx: Ctx, writer: BodyWriter, group: Group, pool: di
                 post.values[gi] = ("pacc", gi.meta["val"].dtype)
     else:
         post.values[node] = ("pacc", node.meta["val"].dtype)
+    writer.nodes(post, after)
+    store_all(post, k, group.core + group.extra + group.epi, stored)
+
+
+# --- a reduction over every spatial dim as the epilogue -----------------------------------------
+# (fusion.Fuser._spatial_reduce) One program owns one image and a tile of output channels: it
+# loops over the image's output pixels in row tiles, runs the epilogue before the reduction on
+# each and folds it into a [BLOCK_N] register; the conv output never goes through memory.
+
+_START = {"sum": "0.0", "mean": "0.0", "amax": "float('-inf')", "amin": "float('inf')"}
+
+
+def _reduced(group: Group) -> dict[str, Any] | None:
+    if group.pooled < 0 or ops.packet(group.core[1]) not in _START:
+        return None
+    node = group.core[1]
+    return {"node": node, "op": ops.packet(node), "start": _START[ops.packet(node)], "out": shape_of(node)}
+
+
+def _reduce_rows(k: Kernel, ctx: Ctx, writer: BodyWriter, group: Group, red: dict, stored: list[Node],
+                 OC: Any, OCg: Any, S: Any) -> None:
+    """Inside the row loop: the epilogue before the reduction and the fold into `racc`; after the
+    loop, the reduced value per (image, channel) and the epilogue after it, stored there."""
+    node = red["node"]
+    before, after = group.epi[:group.pooled], group.epi[group.pooled:]
+    assert not any(n in stored for n in [group.core[0]] + before), "the plan reduces only unread conv outputs"
+    writer.nodes(ctx, before)
+    x = operand(node, 0)
+    v, _ = ctx.values[trace(x)[0]]
+    dtype = x.meta["val"].dtype
+    k.emit(f"pv = {v}" if str(dtype) == "torch.float32" else f"pv = ({v}).to({ops.tl_type(dtype)}).to(tl.float32)")
+    op = red["op"]
+    if op in ("sum", "mean"):
+        k.emit("racc = racc + tl.sum(tl.where(mask, pv, 0.0), axis=0)")
+    else:
+        pick = "tl.max" if op == "amax" else "tl.min"
+        k.emit(f"racc = {'tl.maximum' if op == 'amax' else 'tl.minimum'}"
+               f"(racc, {pick}(tl.where(mask, pv, {red['start']}), axis=0))")
+        # torch's amax/amin propagate NaN: remembered apart from the fold
+        k.emit("rnan = rnan | tl.max(((pv != pv) & mask).to(tl.int32), axis=0)")
+    k.indent -= 1
+    if op == "mean":
+        k.emit(f"racc = racc / {as_float(S)}")
+    elif op in ("amax", "amin"):
+        k.emit("racc = tl.where(rnan > 0, float('nan'), racc)")
+    out = red["out"]
+    k.emit(f"oc = g * {OCg} + rn")
+    k.emit(f"rmask = rn < {OCg}")
+    k.emit(f"rflat = pm * {OC} + oc")
+    names: list[str | None] = ["pm", "oc"] + [None] * (len(out) - 2)
+    post = Ctx(k, "rmask", "rflat", natural=out, dim_idx=[i if s != 1 else None for i, s in zip(names, out)])
+    post.values[node] = ("racc", node.meta["val"].dtype)
     writer.nodes(post, after)
     store_all(post, k, group.core + group.extra + group.epi, stored)
 
