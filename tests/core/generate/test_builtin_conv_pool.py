@@ -111,6 +111,8 @@ REDUCTIONS = {
     # not fused: over some spatial dims only, or the activation is returned too
     "partial_dims": (2, "y.mean(dim=3)", 6, 8, 1, 2),
     "activation_returned": (2, "(lambda a: (a, a.mean(dim=(2, 3))))(torch.relu(y))", 6, 8, 1, 2),
+    # more pixels per image than a few row tiles: the conv keeps its parallelism (a second kernel)
+    "long_image": (1, "y.mean(dim=2)", 300, 320, 1, 2),
 }
 
 

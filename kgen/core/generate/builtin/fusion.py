@@ -42,6 +42,9 @@ from kgen.core.generate.builtin.legality import (
 )
 from kgen.core.generate.builtin.sizes import sized
 
+# most output pixels per image a conv reduces over in its epilogue (Fuser._spatial_reduce)
+SPATIAL_REDUCE_MAX = 256
+
 
 @dataclass
 class Group:
@@ -316,7 +319,13 @@ class Fuser:
         if g.pooled >= 0 or len(g.core) != 1 or bool(g.core[0].args[6]) or not isinstance(x, Node):
             return False   # (a transposed conv's stride phases split an image's pixels)
         conv = shape_of(g.core[0])
-        if shape_of(x) != conv or dims != tuple(range(2, len(conv))) or numel(conv[2:]) == 1:
+        if shape_of(x) != conv or dims != tuple(range(2, len(conv))):
+            return False
+        # an image's pixels are one program's row loop: only while they fit a few row tiles, so the
+        # grid keeps the unfused conv's parallelism. Either plan is right for every size, so the
+        # traced size decides, without a guard
+        spatial = int(getattr(numel(conv[2:]), "hint", numel(conv[2:])))
+        if spatial == 1 or spatial > SPATIAL_REDUCE_MAX:
             return False
         phase, keeps = self._internal(g, x)
         if phase not in ("core", "epi") or not keeps:
