@@ -140,8 +140,6 @@ def inline_value(writer: Any, ctx: Any, arg: Node, consumer_shape: tuple) -> tup
     """Evaluate the inlined node behind `arg` at the consumer's positions: a context whose flat
     index is the inlined node's row-major position for each consumer element, in which its
     operands (parameters, constants, inlined nodes) load and its op is written as usual."""
-    from kgen.core.generate.builtin.codegen import Ctx
-
     key = ("inline", arg, tuple(consumer_shape))
     if key in ctx.values:
         return ctx.values[key]
@@ -154,7 +152,7 @@ def inline_value(writer: Any, ctx: Any, arg: Node, consumer_shape: tuple) -> tup
         terms = [f"{i} * {s}" for i, s in zip(dims, strides) if i is not None and s]
         flat = ctx.k.var("pos")
         ctx.emit(f"{flat} = {' + '.join(terms + [str(offset)]) if terms else f'0 * {ctx.flat} + {offset}'}")
-    sub = Ctx(ctx.k, ctx.mask, flat)
+    sub = type(ctx)(ctx.k, ctx.mask, flat)   # a codegen.Ctx (this layer sits below codegen)
     writer.pointwise(sub, root)
     got = sub.values[root]
     ctx.values[key] = got
