@@ -44,6 +44,9 @@ from kgen.core.generate.builtin.sizes import sized
 
 # most output pixels per image a conv reduces over in its epilogue (Fuser._spatial_reduce)
 SPATIAL_REDUCE_MAX = 256
+# most multiply-adds per output of a conv whose output a following 1x1 conv computes where it
+# reads it (Fuser._pointwise_conv): recomputed once per column tile of the 1x1 conv
+CHAIN_FIRST_MAX = 32
 
 
 @dataclass
@@ -264,6 +267,8 @@ class Fuser:
             for c in (c for c, reader in self.copies.items() if reader is node):
                 self._add(g, c, "extra")
             return
+        if conv_ok(node) and last is not None and last.kind == "conv" and self._pointwise_conv(last, node):
+            return
         if conv_ok(node):
             out = shape_of(node)
             g = self._new("conv", shape=out, numel=numel(out), out_numel=numel(out))
@@ -337,6 +342,36 @@ class Fuser:
         out = shape_of(node)
         self._add(g, node, "core")
         g.pooled = len(g.epi)
+        g.shape, g.numel, g.out_numel = out, numel(out), numel(out)
+        return True
+
+    def _pointwise_conv(self, g: Group, node: Node) -> bool:
+        """A 1x1 conv (stride 1, no padding, one group) reading a conv group's output whose
+        per-output work is a few multiply-adds (a depthwise conv): one kernel computes the first
+        conv's output tiles where the 1x1 conv's GEMM reads them (emit/conv_chain.py). Only when
+        nothing else reads a value of the group. Places the node and returns True."""
+        if g.pooled >= 0 or len(g.core) != 1 or bool(g.core[0].args[6]) or bool(node.args[6]):
+            return False
+        first = g.core[0]
+        x, ws = node.args[0], shape_of(operand(node, 1))
+        if int(arg(node, 8)) != 1 or any(int(s) != 1 for s in ws[2:]) or any(int(s) != 1 for s in arg(node, 3)) \
+                or any(int(p) != 0 for p in arg(node, 4)) or any(int(o) != 0 for o in (arg(node, 7) or [])):
+            return False
+        if not isinstance(x, Node) or shape_of(x) != shape_of(first) or x.meta["val"].dtype != first.meta["val"].dtype:
+            return False
+        fw = shape_of(operand(first, 1))
+        if numel(fw[1:]) > CHAIN_FIRST_MAX:
+            return False
+        phase, keeps = self._internal(g, x)
+        if phase not in ("core", "epi") or not keeps:
+            return False
+        members = g.members
+        for m in members:
+            if any(u is not node and u not in members for u in _value_readers(m)):
+                return False
+        self._add(g, node, "core")
+        g.pooled = len(g.epi)
+        out = shape_of(node)
         g.shape, g.numel, g.out_numel = out, numel(out), numel(out)
         return True
 

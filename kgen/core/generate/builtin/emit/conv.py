@@ -28,6 +28,7 @@ from kgen.core.generate.builtin.codegen import (
     output_params,
     store_all,
 )
+from kgen.core.generate.builtin.emit import conv_chain
 from kgen.core.generate.builtin.fusion import Group
 from kgen.core.generate.builtin.graph import arg, flat_to_coords, operand, shape_of, trace
 from kgen.core.generate.builtin.legality import pool_window_dims, window_pool
@@ -38,6 +39,8 @@ SECTION = "matmul"
 
 
 def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, stored: list[Node]) -> Launch:
+    if len(group.core) == 2 and ops.packet(group.core[1]) == "convolution":
+        return conv_chain.emit(group, name, sched, consts, pyname, stored)
     k = Kernel(name)
     node = group.core[0]
     x_node, w_node, bias = operand(node, 0), operand(node, 1), node.args[2]
@@ -200,7 +203,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
 
 
 def _pooled(group: Group) -> dict[str, Any] | None:
-    if group.pooled < 0 or ops.packet(group.core[1]) in _START:
+    if group.pooled < 0 or ops.packet(group.core[1]) in _START or ops.packet(group.core[1]) == "convolution":
         return None
     node = group.core[1]
     spec = window_pool(node)
