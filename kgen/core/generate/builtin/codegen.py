@@ -18,6 +18,7 @@ from torch.fx import Node
 from kgen.core.generate.builtin import indexing, ops
 from kgen.core.generate.builtin.fusion import Group
 from kgen.core.generate.builtin.graph import arg, flat_to_coords, lowerable_tensor, numel, shape_of, trace
+from kgen.core.generate.builtin.inline import inline_value, is_inline
 from kgen.core.generate.builtin.legality import INDEXED_OPS
 from kgen.core.generate.builtin.sizes import guard_range, is_symbolic
 
@@ -205,6 +206,8 @@ class BodyWriter:
             # a view of it the index arithmetic does not follow: read it from memory
         elif root in self.consts:
             return Lit(ops.const_fill(root), arg.meta["val"].dtype)
+        elif is_inline(root):
+            return inline_value(self, ctx, arg, tuple(consumer_shape))
         if root in ctx.values:
             return ctx.values[root]
         dtype = arg.meta["val"].dtype

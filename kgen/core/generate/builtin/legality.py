@@ -362,6 +362,45 @@ def pool_params(node: Node) -> dict[str, Any] | None:
     return p
 
 
+def window_pool(node: Node) -> dict[str, Any] | None:
+    """{max, kernel, divisor} of a pool whose windows tile its input without overlap or padding
+    (stride = kernel, no padding, no dilation, floor mode, more than one tap): each input position
+    is in at most one window, so a producer can reduce its own outputs per window (a conv's
+    epilogue, emit/conv.py) and never needs the positions outside every window. Else None."""
+    p = pool_params(node)
+    if p is None or p.get("adaptive") or math.prod(p["kernel"]) < 2:
+        return None
+    if p["stride"] != p["kernel"] or any(p["padding"]) or any(d != 1 for d in p["dilation"]):
+        return None
+    ceil = arg(node, 5, "ceil_mode", False) if p["max"] else arg(node, 4, "ceil_mode", False)
+    if ceil:
+        return None
+    divisor = None if p["max"] else float(p["divisor"] or math.prod(p["kernel"]))
+    return {"max": p["max"], "kernel": list(p["kernel"]), "divisor": divisor}
+
+
+def pool_window_dims(conv: tuple, x: tuple, kernel: list[int]) -> list[int | None] | None:
+    """For a pool over the last len(kernel) dims of `x`, an order-keeping view of a conv output of
+    shape `conv` (avg_pool1d pools an unsqueezed [N, C, 1, L]): per pooled dim, the conv spatial
+    dim it runs along (None for an inserted size-1 dim, pooled with width 1), when the pool covers
+    every spatial dim of size > 1 of the conv output and nothing else; else None."""
+    sp = len(kernel)
+    if len(x) != sp + 2 or tuple(x[:2]) != tuple(conv[:2]):
+        return None
+    big = [d for d, s in enumerate(conv[2:]) if s != 1]
+    out: list[int | None] = []
+    for s, k in zip(x[2:], kernel):
+        if s == 1:
+            if k != 1:
+                return None
+            out.append(None)
+        elif not big or s != conv[2 + big[0]]:
+            return None
+        else:
+            out.append(big.pop(0))
+    return None if big else out
+
+
 INDEXED_OPS = {"cat", "embedding", "index_select", "gather", "flip", "constant_pad_nd", "repeat", "index",
                "_unsafe_index"}
 # integer index dtypes; uint8/bool indices are masks in torch (data-dependent shapes)

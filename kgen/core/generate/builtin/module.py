@@ -25,6 +25,7 @@ from kgen.core.generate.builtin.emit import EMITTERS, SECTION_OF_KIND
 from kgen.core.generate.builtin.export import Captured, signature_text
 from kgen.core.generate.builtin.fusion import Group, build_groups
 from kgen.core.generate.builtin.graph import shape_of, trace
+from kgen.core.generate.builtin.inline import is_inline
 from kgen.core.generate.builtin.prelude import reference_prelude
 from kgen.core.generate.builtin.strided import copy_reads
 
@@ -147,6 +148,9 @@ class ForwardWriter:
             self.emit(f"{name} = torch.full({shape_of(node)!r}, {fill!r}, dtype={val.dtype}, device=dev)")
             self.names[node] = name
             return name
+        if is_inline(node):
+            # its readers compute it (inline.py); a kernel needing it in memory is a plan bug
+            raise KgenError(f"value {node.name} is computed inside its readers only", code="internal")
         raise KeyError(f"value {node.name} is not available in forward")
 
     def _allocated(self, node: Any) -> bool:
