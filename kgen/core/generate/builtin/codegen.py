@@ -333,7 +333,7 @@ def stored_nodes(group: Group, outputs: set[Node]) -> list[Node]:
         return False
 
     out = []
-    for n in group.pro + group.core + group.epi + group.extra:
+    for n in ([group.head] if group.head else []) + group.pro + group.core + group.epi + group.extra:
         val = n.meta.get("val")
         if isinstance(val, (list, tuple)):
             continue

@@ -36,6 +36,7 @@ from kgen.core.generate.builtin.legality import (
     scatter_spec,
     sort_spec,
 )
+from kgen.core.generate.builtin.rowfuse import row_owning, to_row_matmul
 from kgen.core.generate.builtin.sizes import sized
 
 
@@ -60,6 +61,9 @@ class Group:
     sealed: bool = False
     # attention groups made from the hand-written pattern (attention_match.py): the match
     pattern: AttentionMatch | None = None
+    # rowmatmul groups (rowfuse.py): the matmul whose output tile, holding whole rows, is the
+    # element space of the group's reductions (a per-element value at stage 0, like a prologue)
+    head: Node | None = None
 
     @property
     def stages(self) -> int:
@@ -67,10 +71,10 @@ class Group:
 
     @property
     def members(self) -> set[Node]:
-        return set(self.pro) | set(self.core) | set(self.epi) | set(self.extra)
+        return set(self.pro) | set(self.core) | set(self.epi) | set(self.extra) | ({self.head} if self.head else set())
 
     def phase(self, node: Node) -> str | None:
-        if node in self.pro:
+        if node in self.pro or (node is self.head and node is not None):
             return "pro"
         if node in self.core or node in self.extra:
             return "core"
@@ -79,7 +83,7 @@ class Group:
         return None
 
     def ops(self) -> list[str]:
-        return [ops.op_name(n) for n in self.pro + self.core + self.epi]
+        return [ops.op_name(n) for n in ([self.head] if self.head else []) + self.pro + self.core + self.epi]
 
 
 class Fuser:
@@ -277,7 +281,7 @@ class Fuser:
 
     def _pointwise_phase(self, g: Group, node: Node) -> tuple[str, int] | None:
         """(phase, stage) for a pointwise node joining g, or None when it cannot."""
-        if g.kind == "reduction":
+        if g.kind in ("reduction", "rowmatmul"):
             return self._reduction_phase(g, node)
         if g.kind == "sort":
             return self._sort_phase(g, node)
@@ -443,6 +447,9 @@ class Fuser:
         shape = shape_of(x)
         n = numel(shape)
         out_numel = n if kind == "scan" else numel([s for i, s in enumerate(shape) if i not in dims])
+        if last is not None and kind == "reduction" and self.row_fusion and row_owning(self, last, x, dims):
+            to_row_matmul(self, last, x, dims, node)
+            return
         if last is not None:
             phase, keeps = self._internal(last, x)
             ok_input = phase is None or (phase == "pro" and keeps)
@@ -450,7 +457,7 @@ class Fuser:
                 last.kind, last.shape, last.dims, last.out_numel = kind, shape, dims, out_numel
                 self._add(last, node, "core")
                 return
-            if (ok_input and kind == "reduction" and last.kind == "reduction" and last.shape == shape
+            if (ok_input and kind == "reduction" and last.kind in ("reduction", "rowmatmul") and last.shape == shape
                     and last.dims == dims and (self.row_fusion or not last.epi)):
                 root, _ = trace(x)
                 self._add(last, node, "core", last.stage_of.get(root, 0) if phase else 0)

@@ -1,0 +1,88 @@
+"""Row-owning matmuls: a matmul whose output rows are reduced right after it (a row sum, a layer
+norm's statistics, a group norm's per-group statistics over a view that splits the last dim)
+becomes one `rowmatmul` group. Its tile spans every output column, so the reductions, their
+stages and their per-row epilogue run on the accumulator in registers instead of the matmul
+writing [M, N] and a reduction kernel reading it back (emit/rowmatmul.py).
+
+Decided only where the output's last dim N is static (a weight's size) and fits one tile: the
+padded row (groups and columns rounded up to powers of two) may be at most ROW_MAX_N columns.
+A 16 x 512 fp32 accumulator next to a 16 x 512 operand tile keeps within sm_90's register budget
+at 8 warps (schedule.fit_matmul's rule); wider rows keep the tiled matmul and a reduction kernel.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kgen.core.generate.builtin import ops
+from kgen.core.generate.builtin.graph import numel, order_keeping, shape_of, trace
+from kgen.core.generate.builtin.sizes import is_symbolic
+
+if TYPE_CHECKING:
+    from torch.fx import Node
+
+ROW_MAX_N = 512   # the widest padded row one rowmatmul tile holds (see above)
+
+
+def pow2(n: int) -> int:
+    p = 1
+    while p < n:
+        p *= 2
+    return p
+
+
+def row_split(mm: Node, shape: tuple, dims: tuple) -> tuple[int, int] | None:
+    """(G, C): a reduction over `dims` of a row-major view `shape` of matmul `mm`'s output reduces
+    runs of C consecutive columns, G runs per output row (C = N: a whole row), when it does so;
+    else None. The padded row must fit ROW_MAX_N."""
+    out = shape_of(mm)
+    n = out[-1]
+    if is_symbolic(n) or len(shape) == 0 or not dims:
+        return None
+    big_red = [d for d in dims if shape[d] != 1]
+    big_kept = [d for d in range(len(shape)) if d not in dims and shape[d] != 1]
+    # every reduced dim of size > 1 after every kept one: flat position = row * C + lane
+    if big_kept and big_red and min(big_red) < max(big_kept):
+        return None
+    if any(is_symbolic(shape[d]) for d in dims):
+        return None
+    c = 1
+    for d in dims:
+        c *= int(shape[d])
+    if c < 1 or int(n) % c:
+        return None
+    g = int(n) // c
+    if pow2(g) * pow2(c) > ROW_MAX_N:
+        return None
+    return g, c
+
+
+def row_owning(fuser: Any, g: Any, x: Any, dims: tuple) -> bool:
+    """Whether a reduction over `dims` of `x` can turn matmul group `g` into a rowmatmul: x is
+    the matmul's output or one of its per-element epilogue values (through order-keeping views),
+    and row_split() accepts the layout."""
+    if g.kind != "matmul" or len(g.core) != 1 or g.pro or g.extra:
+        return False
+    mm = g.core[0]
+    if ops.packet(mm) not in ops.MATMUL_OPS:
+        return False
+    root, chain = trace(x)
+    if fuser.group_of.get(root) is not g or root in fuser.consts or not all(order_keeping(v) for v in chain):
+        return False
+    if g.phase(root) not in ("core", "epi") or numel(shape_of(x)) != g.out_numel:
+        return False
+    return row_split(mm, shape_of(x), dims) is not None
+
+
+def to_row_matmul(fuser: Any, g: Any, x: Any, dims: tuple, node: Node) -> None:
+    """Turn matmul group `g` into a rowmatmul whose element space is `x`'s shape and add the
+    reduction `node` to it: the matmul becomes the group's head and its epilogue per-element
+    values of stage 0."""
+    mm = g.core[0]
+    shape = shape_of(x)
+    g.kind, g.head = "rowmatmul", mm
+    g.pro, g.core, g.epi = list(g.epi), [], []
+    g.stage_of = {n: 0 for n in [mm] + g.pro}
+    g.shape, g.dims, g.numel = shape, dims, numel(shape)
+    g.out_numel = numel([s for i, s in enumerate(shape) if i not in dims])
+    fuser._add(g, node, "core")

@@ -1,0 +1,136 @@
+"""Row-owning matmuls (rowfuse.py, emit/rowmatmul.py): a matmul whose output rows are reduced right
+after it (row sums, layer norm, group norm over a view splitting the last dim, softmax) is one
+kernel whose tile spans the whole row, the reductions running on the accumulator; and where the
+row is too wide, reduced along another dim, or row fusion is off, the plan stays a tiled matmul
+and a reduction kernel. Every case runs against torch at the traced batch and at another one."""
+
+from __future__ import annotations
+
+import pytest
+
+from kgen.core.generate.builtin import BuiltinGenerator, schedule
+from kgen.core.task import task_from_source
+
+TEMPLATE = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear({k}, {n})
+        self.ln = nn.LayerNorm({n})
+        self.gn = nn.GroupNorm({groups}, {n})
+
+    def forward(self, x):
+        return {expr}
+
+
+def get_inputs():
+    return [torch.randn({shape})]
+
+
+def get_init_inputs():
+    return []
+'''
+
+# name: (expression, K, N, groups, input shape, other input shape, kernel kinds; None: the plan
+# without row-owning matmuls)
+CASES = {
+    "sigmoid_row_sum": ("torch.sigmoid(self.fc(x)).sum(dim=1, keepdim=True)", 16, 12, 1, "6, 16", "7, 16",
+                        ["rowmatmul"]),
+    "layernorm_gelu": ("F.gelu(self.ln(self.fc(x)))", 20, 16, 1, "6, 20", "9, 20", ["rowmatmul"]),
+    # groups of C = 2 columns, 8 per row
+    "groupnorm_swish": ("(lambda y: y * torch.sigmoid(y))(self.gn(self.fc(x)))", 12, 16, 8, "5, 12", "6, 12",
+                        ["rowmatmul"]),
+    # neither the group count (5) nor the group width (6) a power of two: padded runs
+    "groupnorm_uneven": ("self.gn(self.fc(x) * 2.0)", 7, 30, 5, "4, 7", "3, 7", ["rowmatmul"]),
+    # the matmul's output is needed outside too: stored by the same kernel
+    "mm_and_row_max": ("(lambda y: (y, y.amax(dim=1), y.argmax(dim=1)))(x @ self.fc.weight.t())", 9, 20, 1,
+                       "5, 9", "8, 9", ["rowmatmul"]),
+    "addmm_scaled_softmax": ("torch.softmax(torch.addmm(self.fc.bias, x, self.fc.weight.t(), beta=0.5, alpha=2.0), -1)",
+                             24, 40, 1, "3, 24", "4, 24", ["rowmatmul"]),
+    # batched: rows over the batch too
+    "bmm_softmax_mean": ("(lambda s: (torch.softmax(s, -1), s.mean(-1)))(torch.bmm(x, self.fc.weight.t()"
+                         ".unsqueeze(0).expand(x.shape[0], -1, -1)))", 8, 12, 1, "2, 5, 8", "3, 4, 8", ["rowmatmul"]),
+    # the row's length is an input's size (not a weight's): decided at run time, so today's plan
+    "bmm_dynamic_n": ("torch.bmm(x, x.transpose(1, 2)).mean(-1)", 8, 5, 1, "2, 5, 8", "2, 6, 8", None),
+    # a row wider than a tile may hold: today's tiled matmul and reduction kernel
+    "too_wide": ("self.fc(x).sum(dim=1)", 8, 600, 1, "3, 8", "5, 8", None),
+    # reduced along the rows, not the row: not row-owning
+    "column_sum": ("torch.sigmoid(self.fc(x)).sum(dim=0)", 8, 12, 1, "6, 8", "4, 8", None),
+}
+
+
+def _run(source: str, name: str, sched: dict | None = None):
+    import torch
+
+    gen = BuiltinGenerator()
+    task = task_from_source(source, name)
+    cand = gen.generate(task, sched) if sched is not None else gen.initial(task, 1)[0]
+    ns: dict = {"__name__": "kgen_rowmm_candidate"}
+    exec(compile(cand.source, "<candidate>", "exec"), ns)
+    ref_ns: dict = {"__name__": "kgen_rowmm_reference"}
+    exec(compile(source, "<reference>", "exec"), ref_ns)
+    torch.manual_seed(0)
+    ref = ref_ns["Model"]()
+    with torch.no_grad():
+        for p in ("ln", "gn"):
+            getattr(ref, p).weight.uniform_(0.5, 1.5)
+            getattr(ref, p).bias.uniform_(-1, 1)
+    new = ns["ModelNew"]()
+    new.load_state_dict(ref.state_dict())
+    return cand, ref, new
+
+
+def _check(ref, new, shape: str) -> None:
+    import torch
+
+    x = torch.randn(*[int(s) for s in shape.split(",")]) * 2
+    with torch.no_grad():
+        want, got = ref(x), new(x)
+    want = want if isinstance(want, tuple) else (want,)
+    got = got if isinstance(got, tuple) else (got,)
+    assert len(want) == len(got)
+    for w, g in zip(want, got):
+        torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_row_reductions_of_a_matmul_run_on_its_tile(name):
+    expr, k, n, groups, shape, other, kinds = CASES[name]
+    source = TEMPLATE.format(expr=expr, k=k, n=n, groups=groups, shape=shape)
+    cand, ref, new = _run(source, name)
+    got = [g["kind"] for g in cand.params["groups"]]
+    if kinds is None:
+        assert "rowmatmul" not in got and "matmul" in got
+    else:
+        assert got == kinds and cand.params["kernels"] == len(kinds)
+    assert cand.params["fallback_ops"] == []
+    _check(ref, new, shape)
+    _check(ref, new, other)
+
+
+def test_without_row_fusion_the_plan_keeps_a_tiled_matmul():
+    expr, k, n, groups, shape, other, _ = CASES["layernorm_gelu"]
+    source = TEMPLATE.format(expr=expr, k=k, n=n, groups=groups, shape=shape)
+    sched = schedule.normalise({"row_fusion": False})
+    cand, ref, new = _run(source, "layernorm_gelu_off", sched)
+    got = [g["kind"] for g in cand.params["groups"]]
+    assert "rowmatmul" not in got and got[0] == "matmul"
+    _check(ref, new, other)
+
+
+def test_tile_knobs_stay_sane_for_wide_rows():
+    """The whole padded row is the tile's width: BLOCK_M shrinks so the accumulator keeps to
+    ROW_TILE elements, and the fitted schedule never spills by the target's rule."""
+    from kgen.core.generate.builtin.emit.rowmatmul import ROW_TILE, blocks
+    from kgen.core.generate.builtin.rowfuse import ROW_MAX_N
+
+    for knob in schedule.CHOICES["matmul"]["BLOCK_M"]:
+        sched = dict(schedule.DEFAULT["matmul"], BLOCK_M=knob, BLOCK_K=64)
+        bm, bk, fit = blocks(sched, 4096, ROW_MAX_N, 4096, 4)
+        assert 16 <= bm and bm * ROW_MAX_N <= max(ROW_TILE, 16 * ROW_MAX_N)
+        assert schedule.fit_matmul(fit, bm, ROW_MAX_N, bk, 4)["BLOCK_K"] == bk
