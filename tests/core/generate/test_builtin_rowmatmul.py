@@ -134,3 +134,75 @@ def test_tile_knobs_stay_sane_for_wide_rows():
         bm, bk, fit = blocks(sched, 4096, ROW_MAX_N, 4096, 4)
         assert 16 <= bm and bm * ROW_MAX_N <= max(ROW_TILE, 16 * ROW_MAX_N)
         assert schedule.fit_matmul(fit, bm, ROW_MAX_N, bk, 4)["BLOCK_K"] == bk
+
+
+SIB_TEMPLATE = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w1 = nn.Linear(12, 20, bias={bias})
+        self.w3 = nn.Linear(12, 20, bias={bias})
+        self.w2 = nn.Linear(20, 12, bias=False)
+
+    def forward(self, x):
+        return {expr}
+
+
+def get_inputs():
+    return [torch.randn(4, 12)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+# name: (expression, bias, kernel kinds, matmuls in the first kernel)
+SIBLINGS = {
+    "swiglu": ("self.w2(F.silu(self.w1(x)) * self.w3(x))", False, ["matmul", "matmul"], 2),
+    "geglu_biased": ("F.gelu(self.w1(x)) * self.w3(x)", True, ["matmul"], 2),
+    # both products leave the kernel too
+    "two_outputs": ("(self.w1(x), self.w3(x) * 2.0)", True, ["matmul"], 2),
+    # another A operand: its own kernel
+    "different_a": ("self.w1(x) * self.w3(x * 2.0)", False, ["matmul", "pointwise", "matmul"], 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SIBLINGS))
+def test_matmuls_of_one_a_operand_share_a_kernel(name):
+    import torch
+
+    expr, bias, kinds, first = SIBLINGS[name]
+    source = SIB_TEMPLATE.format(expr=expr, bias=bias)
+    cand, ref, new = _run_plain(source, name)
+    assert [g["kind"] for g in cand.params["groups"]] == kinds
+    assert [op for op in cand.params["groups"][0]["ops"] if op in ("aten.mm.default", "aten.addmm.default")] \
+        == [cand.params["groups"][0]["ops"][0]] * first
+    kernel = cand.source[cand.source.index("def k0_matmul"):]
+    kernel = kernel[:kernel.index("@triton.jit") if "@triton.jit" in kernel else kernel.index("class ModelNew")]
+    assert kernel.count("tl.dot(") == first and kernel.count("tl.load(a_ptrs") == 1
+    for rows in (4, 7):
+        x = torch.randn(rows, 12)
+        with torch.no_grad():
+            want, got = ref(x), new(x)
+        for w, g in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-4)
+
+
+def _run_plain(source: str, name: str):
+    import torch
+
+    cand = BuiltinGenerator().initial(task_from_source(source, name), 1)[0]
+    ns: dict = {"__name__": "kgen_sib_candidate"}
+    exec(compile(cand.source, "<candidate>", "exec"), ns)
+    ref_ns: dict = {"__name__": "kgen_sib_reference"}
+    exec(compile(source, "<reference>", "exec"), ref_ns)
+    torch.manual_seed(0)
+    ref = ref_ns["Model"]()
+    new = ns["ModelNew"]()
+    new.load_state_dict(ref.state_dict())
+    return cand, ref, new

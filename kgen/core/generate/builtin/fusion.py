@@ -36,7 +36,7 @@ from kgen.core.generate.builtin.legality import (
     scatter_spec,
     sort_spec,
 )
-from kgen.core.generate.builtin.rowfuse import row_owning, to_row_matmul
+from kgen.core.generate.builtin.rowfuse import row_owning, sibling_matmul, to_row_matmul
 from kgen.core.generate.builtin.sizes import sized
 
 
@@ -255,6 +255,9 @@ class Fuser:
             self._add(g, node, "core")
             return
         if matmul_ok(node):
+            if last is not None and sibling_matmul(self, last, node):
+                self._add(last, node, "core")
+                return
             out = shape_of(node)
             g = self._new("matmul", shape=out, numel=numel(out), out_numel=numel(out))
             self._add(g, node, "core")

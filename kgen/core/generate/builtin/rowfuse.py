@@ -1,4 +1,6 @@
-"""Row-owning matmuls: a matmul whose output rows are reduced right after it (a row sum, a layer
+"""Row-owning and sibling matmuls.
+
+Row-owning matmuls: a matmul whose output rows are reduced right after it (a row sum, a layer
 norm's statistics, a group norm's per-group statistics over a view that splits the last dim)
 becomes one `rowmatmul` group. Its tile spans every output column, so the reductions, their
 stages and their per-row epilogue run on the accumulator in registers instead of the matmul
@@ -8,6 +10,10 @@ Decided only where the output's last dim N is static (a weight's size) and fits 
 padded row (groups and columns rounded up to powers of two) may be at most ROW_MAX_N columns.
 A 16 x 512 fp32 accumulator next to a 16 x 512 operand tile keeps within sm_90's register budget
 at 8 warps (schedule.fit_matmul's rule); wider rows keep the tiled matmul and a reduction kernel.
+
+Sibling matmuls (sibling_matmul): products of the same A operand with different B operands
+into outputs of one shape (SwiGLU's x W1 and x W3) share one matmul kernel, one accumulator
+each, so A is read once and an epilogue combining them (silu(a) * b) is fused too.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kgen.core.generate.builtin import ops
-from kgen.core.generate.builtin.graph import numel, order_keeping, shape_of, trace
+from kgen.core.generate.builtin.graph import numel, operand, order_keeping, shape_of, tensor_args, trace
 from kgen.core.generate.builtin.sizes import is_symbolic
 
 if TYPE_CHECKING:
@@ -86,3 +92,27 @@ def to_row_matmul(fuser: Any, g: Any, x: Any, dims: tuple, node: Node) -> None:
     g.shape, g.dims, g.numel = shape, dims, numel(shape)
     g.out_numel = numel([s for i, s in enumerate(shape) if i not in dims])
     fuser._add(g, node, "core")
+
+
+MAX_SIBLINGS = 2   # accumulators per matmul kernel (fitted like one tile that many times as wide)
+
+
+def _a_b(node: Node) -> tuple[Node, Node]:
+    return (operand(node, 1), operand(node, 2)) if ops.packet(node) == "addmm" else (operand(node, 0), operand(node, 1))
+
+
+def sibling_matmul(fuser: Any, g: Any, node: Node) -> bool:
+    """Whether matmul `node` can join matmul group `g` as another accumulator: the same op and A
+    operand as g's first matmul, an output of the same shape and dtype, and operands (B, a bias)
+    that g does not compute."""
+    if g.kind != "matmul" or not g.core or len(g.core) >= MAX_SIBLINGS or g.pro or g.extra:
+        return False
+    first = g.core[0]
+    if ops.packet(node) != ops.packet(first) or ops.packet(node) not in ops.MATMUL_OPS:
+        return False
+    (a0, b0), (a1, b1) = _a_b(first), _a_b(node)
+    if a1 is not a0 or shape_of(node) != shape_of(first) or node.meta["val"].dtype != first.meta["val"].dtype:
+        return False
+    if shape_of(b1) != shape_of(b0) or b1.meta["val"].dtype != b0.meta["val"].dtype:
+        return False
+    return all(fuser._internal(g, t)[0] is None for t in tensor_args(node))
