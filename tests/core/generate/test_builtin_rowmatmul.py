@@ -78,6 +78,8 @@ def _run(source: str, name: str, sched: dict | None = None):
     ref = ref_ns["Model"]()
     with torch.no_grad():
         for p in ("ln", "gn"):
+            if not hasattr(ref, p):
+                continue
             getattr(ref, p).weight.uniform_(0.5, 1.5)
             getattr(ref, p).bias.uniform_(-1, 1)
     new = ns["ModelNew"]()
@@ -206,3 +208,69 @@ def _run_plain(source: str, name: str):
     new = ns["ModelNew"]()
     new.load_state_dict(ref.state_dict())
     return cand, ref, new
+
+
+PRO_TEMPLATE = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.ln = nn.LayerNorm({k})
+        self.fc1 = nn.Linear({k}, 24)
+        self.fc2 = nn.Linear(24, {k})
+
+    def forward(self, x):
+        return {expr}
+
+
+def get_inputs():
+    return [torch.randn({shape})]
+
+
+def get_init_inputs():
+    return []
+'''
+
+# name: (expression, K, input shape, other input shape, kernel kinds, whether the first matmul
+# computes its A operand in a prologue)
+PROLOGUES = {
+    "prenorm_mlp": ("x + self.fc2(F.gelu(self.fc1(self.ln(x))))", 8, "2, 3, 8", "3, 5, 8", ["matmul", "matmul"], True),
+    "rmsnorm_linear": ("self.fc1(x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.ln.weight)", 20,
+                       "6, 20", "9, 20", ["matmul"], True),
+    # the normalised value is read again by the residual: stored by a reduction kernel as before
+    "normalised_read_twice": ("(lambda h: h + self.fc2(self.fc1(h)))(self.ln(x))", 8, "5, 8", "7, 8", None, False),
+    # a row longer than one prologue tile: a reduction kernel before the matmul
+    "long_row": ("self.fc1(self.ln(x))", 600, "3, 600", "4, 600", ["reduction", "matmul"], False),
+}
+
+
+def _prologue_ran(cand) -> bool:
+    first = cand.params["groups"][0]
+    return first["kind"] == "matmul" and any(op in first["ops"] for op in ("prims.var.default", "aten.mean.dim",
+                                                                            "prims.sum.default", "aten.sum.dim_IntList"))
+
+
+@pytest.mark.parametrize("name", sorted(PROLOGUES))
+def test_a_row_prologue_runs_in_the_matmul(name):
+    expr, k, shape, other, kinds, fused = PROLOGUES[name]
+    source = PRO_TEMPLATE.format(expr=expr, k=k, shape=shape)
+    cand, ref, new = _run(source, name)
+    if kinds is not None:
+        assert [g["kind"] for g in cand.params["groups"]] == kinds
+    assert _prologue_ran(cand) is fused and cand.params["fallback_ops"] == []
+    if fused:
+        assert "ta = tl.load" not in cand.source.split("def k1_")[0]
+    _check(ref, new, shape)
+    _check(ref, new, other)
+
+
+def test_without_row_fusion_a_prologue_keeps_its_kernel():
+    expr, k, shape, other, _, _ = PROLOGUES["prenorm_mlp"]
+    source = PRO_TEMPLATE.format(expr=expr, k=k, shape=shape)
+    cand, ref, new = _run(source, "prenorm_off", schedule.normalise({"row_fusion": False}))
+    assert not _prologue_ran(cand) and cand.params["groups"][0]["kind"] == "reduction"
+    _check(ref, new, other)

@@ -36,7 +36,7 @@ from kgen.core.generate.builtin.legality import (
     scatter_spec,
     sort_spec,
 )
-from kgen.core.generate.builtin.rowfuse import row_owning, sibling_matmul, to_row_matmul
+from kgen.core.generate.builtin.rowfuse import prologue_of, row_owning, sibling_matmul, to_row_matmul
 from kgen.core.generate.builtin.sizes import sized
 
 
@@ -64,6 +64,9 @@ class Group:
     # rowmatmul groups (rowfuse.py): the matmul whose output tile, holding whole rows, is the
     # element space of the group's reductions (a per-element value at stage 0, like a prologue)
     head: Node | None = None
+    # matmul groups: a reduction group computing the A operand's rows in the matmul (a layer
+    # norm before a linear layer; rowfuse.prologue_of), whose values nothing else reads
+    prologue: Group | None = None
 
     @property
     def stages(self) -> int:
@@ -71,10 +74,13 @@ class Group:
 
     @property
     def members(self) -> set[Node]:
-        return set(self.pro) | set(self.core) | set(self.epi) | set(self.extra) | ({self.head} if self.head else set())
+        own = set(self.pro) | set(self.core) | set(self.epi) | set(self.extra) | ({self.head} if self.head else set())
+        return own | (self.prologue.members if self.prologue else set())
 
     def phase(self, node: Node) -> str | None:
         if node in self.pro or (node is self.head and node is not None):
+            return "pro"
+        if self.prologue is not None and node in self.prologue.members:
             return "pro"
         if node in self.core or node in self.extra:
             return "core"
@@ -83,7 +89,8 @@ class Group:
         return None
 
     def ops(self) -> list[str]:
-        return [ops.op_name(n) for n in ([self.head] if self.head else []) + self.pro + self.core + self.epi]
+        first = self.prologue.ops() if self.prologue else []
+        return first + [ops.op_name(n) for n in ([self.head] if self.head else []) + self.pro + self.core + self.epi]
 
 
 class Fuser:
@@ -258,9 +265,16 @@ class Fuser:
             if last is not None and sibling_matmul(self, last, node):
                 self._add(last, node, "core")
                 return
+            pro = last if last is not None and self.row_fusion and prologue_of(self, last, node) else None
+            if pro is not None:
+                self.groups.pop()
             out = shape_of(node)
             g = self._new("matmul", shape=out, numel=numel(out), out_numel=numel(out))
             self._add(g, node, "core")
+            if pro is not None:
+                g.prologue = pro
+                for n in pro.members:
+                    self.group_of[n] = g
             return
         g = self._new("fallback")
         self._add(g, node, "core")

@@ -116,3 +116,43 @@ def sibling_matmul(fuser: Any, g: Any, node: Node) -> bool:
     if shape_of(b1) != shape_of(b0) or b1.meta["val"].dtype != b0.meta["val"].dtype:
         return False
     return all(fuser._internal(g, t)[0] is None for t in tensor_args(node))
+
+
+PRO_MAX_K = 512   # the longest A row a matmul computes in its prologue (one [BLOCK_M, K] tile)
+
+
+def prologue_of(fuser: Any, g: Any, mm: Node) -> bool:
+    """Whether reduction group `g` can become the prologue of 2-D matmul `mm`: mm's A operand is
+    a per-element value of g whose rows are g's rows (reduced over A's last dim, K static and at
+    most PRO_MAX_K), mm's other operands come from elsewhere, and nothing but mm reads a value
+    of g (each program of the matmul recomputes its rows' statistics, so it stores nothing)."""
+    if g.kind != "reduction" or g.head is not None or ops.packet(mm) not in ("mm", "addmm"):
+        return False
+    a, _ = _a_b(mm)
+    root, chain = trace(a)
+    if fuser.group_of.get(root) is not g or g.phase(root) != "pro" or not all(order_keeping(v) for v in chain):
+        return False
+    if any(t is not a and fuser._internal(g, t)[0] is not None for t in tensor_args(mm)):
+        return False
+    sa = shape_of(a)
+    if len(sa) != 2 or is_symbolic(sa[1]) or pow2(int(sa[1])) > PRO_MAX_K or numel(sa) != g.numel:
+        return False
+    shape, dims = tuple(g.shape), tuple(g.dims)
+    big_red = [d for d in dims if shape[d] != 1]
+    big_kept = [d for d in range(len(shape)) if d not in dims and shape[d] != 1]
+    if big_kept and big_red and min(big_red) < max(big_kept):
+        return False
+    if any(is_symbolic(shape[d]) for d in dims) or numel([shape[d] for d in dims]) != int(sa[1]):
+        return False
+    members = g.members
+
+    def only_here(n: Any) -> bool:
+        for u in n.users:
+            if u is mm or u in members:
+                continue
+            if u.op == "call_function" and ops.packet(u) in ops.VIEW_OPS and only_here(u):
+                continue
+            return False
+        return True
+
+    return all(only_here(n) for n in members)

@@ -19,6 +19,7 @@ from kgen.core.generate.builtin.codegen import (
     output_params,
     store_all,
 )
+from kgen.core.generate.builtin.emit.rowmatmul import prologue_blocks, prologue_tile
 from kgen.core.generate.builtin.fusion import Group
 from kgen.core.generate.builtin.graph import operand, shape_of
 
@@ -39,12 +40,19 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     # each, so A is read once for all of them
     sibs = group.core[1:]
     bm, bn, bk, fit = dot_blocks(sched, M, N, Kd, a_node.meta["val"].element_size(), accumulators=1 + len(sibs))
+    pro = group.prologue
+    if pro is not None:
+        bk, fit = prologue_blocks(sched, bm, bn, Kd, a_node.meta["val"].element_size())
     k.constexprs.update(BLOCK_M=bm, BLOCK_N=bn, BLOCK_K=bk, GROUP_M=int(sched["GROUP_M"]))
     output_params(k, stored)
-    pa, pb = pyname(a_node), pyname(b_node)
-    k.params += ["a", "b", "sab", "sam", "sak", "sbb", "sbk", "sbn"]
-    k.launch += [pa, pb, f"{pa}.stride(0)" if batched else "0", f"{pa}.stride({-2})", f"{pa}.stride({-1})",
-                 f"{pb}.stride(0)" if batched else "0", f"{pb}.stride({-2})", f"{pb}.stride({-1})"]
+    pa, pb = pyname(a_node) if pro is None else "", pyname(b_node)
+    if pro is None:
+        k.params += ["a", "b", "sab", "sam", "sak", "sbb", "sbk", "sbn"]
+        k.launch += [pa, pb, f"{pa}.stride(0)" if batched else "0", f"{pa}.stride({-2})", f"{pa}.stride({-1})",
+                     f"{pb}.stride(0)" if batched else "0", f"{pb}.stride({-2})", f"{pb}.stride({-1})"]
+    else:
+        k.params += ["b", "sbb", "sbk", "sbn"]
+        k.launch += [pb, f"{pb}.stride(0)" if batched else "0", f"{pb}.stride({-2})", f"{pb}.stride({-1})"]
     for i, sib in enumerate(sibs, 1):
         ps = pyname(_operands(sib)[1])
         k.params += [f"b{i}", f"sbb{i}", f"sbk{i}", f"sbn{i}"]
@@ -62,7 +70,10 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit("rm = pm * BLOCK_M + tl.arange(0, BLOCK_M)")
     k.emit("rn = pn * BLOCK_N + tl.arange(0, BLOCK_N)")
     k.emit("rk = tl.arange(0, BLOCK_K)")
-    k.emit("a_ptrs = a + bid * sab + rm[:, None] * sam + rk[None, :] * sak")
+    if pro is None:
+        k.emit("a_ptrs = a + bid * sab + rm[:, None] * sam + rk[None, :] * sak")
+    else:
+        prologue_tile(k, pro, group, consts, pyname, M, Kd, a_node.meta["val"].dtype)
     k.emit("b_ptrs = b + bid * sbb + rk[:, None] * sbk + rn[None, :] * sbn")
     for i in range(1, 1 + len(sibs)):
         k.emit(f"b{i}_ptrs = b{i} + bid * sbb{i} + rk[:, None] * sbk{i} + rn[None, :] * sbn{i}")
@@ -70,13 +81,15 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     for i in range(1 + len(sibs)):
         k.emit(f"acc{i or ''} = tl.zeros([BLOCK_M, BLOCK_N], {'tl.float64' if fp64 else 'tl.float32'})")
     with k.block(f"for k0 in range(0, {Kd}, BLOCK_K):"):
-        k.emit(f"ta = tl.load(a_ptrs, mask=(rm[:, None] < {M}) & (rk[None, :] + k0 < {Kd}), other=0.0)")
+        if pro is None:
+            k.emit(f"ta = tl.load(a_ptrs, mask=(rm[:, None] < {M}) & (rk[None, :] + k0 < {Kd}), other=0.0)")
         precision = schedule.dot_precision(sched, node.meta["val"].dtype)
         for i in range(1 + len(sibs)):
             s = str(i) if i else ""
             k.emit(f"tb{s} = tl.load(b{s}_ptrs, mask=(rk[:, None] + k0 < {Kd}) & (rn[None, :] < {N}), other=0.0)")
             k.emit(f"acc{s} = tl.dot(ta, tb{s}, acc{s}{precision})")
-        k.emit("a_ptrs += BLOCK_K * sak")
+        if pro is None:
+            k.emit("a_ptrs += BLOCK_K * sak")
         for i in range(1 + len(sibs)):
             s = str(i) if i else ""
             k.emit(f"b{s}_ptrs += BLOCK_K * sbk{s}")

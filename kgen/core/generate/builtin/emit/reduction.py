@@ -307,10 +307,11 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
 
 
 def stages(k: Kernel, group: Group, writer: BodyWriter, stored: list[Node], base: Ctx, epi: Ctx,
-           whole: Ctx | None, K: Any) -> None:
+           whole: Ctx | None, K: Any) -> dict[Any, tuple[str, Any]]:
     """The group's stages over rows of K elements: per-element work, reductions and per-row
     epilogue, either on one register tile per row block (`whole`) or in sweeps over memory.
-    `base`/`epi` are the per-row contexts ([RBLOCK, 1] and [RBLOCK] row indices)."""
+    `base`/`epi` are the per-row contexts ([RBLOCK, 1] and [RBLOCK] row indices). Returns the
+    per-row values computed (node -> [RBLOCK] register)."""
     row_values: dict[Any, tuple[str, Any]] = {}
     stage = -1
     while stage + 1 < group.stages:
@@ -372,3 +373,4 @@ def stages(k: Kernel, group: Group, writer: BodyWriter, stored: list[Node], base
             row_values[node] = epi.values[node]
         store_all(epi, k, [n for n in group.core + group.extra + group.epi if n in done or n in rows_here], stored)
         stage = max(span)
+    return row_values

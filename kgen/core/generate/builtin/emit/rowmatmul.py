@@ -29,7 +29,7 @@ from kgen.core.generate.builtin.codegen import (
 )
 from kgen.core.generate.builtin.emit.reduction import stages
 from kgen.core.generate.builtin.fusion import Group
-from kgen.core.generate.builtin.graph import operand, shape_of
+from kgen.core.generate.builtin.graph import operand, shape_of, trace
 from kgen.core.generate.builtin.rowfuse import pow2
 
 KIND = "rowmatmul"
@@ -138,3 +138,48 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     finish_params(k, stored)
     grid = f"(triton.cdiv({M}, {bm}), {B})"
     return Launch(k, grid, stored, {"num_warps": fit["num_warps"], "num_stages": fit["num_stages"]})
+
+
+def prologue_blocks(sched: dict, bm: Any, bn: Any, Kd: Any, elem_bytes: int) -> tuple[int, dict]:
+    """BLOCK_K of a matmul whose A rows its prologue computes: the whole row (one K step), and
+    the schedule fitted to the target with it (only warps and stages can give)."""
+    bk = max(16, pow2(int(Kd)))
+
+    def upper(block: Any, knob: Any) -> int:
+        return int(knob) if isinstance(block, HostBlock) else int(block)
+
+    fit = schedule.fit_matmul(sched, upper(bm, sched["BLOCK_M"]), upper(bn, sched["BLOCK_N"]), bk, elem_bytes)
+    return bk, dict(fit, BLOCK_K=bk)
+
+
+def prologue_tile(k: Kernel, pro: Group, group: Group, consts: set[Node], pyname: Any, M: Any, Kd: Any,
+                  dtype: Any) -> None:
+    """`ta`, the [BLOCK_M, BLOCK_K] A tile of a matmul computed by its prologue reduction group
+    `pro` (rowfuse.prologue_of) for the program's rows `rm`: its stages run on one register tile
+    per row block (statistics, then the normalised values), nothing stored."""
+    k.emit("# the A tile: the prologue's rows, whole (BLOCK_K covers K)")
+    k.emit("rows1 = rm")
+    k.emit(f"rmask1 = rm < {M}")
+    k.emit("rows = rm[:, None]")
+    k.emit("rmask = rmask1[:, None]")
+    k.constexprs.update(RBLOCK=k.constexprs["BLOCK_M"], KBLOCK=k.constexprs["BLOCK_K"])
+    base = Ctx(k, "rmask", "rows")
+    epi = Ctx(k, "rmask1", "rows1")
+    whole = Ctx(k, "pmask", "flat", natural=pro.shape)
+    whole.emit("ks = tl.arange(0, KBLOCK)[None, :]")
+    whole.emit(f"kmask = ks < {Kd}")
+    whole.emit("pmask = rmask & kmask")
+    whole.dim_idx = row_space(whole, pro, "rows", list(pro.dims), "ks")
+    whole.lanes = (set(pro.dims), "kmask")
+    whole.row_mask = "rmask"
+    writer = BodyWriter(pro, consts, pyname)
+    rows_done = stages(k, pro, writer, [], base, epi, whole, Kd)
+    # the per-element values of the last stage (a normalised row) are the tile: computed here,
+    # where no stage has to sweep them
+    for n, (text, dtype) in rows_done.items():
+        whole.values.setdefault(n, (f"{text}[:, None]", dtype))
+    writer.nodes(whole, [n for n in pro.pro if n not in whole.values])
+    a_node = (operand(group.core[0], 1) if ops.packet(group.core[0]) == "addmm" else operand(group.core[0], 0))
+    root = trace(a_node)[0]
+    text, _ = whole.values[root]
+    k.emit(f"ta = tl.where(pmask, {text}, 0.0).to({ops.tl_type(dtype)})")
