@@ -274,3 +274,39 @@ def test_without_row_fusion_a_prologue_keeps_its_kernel():
     cand, ref, new = _run(source, "prenorm_off", schedule.normalise({"row_fusion": False}))
     assert not _prologue_ran(cand) and cand.params["groups"][0]["kind"] == "reduction"
     _check(ref, new, other)
+
+
+TOPK_TEMPLATE = '''
+import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        kth = torch.topk(x, 3, dim=-1).values{view}
+        return torch.where(x >= kth, x, torch.zeros_like(x))
+
+
+def get_inputs():
+    return [torch.randn(5, 10)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+
+@pytest.mark.parametrize("view", ["[:, -1:]", "[..., 2:3]", "[:, 2:]"])
+def test_a_top_k_threshold_read_through_whole_dim_slices_joins_the_sort(view):
+    import torch
+
+    source = TOPK_TEMPLATE.format(view=view)
+    cand = BuiltinGenerator().initial(task_from_source(source, "topk_mask"), 1)[0]
+    ns: dict = {"__name__": "kgen_topk_candidate"}
+    exec(compile(cand.source, "<candidate>", "exec"), ns)
+    ref_ns: dict = {"__name__": "kgen_topk_reference"}
+    exec(compile(source, "<reference>", "exec"), ref_ns)
+    assert [g["kind"] for g in cand.params["groups"]] == ["sort"]
+    for rows in (5, 8):
+        x = torch.randn(rows, 10)
+        torch.testing.assert_close(ns["ModelNew"]()(x), ref_ns["Model"]()(x))

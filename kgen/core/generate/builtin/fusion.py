@@ -356,6 +356,8 @@ class Fuser:
         """The position along the sorted dim that `view` reads, when `view` is one position of a sort
         group's output seen per row (a width-1 slice along that dim, maybe expanded), else None."""
         root, chain = trace(view)
+        # whole-dim slices (x[:, -1:] slices dim 0 from 0 to the end first) select nothing
+        chain = [v for v in chain if not _whole_slice(v)]
         if not chain or root not in g.extra or ops.packet(chain[-1]) != "slice":
             return None
         sl = chain[-1]
@@ -481,6 +483,19 @@ class Fuser:
                 return
         g = self._new(kind, numel=n, shape=shape, dims=dims, out_numel=out_numel)
         self._add(g, node, "core")
+
+
+def _whole_slice(v: Node) -> bool:
+    """A slice that keeps its dim whole (start 0, to the end or beyond, step 1)."""
+    if ops.packet(v) != "slice":
+        return False
+    start, end, step = arg(v, 2, default=0), arg(v, 3, default=None), arg(v, 4, default=1)
+    size = shape_of(operand(v, 0))[int(arg(v, 1, default=0)) % max(1, len(shape_of(v)))]
+    if start not in (0, None) or step not in (1, None) or isinstance(size, Node):
+        return False
+    if end is None or isinstance(end, int) and end >= 2 ** 62:
+        return True
+    return isinstance(end, int) and isinstance(size, int) and end >= size
 
 
 def build_groups(graph: Graph, fuse: bool = True, row_fusion: bool = True) -> tuple[list[Group], set[Node]]:
