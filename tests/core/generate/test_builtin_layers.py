@@ -93,7 +93,8 @@ def test_flat_to_coords_unravels_row_major_and_skips_unit_dims():
 
 
 def test_every_emitter_declares_its_kind_and_a_schedule_section():
-    assert set(EMITTERS) == {"pointwise", "reduction", "scan", "sort", "scatter", "matmul", "conv", "pool", "attention"}
+    assert set(EMITTERS) == {"pointwise", "reduction", "scan", "sort", "scatter", "matmul", "conv", "pool", "attention",
+                             "rowmatmul"}
     for kind, emitter in EMITTERS.items():
         assert emitter.KIND == kind and callable(emitter.emit)
         assert SECTION_OF_KIND[kind] in DEFAULT

@@ -336,7 +336,7 @@ def stored_nodes(group: Group, outputs: set[Node]) -> list[Node]:
         return False
 
     out = []
-    for n in group.pro + group.core + group.epi + group.extra:
+    for n in ([group.head] if group.head else []) + group.pro + group.core + group.epi + group.extra:
         val = n.meta.get("val")
         if isinstance(val, (list, tuple)):
             continue
@@ -435,11 +435,12 @@ class HostBlock(str):
     """A constexpr block size the host computes at launch from a symbolic size (clip_block)."""
 
 
-def dot_blocks(sched: dict, M: Any, N: Any, K: Any, elem_bytes: int) -> tuple[Any, Any, Any, dict]:
+def dot_blocks(sched: dict, M: Any, N: Any, K: Any, elem_bytes: int, accumulators: int = 1) -> tuple[Any, Any, Any, dict]:
     """BLOCK_M/N/K of a tl.dot tile over M x N x K, clipped to the problem (host-chosen where a
     size is symbolic), and the schedule fitted to the compile target (schedule.fit_matmul, which
     may lower num_warps' partner BLOCK_K). A host-chosen block is fitted at its largest value,
-    the schedule's knob, so the fit holds for every size it may take."""
+    the schedule's knob, so the fit holds for every size it may take. `accumulators` products
+    of one A tile (each with its own B tile) are fitted as one tile that many times as wide."""
     from kgen.core.generate.builtin import schedule
 
     bm = clip_block(sched["BLOCK_M"], M, floor=16, host=True)
@@ -449,7 +450,7 @@ def dot_blocks(sched: dict, M: Any, N: Any, K: Any, elem_bytes: int) -> tuple[An
     def upper(block: Any, knob: Any) -> int:
         return int(knob) if isinstance(block, HostBlock) else int(block)
 
-    fit = schedule.fit_matmul(sched, upper(bm, sched["BLOCK_M"]), upper(bn, sched["BLOCK_N"]),
+    fit = schedule.fit_matmul(sched, upper(bm, sched["BLOCK_M"]), upper(bn, sched["BLOCK_N"]) * accumulators,
                               upper(bk, sched["BLOCK_K"]), elem_bytes)
     if fit["BLOCK_K"] != upper(bk, sched["BLOCK_K"]):
         bk = clip_block(fit["BLOCK_K"], K, floor=16, host=True)

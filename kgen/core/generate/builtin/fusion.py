@@ -42,6 +42,7 @@ from kgen.core.generate.builtin.legality import (
     window_pool,
 )
 from kgen.core.generate.builtin.positions import same_positions
+from kgen.core.generate.builtin.rowfuse import prologue_of, row_owning, sibling_matmul, to_row_matmul
 from kgen.core.generate.builtin.sizes import sized
 
 # most output pixels per image a conv reduces over in its epilogue (Fuser._spatial_reduce)
@@ -80,6 +81,12 @@ class Group:
     # conv groups only, once a non-overlapping pool joined (core[1]): epi[:pooled] runs per conv
     # output inside the pool window loop, epi[pooled:] per pooled output
     pooled: int = -1
+    # rowmatmul groups (rowfuse.py): the matmul whose output tile, holding whole rows, is the
+    # element space of the group's reductions (a per-element value at stage 0, like a prologue)
+    head: Node | None = None
+    # matmul groups: a reduction group computing the A operand's rows in the matmul (a layer
+    # norm before a linear layer; rowfuse.prologue_of), whose values nothing else reads
+    prologue: Group | None = None
 
     @property
     def stages(self) -> int:
@@ -87,10 +94,13 @@ class Group:
 
     @property
     def members(self) -> set[Node]:
-        return set(self.pro) | set(self.core) | set(self.epi) | set(self.extra)
+        own = set(self.pro) | set(self.core) | set(self.epi) | set(self.extra) | ({self.head} if self.head else set())
+        return own | (self.prologue.members if self.prologue else set())
 
     def phase(self, node: Node) -> str | None:
-        if node in self.pro:
+        if node in self.pro or (node is self.head and node is not None):
+            return "pro"
+        if self.prologue is not None and node in self.prologue.members:
             return "pro"
         if node in self.core or node in self.extra:
             return "core"
@@ -99,7 +109,8 @@ class Group:
         return None
 
     def ops(self) -> list[str]:
-        return [ops.op_name(n) for n in self.pro + self.core + self.epi]
+        first = self.prologue.ops() if self.prologue else []
+        return first + [ops.op_name(n) for n in ([self.head] if self.head else []) + self.pro + self.core + self.epi]
 
 
 class Fuser:
@@ -284,9 +295,19 @@ class Fuser:
             self._add(g, node, "core")
             return
         if matmul_ok(node):
+            if last is not None and sibling_matmul(self, last, node):
+                self._add(last, node, "core")
+                return
+            pro = last if last is not None and self.row_fusion and prologue_of(self, last, node) else None
+            if pro is not None:
+                self.groups.pop()
             out = shape_of(node)
             g = self._new("matmul", shape=out, numel=numel(out), out_numel=numel(out))
             self._add(g, node, "core")
+            if pro is not None:
+                g.prologue = pro
+                for n in pro.members:
+                    self.group_of[n] = g
             return
         g = self._new("fallback")
         self._add(g, node, "core")
@@ -403,7 +424,7 @@ class Fuser:
 
     def _pointwise_phase(self, g: Group, node: Node) -> tuple[str, int] | None:
         """(phase, stage) for a pointwise node joining g, or None when it cannot."""
-        if g.kind == "reduction":
+        if g.kind in ("reduction", "rowmatmul"):
             return self._reduction_phase(g, node)
         if g.kind == "sort":
             return self._sort_phase(g, node)
@@ -461,6 +482,8 @@ class Fuser:
         """The position along the sorted dim that `view` reads, when `view` is one position of a sort
         group's output seen per row (a width-1 slice along that dim, maybe expanded), else None."""
         root, chain = trace(view)
+        # whole-dim slices (x[:, -1:] slices dim 0 from 0 to the end first) select nothing
+        chain = [v for v in chain if not _whole_slice(v)]
         if not chain or root not in g.extra or ops.packet(chain[-1]) != "slice":
             return None
         sl = chain[-1]
@@ -618,6 +641,9 @@ class Fuser:
         shape = shape_of(x)
         n = numel(shape)
         out_numel = n if kind == "scan" else numel([s for i, s in enumerate(shape) if i not in dims])
+        if last is not None and kind == "reduction" and self.row_fusion and row_owning(self, last, x, dims):
+            to_row_matmul(self, last, x, dims, node)
+            return
         if last is not None:
             phase, keeps = self._internal(last, x)
             ok_input = phase is None or (phase == "pro" and keeps)
@@ -625,7 +651,7 @@ class Fuser:
                 last.kind, last.shape, last.dims, last.out_numel = kind, shape, dims, out_numel
                 self._add(last, node, "core")
                 return
-            if (ok_input and kind == "reduction" and last.kind == "reduction" and last.shape == shape
+            if (ok_input and kind == "reduction" and last.kind in ("reduction", "rowmatmul") and last.shape == shape
                     and last.dims == dims and (self.row_fusion or not last.epi)):
                 root, _ = trace(x)
                 self._add(last, node, "core", last.stage_of.get(root, 0) if phase else 0)
@@ -646,6 +672,19 @@ def _value_readers(node: Node) -> list[Any]:
             else:
                 out.append(u)
     return out
+
+
+def _whole_slice(v: Node) -> bool:
+    """A slice that keeps its dim whole (start 0, to the end or beyond, step 1)."""
+    if ops.packet(v) != "slice":
+        return False
+    start, end, step = arg(v, 2, default=0), arg(v, 3, default=None), arg(v, 4, default=1)
+    size = shape_of(operand(v, 0))[int(arg(v, 1, default=0)) % max(1, len(shape_of(v)))]
+    if start not in (0, None) or step not in (1, None) or isinstance(size, Node):
+        return False
+    if end is None or isinstance(end, int) and end >= 2 ** 62:
+        return True
+    return isinstance(end, int) and isinstance(size, int) and end >= size
 
 
 def build_groups(graph: Graph, fuse: bool = True, row_fusion: bool = True) -> tuple[list[Group], set[Node]]:

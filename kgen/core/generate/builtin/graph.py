@@ -47,7 +47,22 @@ def order_keeping(view: Node) -> bool:
         return True
     if name in ("expand", "broadcast_in_dim"):
         return numel(shape_of(view)) == numel(shape_of(operand(view, 0)))
+    if name == "as_strided":
+        return _dense_restride(view)
     return False
+
+
+def _dense_restride(view: Node) -> bool:
+    """An as_strided that reads all of a contiguous source at offset 0 with contiguous strides
+    (group norm's decomposition reshapes its result back so): a plain reshape."""
+    src = operand(view, 0)
+    val, sval = view.meta.get("val"), src.meta.get("val")
+    if val is None or sval is None or not sval.is_contiguous() or sval.storage_offset() != 0:
+        return False
+    offset = view.args[3] if len(view.args) > 3 else view.kwargs.get("storage_offset", 0)
+    if offset not in (0, None) or numel(shape_of(view)) != numel(shape_of(src)):
+        return False
+    return bool(val.is_contiguous()) and val.storage_offset() == 0
 
 
 def tensor_args(node: Node) -> list[Node]:

@@ -15,7 +15,18 @@ from typing import Any, Protocol
 from torch.fx import Node
 
 from kgen.core.generate.builtin.codegen import Launch
-from kgen.core.generate.builtin.emit import attention, conv, matmul, pointwise, pool, reduction, scan, scatter, sort
+from kgen.core.generate.builtin.emit import (
+    attention,
+    conv,
+    matmul,
+    pointwise,
+    pool,
+    reduction,
+    rowmatmul,
+    scan,
+    scatter,
+    sort,
+)
 from kgen.core.generate.builtin.fusion import Group
 
 
@@ -32,7 +43,8 @@ class Emitter(Protocol):
         ...
 
 
-_MODULES: tuple[ModuleType, ...] = (pointwise, reduction, scan, sort, scatter, matmul, conv, pool, attention)
+_MODULES: tuple[ModuleType, ...] = (pointwise, reduction, scan, sort, scatter, matmul, conv, pool, attention,
+                                     rowmatmul)
 EMITTERS: dict[str, Emitter] = {m.KIND: m for m in _MODULES}  # type: ignore[misc]
 SECTION_OF_KIND: dict[str, str] = {m.KIND: m.SECTION for m in _MODULES}
 

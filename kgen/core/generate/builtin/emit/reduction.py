@@ -294,7 +294,6 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit(f"rmask1 = rows1 < {R}")
     base = Ctx(k, "rmask", "rows")
     epi = Ctx(k, "rmask1", "rows1")
-    row_values: dict[Any, tuple[str, Any]] = {}
     # the row fits one block: every stage works on the same registers (one read per element,
     # statistics and the normalise pass included), instead of one sweep over memory per stage
     whole: Ctx | None = None
@@ -306,6 +305,18 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
         whole.dim_idx = row_space(whole, group, "rows", list(group.dims), "ks")
         whole.lanes = (set(group.dims), "kmask")
         whole.row_mask = "rmask"
+    stages(k, group, writer, stored, base, epi, whole, K)
+    finish_params(k, stored)
+    return Launch(k, f"(triton.cdiv({R}, {rb}),)", stored, {"num_warps": sched["num_warps"]})
+
+
+def stages(k: Kernel, group: Group, writer: BodyWriter, stored: list[Node], base: Ctx, epi: Ctx,
+           whole: Ctx | None, K: Any) -> dict[Any, tuple[str, Any]]:
+    """The group's stages over rows of K elements: per-element work, reductions and per-row
+    epilogue, either on one register tile per row block (`whole`) or in sweeps over memory.
+    `base`/`epi` are the per-row contexts ([RBLOCK, 1] and [RBLOCK] row indices). Returns the
+    per-row values computed (node -> [RBLOCK] register)."""
+    row_values: dict[Any, tuple[str, Any]] = {}
     stage = -1
     while stage + 1 < group.stages:
         stage += 1
@@ -366,5 +377,4 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
             row_values[node] = epi.values[node]
         store_all(epi, k, [n for n in group.core + group.extra + group.epi if n in done or n in rows_here], stored)
         stage = max(span)
-    finish_params(k, stored)
-    return Launch(k, f"(triton.cdiv({R}, {rb}),)", stored, {"num_warps": sched["num_warps"]})
+    return row_values
