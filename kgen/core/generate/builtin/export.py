@@ -504,8 +504,9 @@ def _max_pool1d_as_2d(func: Any, args: tuple, kwargs: dict) -> Any:
         return NotImplemented
     indices = bool(bound.get("return_indices", False)) or func in (torch.max_pool1d_with_indices,
                                                                    F.max_pool1d_with_indices)
-    out = F.max_pool2d(x.unsqueeze(-2), (1, k), (1, s), (0, p), (1, d),
-                       ceil_mode=bool(bound.get("ceil_mode", False)), return_indices=indices)
+    pool2d: Any = F.max_pool2d   # (its overloads key on a literal return_indices)
+    out = pool2d(x.unsqueeze(-2), (1, k), (1, s), (0, p), (1, d),
+                 ceil_mode=bool(bound.get("ceil_mode", False)), return_indices=indices)
     if indices:
         return out[0].squeeze(-2), out[1].squeeze(-2)
     return out.squeeze(-2)
