@@ -201,7 +201,9 @@ def main() -> None:
         "work while measuring, so compare the ratios, not the absolute seconds.\n\n"
         "The sandbox's set-up per run is the namespaces (the PID namespace's init is a posix_spawned\n"
         "`sleep`, the run one more fork of the runner), a private /tmp and /proc, Landlock and seccomp.\n"
-        "Every verify() also drives its timed calls from outside the run (kgen.core.verify.timing).\n")
+        "Every verify() also drives its timed calls from outside the run (kgen.core.verify.timing).\n"
+        "Its fresh-seed trial comes from a stock that one reference run fills with up to 8 trials\n"
+        "(harness._fresh_trials), so most warm verifications run no reference at all.\n")
     print(json.dumps(result, indent=2))
 
 
