@@ -134,7 +134,7 @@ def test_no_module_imports_another_modules_private_names():
 def test_the_builtin_generator_layers_import_only_downward():
     """ops < graph < legality < fusion < indexing < codegen < emit < module < the generator."""
     order = ["sizes", "ops", "rewrite", "prelude", "schedule", "graph", "export", "legality", "strided", "positions",
-             "attention_match", "inline", "fusion",
+             "attention_match", "inline", "rowfuse", "convfuse", "fusion",
              "indexing", "codegen", "emit", "tidy", "module", ""]
     prefix = "kgen.core.generate.builtin"
 

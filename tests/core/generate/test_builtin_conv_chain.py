@@ -1,5 +1,5 @@
 """A 1x1 conv fed by a cheap conv (depthwise-separable blocks) in one kernel
-(fusion.Fuser._pointwise_conv, emit/conv_chain.py); any other pair keeps two kernels."""
+(convfuse.pointwise_conv, emit/conv_chain.py); any other pair keeps two kernels."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A pool whose windows do not overlap, after a conv and its epilogue, is the conv kernel's own
-epilogue (fusion.Fuser._pool_epilogue, emit/conv.py): one launch, the conv output never in
+epilogue (convfuse.pool_epilogue, emit/conv.py): one launch, the conv output never in
 memory; every other pool keeps its own kernel."""
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from torch.fx import Graph, Node
 
 from kgen.core.generate.builtin import ops
 from kgen.core.generate.builtin.attention_match import AttentionMatch, find_attention, operand_copies
+from kgen.core.generate.builtin.convfuse import pointwise_conv, pool_epilogue, spatial_reduce
 from kgen.core.generate.builtin.graph import (
     arg,
     broadcasts_to,
@@ -34,22 +35,14 @@ from kgen.core.generate.builtin.legality import (
     index_ok,
     matmul_ok,
     pool_params,
-    pool_window_dims,
     reduction_spec,
     scan_spec,
     scatter_spec,
     sort_spec,
-    window_pool,
 )
 from kgen.core.generate.builtin.positions import same_positions
 from kgen.core.generate.builtin.rowfuse import prologue_of, row_owning, sibling_matmul, to_row_matmul
 from kgen.core.generate.builtin.sizes import sized
-
-# most output pixels per image a conv reduces over in its epilogue (Fuser._spatial_reduce)
-SPATIAL_REDUCE_MAX = 256
-# most multiply-adds per output of a conv whose output a following 1x1 conv computes where it
-# reads it (Fuser._pointwise_conv): recomputed once per column tile of the 1x1 conv
-CHAIN_FIRST_MAX = 32
 
 
 @dataclass
@@ -251,7 +244,7 @@ class Fuser:
                 self._add(g, node, "pro")
             return
         spec = reduction_spec(node)
-        if spec is not None and last is not None and last.kind == "conv" and self._spatial_reduce(last, node, spec):
+        if spec is not None and last is not None and last.kind == "conv" and spatial_reduce(self, last, node, spec):
             return
         if spec is not None:
             x, dims, _ = spec
@@ -272,7 +265,7 @@ class Fuser:
         if ospec is not None:
             self._place_reduction(last, node, "sort", ospec["x"], (ospec["dim"],))
             return
-        if last is not None and last.kind == "conv" and self._pool_epilogue(last, node):
+        if last is not None and last.kind == "conv" and pool_epilogue(self, last, node):
             return
         if pool_params(node) is not None:
             val = node.meta["val"]
@@ -287,7 +280,7 @@ class Fuser:
             for c in (c for c, reader in self.copies.items() if reader is node):
                 self._add(g, c, "extra")
             return
-        if conv_ok(node) and last is not None and last.kind == "conv" and self._pointwise_conv(last, node):
+        if conv_ok(node) and last is not None and last.kind == "conv" and pointwise_conv(self, last, node):
             return
         if conv_ok(node):
             out = shape_of(node)
@@ -311,99 +304,6 @@ class Fuser:
             return
         g = self._new("fallback")
         self._add(g, node, "core")
-
-    def _pool_epilogue(self, g: Group, node: Node) -> bool:
-        """A pool whose windows do not overlap (legality.window_pool) over all spatial dims of a
-        conv group's output: the conv kernel iterates over pooled positions and reduces the conv
-        outputs of each window in registers (emit/conv.py), so the conv output never goes through
-        memory. Only when nothing else reads a value of the group at the conv's positions (the
-        positions outside every window are never computed). Places the node and returns True."""
-        spec = window_pool(node)
-        if spec is None or g.pooled >= 0 or len(g.core) != 1 or bool(g.core[0].args[6]):
-            return False   # (a transposed conv's stride phases are not pooled)
-        x = node.args[0]
-        if not isinstance(x, Node) or pool_window_dims(shape_of(g.core[0]), shape_of(x), spec["kernel"]) is None:
-            return False
-        phase, keeps = self._internal(g, x)
-        if phase not in ("core", "epi") or not keeps:
-            return False
-        members = g.members
-        for m in members:
-            if any(u is not node and u not in members for u in _value_readers(m)):
-                return False
-        # a max pool's indices name conv positions: only its values may be read
-        val = node.meta["val"]
-        if isinstance(val, (list, tuple)) and any(
-                ops.packet(u) != "getitem" or (u.args[1] != 0 and u.users) for u in node.users):
-            return False
-        out = tuple(sized(s) for s in (val[0] if isinstance(val, (list, tuple)) else val).shape)
-        self._add(g, node, "core")
-        g.pooled = len(g.epi)
-        g.shape, g.numel, g.out_numel = out, numel(out), numel(out)
-        return True
-
-    def _spatial_reduce(self, g: Group, node: Node, spec: tuple) -> bool:
-        """A sum/mean/amax/amin over every spatial dim of a conv group's output (a global pool,
-        conv + activation + mean): one conv program owns all output pixels of an image for a tile
-        of channels and reduces them in its epilogue (emit/conv.py), so the conv output never goes
-        through memory. Only when nothing else reads a value of the group at the conv's
-        positions. Places the node and returns True."""
-        x, dims, _ = spec
-        if ops.packet(node) not in ("sum", "mean", "amax", "amin") or node.kwargs.get("dtype") is not None:
-            return False
-        if g.pooled >= 0 or len(g.core) != 1 or bool(g.core[0].args[6]) or not isinstance(x, Node):
-            return False   # (a transposed conv's stride phases split an image's pixels)
-        conv = shape_of(g.core[0])
-        if shape_of(x) != conv or dims != tuple(range(2, len(conv))):
-            return False
-        # an image's pixels are one program's row loop: only while they fit a few row tiles, so the
-        # grid keeps the unfused conv's parallelism. Either plan is right for every size, so the
-        # traced size decides, without a guard
-        spatial = int(getattr(numel(conv[2:]), "hint", numel(conv[2:])))
-        if spatial == 1 or spatial > SPATIAL_REDUCE_MAX:
-            return False
-        phase, keeps = self._internal(g, x)
-        if phase not in ("core", "epi") or not keeps:
-            return False
-        members = g.members
-        for m in members:
-            if any(u is not node and u not in members for u in _value_readers(m)):
-                return False
-        out = shape_of(node)
-        self._add(g, node, "core")
-        g.pooled = len(g.epi)
-        g.shape, g.numel, g.out_numel = out, numel(out), numel(out)
-        return True
-
-    def _pointwise_conv(self, g: Group, node: Node) -> bool:
-        """A 1x1 conv (stride 1, no padding, one group) reading a conv group's output whose
-        per-output work is a few multiply-adds (a depthwise conv): one kernel computes the first
-        conv's output tiles where the 1x1 conv's GEMM reads them (emit/conv_chain.py). Only when
-        nothing else reads a value of the group. Places the node and returns True."""
-        if g.pooled >= 0 or len(g.core) != 1 or bool(g.core[0].args[6]) or bool(node.args[6]):
-            return False
-        first = g.core[0]
-        x, ws = node.args[0], shape_of(operand(node, 1))
-        if int(arg(node, 8)) != 1 or any(int(s) != 1 for s in ws[2:]) or any(int(s) != 1 for s in arg(node, 3)) \
-                or any(int(p) != 0 for p in arg(node, 4)) or any(int(o) != 0 for o in (arg(node, 7) or [])):
-            return False
-        if not isinstance(x, Node) or shape_of(x) != shape_of(first) or x.meta["val"].dtype != first.meta["val"].dtype:
-            return False
-        fw = shape_of(operand(first, 1))
-        if numel(fw[1:]) > CHAIN_FIRST_MAX:
-            return False
-        phase, keeps = self._internal(g, x)
-        if phase not in ("core", "epi") or not keeps:
-            return False
-        members = g.members
-        for m in members:
-            if any(u is not node and u not in members for u in _value_readers(m)):
-                return False
-        self._add(g, node, "core")
-        g.pooled = len(g.epi)
-        out = shape_of(node)
-        g.shape, g.numel, g.out_numel = out, numel(out), numel(out)
-        return True
 
     def _flip_store(self, g: Group, node: Node) -> bool:
         """Whether `node` flips a value the scan group computes at the group's own shape, so the
@@ -658,20 +558,6 @@ class Fuser:
                 return
         g = self._new(kind, numel=n, shape=shape, dims=dims, out_numel=out_numel)
         self._add(g, node, "core")
-
-
-def _value_readers(node: Node) -> list[Any]:
-    """The nodes reading `node` through any chain of views (the graph's output node included)."""
-    out: list[Any] = []
-    todo = [node]
-    while todo:
-        n = todo.pop()
-        for u in n.users:
-            if u.op == "call_function" and ops.packet(u) in ops.VIEW_OPS:
-                todo.append(u)
-            else:
-                out.append(u)
-    return out
 
 
 def _whole_slice(v: Node) -> bool:

@@ -196,7 +196,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
 
 
 # --- a non-overlapping pool as the epilogue ---------------------------------------------------
-# (fusion.Fuser._pool_epilogue) Rows of the GEMM are pooled output pixels; the program runs the
+# (convfuse.pool_epilogue) Rows of the GEMM are pooled output pixels; the program runs the
 # conv once per window tap (its output position p * kernel + tap), applies the epilogue before the
 # pool, and folds it into a register per pooled output (max, propagating NaN like torch, or a sum
 # divided once at the end). Conv outputs outside every window (floor mode) are never computed.
@@ -262,7 +262,7 @@ def _pool_window(k: Kernel, ctx: Ctx, writer: BodyWriter, group: Group, pool: di
 
 
 # --- a reduction over every spatial dim as the epilogue -----------------------------------------
-# (fusion.Fuser._spatial_reduce) One program owns one image and a tile of output channels: it
+# (convfuse.spatial_reduce) One program owns one image and a tile of output channels: it
 # loops over the image's output pixels in row tiles, runs the epilogue before the reduction on
 # each and folds it into a [BLOCK_N] register; the conv output never goes through memory.
 

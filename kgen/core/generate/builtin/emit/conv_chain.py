@@ -1,5 +1,5 @@
 """A 1x1 convolution fed by a cheap conv (a depthwise conv: depthwise-separable blocks) in one
-kernel (fusion.Fuser._pointwise_conv).
+kernel (convfuse.pointwise_conv).
 
 The 1x1 conv is a GEMM over the first conv's channels: rows are output pixels, columns its output
 channels. Its A operand, a [BLOCK_M, BLOCK_K] tile of the first conv's output (pixels x channels),
