@@ -125,8 +125,8 @@ import torch.nn as nn
 class Model(nn.Module):
     def __init__(self):
         super().__init__()
-        self.fc = nn.Linear(6, 12)
-        self.gn = nn.GroupNorm(4, 12)
+        self.fc = nn.Linear(6, 520)
+        self.gn = nn.GroupNorm(4, 520)
 
     def forward(self, x):
         y = self.gn(self.fc(x))
@@ -144,6 +144,8 @@ def get_init_inputs():
 
 def test_group_norm_after_a_matmul_is_one_more_kernel():
     """Group norm of a linear layer's [B, F] output (no spatial dims: each group's channels are
-    its whole row): the matmul, then one kernel for statistics, scale, shift and swish."""
+    its whole row), rows wider than a row-owning matmul takes (rowfuse.ROW_MAX_N; narrower ones
+    are one rowmatmul kernel, test_builtin_rowmatmul.py): the matmul, then one kernel for
+    statistics, scale, shift and swish."""
     cand = _check(LINEAR_GN, [(5, 6), (7, 6)])
     assert [g["kind"] for g in cand.params["groups"]] == ["matmul", "reduction"], cand.params["groups"]
