@@ -296,15 +296,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     epi = Ctx(k, "rmask1", "rows1")
     # the row fits one block: every stage works on the same registers (one read per element,
     # statistics and the normalise pass included), instead of one sweep over memory per stage
-    whole: Ctx | None = None
-    if kb >= K:
-        whole = Ctx(k, "mask", "flat", natural=group.shape)
-        whole.emit("ks = tl.arange(0, KBLOCK)[None, :]")
-        whole.emit(f"kmask = ks < {K}")
-        whole.emit("mask = rmask & kmask")
-        whole.dim_idx = row_space(whole, group, "rows", list(group.dims), "ks")
-        whole.lanes = (set(group.dims), "kmask")
-        whole.row_mask = "rmask"
+    whole = whole_rows(k, group, K) if kb >= K else None
     stages(k, group, writer, stored, base, epi, whole, K)
     finish_params(k, stored)
     return Launch(k, f"(triton.cdiv({R}, {rb}),)", stored, {"num_warps": sched["num_warps"]})
@@ -378,3 +370,17 @@ def stages(k: Kernel, group: Group, writer: BodyWriter, stored: list[Node], base
         store_all(epi, k, [n for n in group.core + group.extra + group.epi if n in done or n in rows_here], stored)
         stage = max(span)
     return row_values
+
+
+def whole_rows(k: Kernel, group: Group, width: Any, mask: str = "mask") -> Ctx:
+    """The context of rows held whole in one block (`rows`, `rmask` already emitted): lanes `ks`
+    over the reduced dims, `kmask` off the row's `width`, `mask` both; every stage then works
+    on the same registers."""
+    whole = Ctx(k, mask, "flat", natural=group.shape)
+    whole.emit("ks = tl.arange(0, KBLOCK)[None, :]")
+    whole.emit(f"kmask = ks < {width}")
+    whole.emit(f"{mask} = rmask & kmask")
+    whole.dim_idx = row_space(whole, group, "rows", list(group.dims), "ks")
+    whole.lanes = (set(group.dims), "kmask")
+    whole.row_mask = "rmask"
+    return whole

@@ -24,10 +24,9 @@ from kgen.core.generate.builtin.codegen import (
     clip_block,
     finish_params,
     output_params,
-    row_space,
     store_all,
 )
-from kgen.core.generate.builtin.emit.reduction import stages
+from kgen.core.generate.builtin.emit.reduction import stages, whole_rows
 from kgen.core.generate.builtin.fusion import Group
 from kgen.core.generate.builtin.graph import operand, shape_of, trace
 from kgen.core.generate.builtin.rowfuse import pow2
@@ -114,13 +113,7 @@ def emit(group: Group, name: str, sched: dict, consts: set[Node], pyname: Any, s
     k.emit("rmask = rmask1[:, None]")
     base = Ctx(k, "rmask", "rows")
     epi = Ctx(k, "rmask1", "rows1")
-    whole = Ctx(k, "mask", "flat", natural=group.shape)
-    whole.emit("ks = tl.arange(0, KBLOCK)[None, :]")
-    whole.emit(f"kmask = ks < {C}")
-    whole.emit("mask = rmask & kmask")
-    whole.dim_idx = row_space(whole, group, "rows", list(group.dims), "ks")
-    whole.lanes = (set(group.dims), "kmask")
-    whole.row_mask = "rmask"
+    whole = whole_rows(k, group, C)
     writer = BodyWriter(group, consts, pyname)
     out_dtype = node.meta["val"].dtype
     if kind == "addmm":
@@ -165,13 +158,7 @@ def prologue_tile(k: Kernel, pro: Group, group: Group, consts: set[Node], pyname
     k.constexprs.update(RBLOCK=k.constexprs["BLOCK_M"], KBLOCK=k.constexprs["BLOCK_K"])
     base = Ctx(k, "rmask", "rows")
     epi = Ctx(k, "rmask1", "rows1")
-    whole = Ctx(k, "pmask", "flat", natural=pro.shape)
-    whole.emit("ks = tl.arange(0, KBLOCK)[None, :]")
-    whole.emit(f"kmask = ks < {Kd}")
-    whole.emit("pmask = rmask & kmask")
-    whole.dim_idx = row_space(whole, pro, "rows", list(pro.dims), "ks")
-    whole.lanes = (set(pro.dims), "kmask")
-    whole.row_mask = "rmask"
+    whole = whole_rows(k, pro, Kd, mask="pmask")
     writer = BodyWriter(pro, consts, pyname)
     rows_done = stages(k, pro, writer, [], base, epi, whole, Kd)
     # the per-element values of the last stage (a normalised row) are the tile: computed here,
